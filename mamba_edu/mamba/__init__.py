@@ -1,0 +1,1 @@
+"""The Mamba block and a small Mamba language model (lesson 4)."""

@@ -1,0 +1,77 @@
+"""The one pattern every explorer follows: controls on top, a live figure below.
+
+``Explorer(controls, fig, update)`` calls ``update(fig, **values)`` once and then whenever
+a control changes; ``update`` must set new data on the figure's existing artists
+(``set_data``/``set_ydata``/``set_offsets``), never rebuild the figure. Under ipympl
+(``%matplotlib widget``) the figure's canvas is itself a widget; under any other backend
+(Agg in tests, inline) the figure is shown as a PNG in an ``Output`` that is refreshed.
+"""
+
+import ipywidgets as W
+import matplotlib.pyplot as plt
+
+
+def live_figure(figsize=(10, 3.2)):
+    """A pyplot figure for an explorer, created without being displayed by pyplot."""
+    with plt.ioff():
+        fig = plt.figure(figsize=figsize, layout="constrained")
+    return fig
+
+
+def _is_widget_canvas(fig) -> bool:
+    return isinstance(fig.canvas, W.DOMWidget)
+
+
+class Explorer(W.VBox):
+    """Controls (name -> widget) that redraw a figure in place.
+
+    Attributes
+    ----------
+    controls : dict[str, ipywidgets.Widget]
+        The sliders/selectors by name; tests set ``explorer.controls[name].value``.
+    fig : matplotlib.figure.Figure
+        The live figure; its artists are in ``fig.mamba_artists``.
+    redraws : int
+        How many times ``update`` ran (1 after construction).
+    """
+
+    def __init__(self, controls, fig, update, title=None):
+        self.controls = dict(controls)
+        self.fig = fig
+        self._update = update
+        self.redraws = 0
+        if _is_widget_canvas(fig):
+            fig.canvas.header_visible = False
+            fig.canvas.footer_visible = False
+            fig.canvas.toolbar_visible = False
+            fig.canvas.resizable = False
+            self._view = fig.canvas
+        else:
+            self._view = W.Output()
+        children = [W.HTML(f"<b>{title}</b>")] if title else []
+        children += [W.HBox(list(self.controls.values()), layout=W.Layout(flex_flow="row wrap")), self._view]
+        super().__init__(children)
+        for widget in self.controls.values():
+            widget.observe(self._on_change, names="value")
+        self.refresh()
+
+    def values(self) -> dict:
+        return {name: widget.value for name, widget in self.controls.items()}
+
+    def _on_change(self, change):
+        self.refresh()
+
+    def refresh(self):
+        """Run ``update`` with the current control values and redraw."""
+        self._update(self.fig, **self.values())
+        self.redraws += 1
+        if _is_widget_canvas(self.fig):
+            self.fig.canvas.draw_idle()
+        else:
+            from IPython.display import display
+
+            from mamba_edu.plot.base import show_static
+
+            self._view.clear_output(wait=True)
+            with self._view:
+                display(show_static(self.fig))

@@ -1,0 +1,60 @@
+"""The package metadata: pyproject and environment.yml agree; the API table resolves; the CLI works."""
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import mamba_edu
+from mamba_edu import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+# conda spells some packages differently from PyPI
+CONDA_NAME = {"torch": "pytorch"}
+
+
+def _core_packages():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return {re.split(r"[<>=!~ ;\[]", d, maxsplit=1)[0].lower() for d in deps}
+
+
+def _conda_packages():
+    names = set()
+    for line in (ROOT / "environment.yml").read_text().splitlines():
+        m = re.match(r"^\s{2}- ([A-Za-z0-9_.-]+)\s*(?:[<>=].*)?$", line)
+        if m:
+            names.add(m.group(1).lower())
+    return names
+
+
+def test_environment_yml_names_the_core_packages():
+    conda = _conda_packages()
+    missing = {p for p in _core_packages() if CONDA_NAME.get(p, p) not in conda}
+    assert not missing, f"environment.yml lacks {sorted(missing)} (listed in pyproject.toml)"
+    assert "cpuonly" in conda, "environment.yml should pin the CPU build of pytorch"
+
+
+def test_public_api_names_resolve_where_implemented():
+    for name in mamba_edu.__all__:
+        assert callable(getattr(mamba_edu, name)), name
+
+
+def test_import_is_light():
+    code = "import sys, mamba_edu; print('torch' in sys.modules, 'cupy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_cli_check_reports_versions_gpu_and_lessons(capsys):
+    assert cli.main(["check"]) == 0
+    out = capsys.readouterr().out
+    for word in ["numpy", "torch", "gpu", "lessons", "01_continuous_lti.ipynb"]:
+        assert word in out
+
+
+def test_lab_command_binds_localhost_and_keeps_token():
+    cmd = cli.lab_command(port=8899, no_browser=True)
+    assert "--ip=127.0.0.1" in cmd and "--port=8899" in cmd
+    assert not any("token" in part for part in cmd)  # Jupyter's own token stays on
+    assert any(part.startswith("--notebook-dir=") and part.endswith("lessons") for part in cmd)
