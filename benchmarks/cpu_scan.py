@@ -1,0 +1,227 @@
+"""CPU selective scan: our fused numba kernel vs mambapy's parallel scan vs the torch reference.
+
+Reproduce (idle machine, 2 threads, the issue's target shape and the scaling in l and d)::
+
+    .venv/bin/python benchmarks/cpu_scan.py                 # full run, writes benchmarks/results/cpu_scan.json
+    .venv/bin/python benchmarks/cpu_scan.py --quick         # smoke run: small shapes, one repeat
+
+Every row times the same computation, y = selective scan(u, Δ, A, B, C, D) in float32, forward
+(under ``torch.no_grad``) and forward+backward (``out.backward(grad)`` into every input):
+
+* ``numba``   :func:`mamba_edu.scans.cpu.selective_scan_cpu` (ours);
+* ``mambapy`` ``mambapy.pscan.pscan`` with its hand-written backward, applied exactly as in
+  mambapy's ``MambaBlock.selective_scan`` (the anchor of the 0.2x target);
+* ``torch``   the readable reference ``mamba_edu.scans.selective.selective_scan_ref`` (forward only
+  at large shapes: autograd through its per-step loop is very slow), when it is available.
+
+It also reports the one-time numba compile cost and the peak memory (``ru_maxrss`` growth of a
+fresh subprocess is not portable, so the peak of the tensors each method allocates is measured
+with ``tracemalloc``-free accounting: resident-set growth around one forward+backward call).
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def make_inputs(b, d, l, n, seed=0):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(b, d, l, generator=g)
+    delta = 0.001 + 0.1 * torch.rand(b, d, l, generator=g)  # positive steps, as after softplus
+    A = -torch.exp(torch.randn(d, n, generator=g) * 0.5)
+    B = torch.randn(b, n, l, generator=g)
+    C = torch.randn(b, n, l, generator=g)
+    D = torch.randn(d, generator=g)
+    return u, delta, A, B, C, D
+
+
+def run_numba(u, delta, A, B, C, D):
+    from mamba_edu.scans.cpu import selective_scan_cpu
+
+    return selective_scan_cpu(u, delta, A, B, C, D)
+
+
+def run_mambapy(u, delta, A, B, C, D):
+    """mambapy's MambaBlock.selective_scan, on our (b, d, l) layout (transposes included in the time)."""
+    import torch
+    from mambapy.pscan import pscan
+
+    x = u.transpose(1, 2)  # (b, l, d)
+    dl = delta.transpose(1, 2)
+    Bt, Ct = B.transpose(1, 2), C.transpose(1, 2)  # (b, l, n)
+    deltaA = torch.exp(dl.unsqueeze(-1) * A)  # (b, l, d, n)
+    deltaB = dl.unsqueeze(-1) * Bt.unsqueeze(2)
+    BX = deltaB * x.unsqueeze(-1)
+    hs = pscan(deltaA, BX)
+    y = (hs @ Ct.unsqueeze(-1)).squeeze(3)
+    y = y + D * x
+    return y.transpose(1, 2)
+
+
+def run_torch(u, delta, A, B, C, D):
+    from mamba_edu.scans.selective import selective_scan_ref
+
+    return selective_scan_ref(u, delta, A, B, C, D)
+
+
+METHODS = {"numba": run_numba, "mambapy": run_mambapy, "torch": run_torch}
+
+
+def time_call(fn, inputs, backward, repeat):
+    import torch
+
+    times = []
+    for _ in range(repeat + 1):  # the first call warms up (and compiles)
+        args = [t.detach().clone().requires_grad_(backward) for t in inputs]
+        start = time.perf_counter()
+        if backward:
+            out = fn(*args)
+            out.backward(torch.ones_like(out))
+        else:
+            with torch.no_grad():
+                fn(*args)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def rss_mb():
+    """Current resident set size in MiB (Linux /proc), falling back to the peak."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_memory_mb(method, shape):
+    """Peak resident-memory growth (MiB) of one forward+backward, in a fresh subprocess."""
+    code = (
+        "import resource,sys,torch; sys.path.insert(0, %r); import benchmarks.cpu_scan as m;"
+        "inp=m.make_inputs(*%r); args=[t.requires_grad_() for t in inp];"
+        "m.METHODS[%r](*[a.detach().clone().requires_grad_() for a in inp]).sum().backward();"  # warm/compile
+        "import gc; gc.collect(); base=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+        "out=m.METHODS[%r](*args); out.backward(torch.ones_like(out));"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss-base)/1024)"
+    ) % (str(ROOT), tuple(shape), method, method)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    try:
+        return float(res.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+def compile_seconds():
+    """One-time cost: import + compile the numba kernels in a fresh process (no on-disk cache used)."""
+    code = (
+        "import os,sys,time; sys.path.insert(0, %r); os.environ['NUMBA_CACHE_DIR']=%r;"
+        "import torch; from mamba_edu.scans.cpu import selective_scan_cpu as f;"
+        "t=[x.requires_grad_() for x in [torch.randn(1,2,8), torch.rand(1,2,8), -torch.rand(2,4),"
+        " torch.randn(1,4,8), torch.randn(1,4,8)]];"
+        "s=time.perf_counter(); f(*t).sum().backward(); print(time.perf_counter()-s)"
+    )
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        res = subprocess.run([sys.executable, "-c", code % (str(ROOT), tmp)], capture_output=True, text=True)
+    try:
+        return float(res.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: small shapes, 1 repeat")
+    parser.add_argument("--threads", type=int, default=2, help="torch and numba threads (default 2)")
+    parser.add_argument("--repeat", type=int, default=None, help="timed repeats per cell (median)")
+    parser.add_argument("--no-scaling", action="store_true", help="only the target shape")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cpu_scan.json"))
+    args = parser.parse_args(argv)
+
+    import numba
+    import torch
+
+    torch.set_num_threads(args.threads)
+    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    repeat = args.repeat or (1 if args.quick else 5)
+    target = (2, 64, 128, 16) if args.quick else (2, 512, 1024, 16)
+    ls = [256, 512] if args.quick else [256, 512, 1024, 2048, 4096, 8192]
+    ds = [32, 64] if args.quick else [128, 256, 512, 1024, 2048]
+    shapes = [("target", target)]
+    if not args.no_scaling:
+        shapes += [("scale l", (target[0], target[1], l, 16)) for l in ls if l != target[2]]
+        shapes += [("scale d", (target[0], d, target[2], 16)) for d in ds if d != target[1]]
+
+    try:
+        import mamba_edu.scans.selective  # noqa: F401
+
+        have_ref = True
+    except ImportError:
+        have_ref = False
+
+    rows = []
+    print(f"{'shape (b, d, l, n)':<24}{'method':<9}{'forward ms':>12}{'fwd+bwd ms':>12}{'fwd ratio':>11}"
+          f"{'f+b ratio':>11}")
+    for label, shape in shapes:
+        inputs = make_inputs(*shape)
+        cell = {"label": label, "shape": list(shape)}
+        for method in ["mambapy", "numba"] + (["torch"] if have_ref else []):
+            fwd = time_call(METHODS[method], inputs, False, repeat)
+            # autograd through the reference's per-step loop is ~40 s at the target shape: small shapes only
+            do_bwd = method != "torch" or shape[1] * shape[2] <= 64 * 1024
+            fb = time_call(METHODS[method], inputs, True, repeat) if do_bwd else None
+            cell[method] = {"forward_ms": fwd * 1e3, "fwd_bwd_ms": fb * 1e3 if fb is not None else None}
+        base = cell["mambapy"]
+        for method in ["mambapy", "numba"] + (["torch"] if have_ref else []):
+            r = cell[method]
+            r["forward_ratio"] = r["forward_ms"] / base["forward_ms"]
+            r["fwd_bwd_ratio"] = r["fwd_bwd_ms"] / base["fwd_bwd_ms"] if r["fwd_bwd_ms"] else None
+            fb = f"{r['fwd_bwd_ms']:12.1f}" if r["fwd_bwd_ms"] else f"{'—':>12}"
+            fbr = f"{r['fwd_bwd_ratio']:10.2f}x" if r["fwd_bwd_ratio"] else f"{'—':>11}"
+            print(f"{str(shape):<24}{method:<9}{r['forward_ms']:12.1f}{fb}{r['forward_ratio']:10.2f}x{fbr}")
+        rows.append(cell)
+        sys.stdout.flush()
+
+    memory = {m: peak_memory_mb(m, target) for m in ["mambapy", "numba"]}
+    compile_s = compile_seconds()
+    print(f"peak memory growth of one forward+backward at {target}: "
+          + ", ".join(f"{m} {v:.0f} MiB" if v is not None else f"{m} ?" for m, v in memory.items()))
+    print(f"one-time numba compile (fresh process, empty cache): {compile_s:.1f} s" if compile_s else
+          "compile time: not measured")
+    t = rows[0]["numba"]
+    verdict = t["forward_ratio"] <= 0.2 and t["fwd_bwd_ratio"] <= 0.2
+    print(f"target {target}: numba forward {t['forward_ratio']:.2f}x, forward+backward {t['fwd_bwd_ratio']:.2f}x "
+          f"of mambapy -> {'meets' if verdict else 'misses'} the 0.2x target")
+
+    result = {
+        "command": "python benchmarks/cpu_scan.py" + (" --quick" if args.quick else ""),
+        "threads": args.threads,
+        "repeat": repeat,
+        "dtype": "float32",
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "load_average": os.getloadavg(), "torch": torch.__version__, "numba": numba.__version__},
+        "rows": rows,
+        "peak_memory_mib": memory,
+        "compile_seconds": compile_s,
+        "meets_target": verdict,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""One time-invariant SSM, two views: a recurrence (RNN) and a convolution (CNN).
+
+Explained in lesson 3.
+
+Unrolling the discrete recurrence  h_k = Ā h_{k−1} + B̄ u_k,  y_k = C h_k  (h_{−1} = 0) gives
+
+    y_k = Σ_{j=0..k} C Ā^j B̄ · u_{k−j} = (K * u)_k,       K[j] = C Ā^j B̄,
+
+so the same model is a scan over time (:func:`lti_scan`, O(l·n), sequential) or a causal
+convolution with the kernel K (:func:`ssm_kernel` then :func:`causal_conv`, O(l log l) by
+FFT, parallel). The equivalence needs Ā, B̄, C to be the same at every step: once Δ, B, C
+depend on the input (Mamba, lesson 4) there is no single kernel K and only the scan remains.
+
+Shapes. Ā is *diagonal* when it has as many dimensions as B̄ (its eigenvalues, (..., n)) and
+*dense* when it has one more ((..., n, n)); B̄ and C are (..., n) and u is (..., l). Leading
+dimensions (e.g. channels d) broadcast. Numpy in → numpy out (float64/complex128); torch in
+→ torch out (same dtype and device, differentiable).
+"""
+
+import numpy as np
+
+
+# ---- numpy / torch plumbing ----------------------------------------------------------
+def _is_torch(value) -> bool:
+    return type(value).__module__.split(".")[0] == "torch"
+
+
+def _arrays(names, values):
+    """Convert to one library: numpy float64/complex128, or torch tensors on one device."""
+    if any(_is_torch(v) for v in values):
+        import torch
+
+        ref = next(v for v in values if _is_torch(v))
+        out = []
+        for name, v in zip(names, values):
+            t = v if _is_torch(v) else torch.as_tensor(np.asarray(v), device=ref.device)
+            if not (t.is_floating_point() or t.is_complex()):
+                t = t.to(torch.get_default_dtype())  # integers and booleans become floats
+            if t.device != ref.device:
+                raise ValueError(f"{name} is on {t.device}, expected {ref.device} like the other tensors")
+            out.append(t)
+        return torch, out
+    out = []
+    for name, v in zip(names, values):
+        a = np.asarray(v)
+        if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+            raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
+        out.append(a.astype(np.complex128 if np.iscomplexobj(a) else np.float64))
+    return np, out
+
+
+def _is_complex(xp, a) -> bool:
+    return a.is_complex() if xp is not np else np.iscomplexobj(a)
+
+
+def _check_finite(xp, name, a):
+    if not bool(xp.all(xp.isfinite(a))):
+        raise ValueError(f"{name} must be finite, got non-finite entries")
+
+
+def _length(L) -> int:
+    if isinstance(L, bool) or not isinstance(L, (int, np.integer)):
+        raise ValueError(f"L must be a positive integer (the kernel length), got {L!r}")
+    if L <= 0:
+        raise ValueError(f"L must be a positive integer (the kernel length), got {L}")
+    return int(L)
+
+
+def _system(A_bar, B_bar, C):
+    """Validate (Ā, B̄, C); return (xp, A_bar, B_bar, C, dense, n)."""
+    xp, (A_bar, B_bar, C) = _arrays(("A_bar", "B_bar", "C"), (A_bar, B_bar, C))
+    if B_bar.ndim == 0 or C.ndim == 0:
+        shapes = f"{tuple(B_bar.shape)} and {tuple(C.shape)}"
+        raise ValueError(f"B_bar and C must have shape (..., n), got {shapes}")
+    n = B_bar.shape[-1]
+    if C.shape[-1] != n:
+        raise ValueError(f"C has shape {tuple(C.shape)}, expected (..., n) with n = {n} like B_bar")
+    if A_bar.ndim == B_bar.ndim:
+        dense = False
+        expected = f"(..., n) = (..., {n})"
+        ok = A_bar.shape[-1] == n
+    elif A_bar.ndim == B_bar.ndim + 1:
+        dense = True
+        expected = f"(..., n, n) = (..., {n}, {n})"
+        ok = A_bar.shape[-2:] == (n, n)
+    else:
+        ok, expected = False, f"(..., n) (diagonal) or (..., n, n) (dense) with n = {n}"
+    if not ok:
+        raise ValueError(
+            f"A_bar has shape {tuple(A_bar.shape)}, expected {expected} "
+            f"for B_bar of shape {tuple(B_bar.shape)}: "
+            "a diagonal A_bar has as many dimensions as B_bar, a dense (square) one has one more"
+        )
+    for name, a in (("A_bar", A_bar), ("B_bar", B_bar), ("C", C)):
+        _check_finite(xp, name, a)
+    return xp, A_bar, B_bar, C, dense, n
+
+
+def _batch_shape(*shapes):
+    try:
+        return tuple(np.broadcast_shapes(*(tuple(s) for s in shapes)))
+    except ValueError:
+        shapes = [tuple(s) for s in shapes]
+        raise ValueError(f"leading (batch/channel) dimensions {shapes} do not broadcast") from None
+
+
+# ---- the convolutional view -------------------------------------------------------------
+def ssm_kernel(A_bar, B_bar, C, L):
+    """The SSM convolution kernel K[k] = C·Ā^k·B̄ for k = 0..L−1.
+
+    For diagonal Ā this is a Vandermonde product, without a loop over k:
+
+        K[k] = Σ_m C_m B̄_m Ā_m^k   →   K = V (C ⊙ B̄),   V[k, m] = Ā_m^k.
+
+    For dense Ā it is the Krylov sequence B̄, ĀB̄, Ā²B̄, … (a loop of L matrix-vector products).
+
+    Parameters
+    ----------
+    A_bar : array_like, shape (..., n) diagonal or (..., n, n) dense
+        Discretized state matrix (its eigenvalues when diagonal).
+    B_bar, C : array_like, shape (..., n)
+        Discretized input and output vectors.
+    L : int
+        Kernel length (≥ 1).
+
+    Returns
+    -------
+    K : ndarray or Tensor, shape (..., L)
+        Complex when any input is complex (keep one of each conjugate pair and take
+        2·Re(K) for the real kernel, see :func:`mamba_edu.diagonal.conjugate_pairs`).
+
+    Explained in lesson 3.
+    """
+    L = _length(L)
+    xp, A_bar, B_bar, C, dense, n = _system(A_bar, B_bar, C)
+    if not dense:
+        _batch_shape(A_bar.shape[:-1], B_bar.shape[:-1], C.shape[:-1])
+        k = xp.arange(L) if xp is np else xp.arange(L, device=A_bar.device)
+        V = A_bar[..., None, :] ** k[:, None]  # (..., L, n) Vandermonde matrix Ā_m^k
+        return (V @ (C * B_bar)[..., :, None])[..., 0]  # (..., L)
+    batch = _batch_shape(A_bar.shape[:-2], B_bar.shape[:-1], C.shape[:-1])
+    v = np.broadcast_to(B_bar, batch + (n,)) if xp is np else B_bar.expand(batch + (n,))  # Ā^0 B̄
+    K = []
+    for _ in range(L):
+        K.append((C * v).sum(-1))
+        v = (A_bar @ v[..., :, None])[..., 0]  # Ā^{k+1} B̄
+    return xp.stack(K, -1)  # (..., L)
+
+
+def causal_conv(u, K):
+    """Causal convolution y_k = Σ_{j=0..k} K[j]·u_{k−j}, computed with the FFT.
+
+    Both sequences are zero-padded to a length ≥ l + L − 1 (a power of two), so the FFT's
+    *circular* convolution equals the linear one on the first l outputs — without the
+    padding the tail of the kernel would wrap around and leak the future into the past.
+
+    Parameters
+    ----------
+    u : array_like, shape (..., l)
+        Input sequence.
+    K : array_like, shape (..., L)
+        Kernel (e.g. from :func:`ssm_kernel`); entries beyond l are never used.
+
+    Returns
+    -------
+    y : ndarray or Tensor, shape (..., l)
+        Real when both u and K are real, complex otherwise.
+
+    Explained in lesson 3.
+    """
+    xp, (u, K) = _arrays(("u", "K"), (u, K))
+    if u.ndim == 0 or u.shape[-1] == 0:
+        raise ValueError(f"u has shape {tuple(u.shape)}, expected (..., l) with l ≥ 1")
+    if K.ndim == 0 or K.shape[-1] == 0:
+        raise ValueError(f"K has shape {tuple(K.shape)}, expected (..., L) with L ≥ 1")
+    _batch_shape(u.shape[:-1], K.shape[:-1])
+    _check_finite(xp, "u", u)
+    _check_finite(xp, "K", K)
+    l = u.shape[-1]
+    K = K[..., :l]
+    n_fft = 1 << (l + K.shape[-1] - 2).bit_length()  # smallest power of two ≥ l + L − 1
+    if _is_complex(xp, u) or _is_complex(xp, K):
+        y = xp.fft.ifft(xp.fft.fft(u, n=n_fft) * xp.fft.fft(K, n=n_fft), n=n_fft)
+    else:
+        y = xp.fft.irfft(xp.fft.rfft(u, n=n_fft) * xp.fft.rfft(K, n=n_fft), n=n_fft)
+    return y[..., :l]
+
+
+# ---- the recurrent view -----------------------------------------------------------------
+def lti_scan(A_bar, B_bar, C, u, return_states=False):
+    """Run the recurrence h_k = Ā h_{k−1} + B̄ u_k, y_k = C h_k from h_{−1} = 0.
+
+    The recurrent (RNN) view: one O(n) step per token for diagonal Ā (O(n²) for dense),
+    constant memory, naturally causal. Lesson 5 parallelises this loop.
+
+    Parameters
+    ----------
+    A_bar : array_like, shape (..., n) diagonal or (..., n, n) dense
+    B_bar, C : array_like, shape (..., n)
+    u : array_like, shape (..., l)
+        Input sequence; its leading dimensions broadcast with the system's.
+    return_states : bool, default False
+        Also return every state h_k.
+
+    Returns
+    -------
+    y : ndarray or Tensor, shape (..., l)
+    h : ndarray or Tensor, shape (..., l, n)
+        Only when ``return_states``.
+
+    Explained in lesson 3.
+    """
+    xp, (A_bar, B_bar, C, u) = _arrays(("A_bar", "B_bar", "C", "u"), (A_bar, B_bar, C, u))
+    xp, A_bar, B_bar, C, dense, n = _system(A_bar, B_bar, C)
+    if u.ndim == 0 or u.shape[-1] == 0:
+        raise ValueError(f"u has shape {tuple(u.shape)}, expected (..., l) with l ≥ 1")
+    _check_finite(xp, "u", u)
+    A_batch = A_bar.shape[:-2] if dense else A_bar.shape[:-1]
+    batch = _batch_shape(A_batch, B_bar.shape[:-1], C.shape[:-1], u.shape[:-1])
+    if xp is np:
+        h = np.zeros(batch + (n,), dtype=np.result_type(A_bar, B_bar, C, u))
+    else:
+        dtype = A_bar.dtype
+        for a in (B_bar, C, u):
+            dtype = xp.promote_types(dtype, a.dtype)
+        h = xp.zeros(batch + (n,), dtype=dtype, device=u.device)
+    ys, hs = [], []
+    for k in range(u.shape[-1]):
+        step = (A_bar @ h[..., :, None])[..., 0] if dense else A_bar * h
+        h = step + B_bar * u[..., k, None]  # (..., n)
+        ys.append((C * h).sum(-1))
+        if return_states:
+            hs.append(h)
+    y = xp.stack(ys, -1)  # (..., l)
+    return (y, xp.stack(hs, -2)) if return_states else y
+
+
+def transfer_function(A_bar, B_bar, C, omega):
+    """Frequency response H(e^{iω}) = Σ_k K[k] e^{−iωk} = C (I − Ā e^{−iω})⁻¹ B̄.
+
+    For diagonal Ā it is a sum of one-pole terms C_m B̄_m / (1 − Ā_m e^{−iω}): a mode
+    Ā = e^{Δ(α+iβ)} resonates at ω = βΔ radians per sample, the sharper the smaller |α|Δ.
+
+    Parameters
+    ----------
+    A_bar : array_like, shape (n,) diagonal or (n, n) dense
+    B_bar, C : array_like, shape (n,)
+    omega : array_like, shape (f,)
+        Angular frequencies in radians per sample (π is the Nyquist frequency).
+
+    Returns
+    -------
+    H : ndarray, shape (f,), complex128
+        For a half-spectrum system take H(ω) + conj(H(−ω)) for the full real one.
+
+    Explained in lesson 3.
+    """
+    _, A_bar, B_bar, C, dense, n = _system(*(np.asarray(v) for v in (A_bar, B_bar, C)))
+    if B_bar.ndim != 1 or C.ndim != 1:
+        raise ValueError(f"B_bar and C must have shape (n,), got {B_bar.shape} and {C.shape}")
+    omega = np.asarray(omega, dtype=np.float64)
+    if omega.ndim != 1:
+        raise ValueError(f"omega has shape {omega.shape}, expected (f,)")
+    z_inv = np.exp(-1j * omega)  # (f,)
+    if not dense:
+        return (C * B_bar / (1 - A_bar * z_inv[:, None])).sum(-1)
+    eye = np.eye(n)
+    rhs = np.broadcast_to(B_bar, (len(omega), n))[..., None]  # (f, n, 1)
+    resolvent_B = np.linalg.solve(eye - A_bar * z_inv[:, None, None], rhs)
+    return resolvent_B[..., 0] @ C

@@ -1,0 +1,355 @@
+"""From continuous time to a recurrence: discretizing h'(t) = A h(t) + B u(t) with a step Δ.
+
+Explained in lesson 2. Every rule turns the ODE into ``h[k] = A_bar h[k-1] + B_bar u[k]``:
+
+==================  =============================  ================================
+method              A_bar                          B_bar
+==================  =============================  ================================
+``"zoh"``           exp(ΔA)                        (∫₀^Δ exp(τA) dτ) B = A⁻¹(exp(ΔA) − I) B
+``"bilinear"``      (I − ΔA/2)⁻¹ (I + ΔA/2)        (I − ΔA/2)⁻¹ ΔB
+``"euler"``         I + ΔA                         ΔB
+``"backward_euler"`` (I − ΔA)⁻¹                    (I − ΔA)⁻¹ ΔB
+``"mamba"``         exp(ΔA)                        ΔB
+==================  =============================  ================================
+
+ZOH ("zero-order hold") is exact when ``u`` is constant over each step. Mamba keeps ZOH's
+exact ``A_bar`` but simplifies ``B_bar`` to ``ΔB`` (an O(Δ²) approximation of ZOH's B̄);
+it does *not* use the bilinear transform.
+
+Two functions:
+
+* :func:`discretize` — dense ``A`` (n, n), as in a textbook or ``scipy.signal.cont2discrete``;
+* :func:`discretize_diag` — diagonal ``A`` given by its eigenvalues, elementwise and
+  broadcasting (Mamba's shapes: ``A`` (d, 1, n) with ``delta`` (b, d, l, 1) → (b, d, l, n)).
+
+Both take numpy arrays (→ float64/complex128 out) or torch tensors (→ same dtype/device out,
+differentiable in ``A``, ``B`` and ``delta``).
+"""
+
+import sys
+
+import numpy as np
+
+METHODS = ("zoh", "bilinear", "euler", "backward_euler", "mamba")
+
+# Below this |z|, phi1(z) = expm1(z)/z is evaluated by its Taylor series (error < |z|^4/120 < 1e-18).
+_SERIES_BELOW = 1e-4
+
+
+# ----------------------------------------------------------------------------------------------
+# input handling (numpy or torch)
+# ----------------------------------------------------------------------------------------------
+def _torch_if_any(*values):
+    """The torch module if any value is a torch tensor, else None (never imports torch itself)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and any(isinstance(v, torch.Tensor) for v in values):
+        return torch
+    return None
+
+
+def _as_arrays(A, B, delta):
+    """Convert (A, B, delta) to one backend; return them and the module (numpy or torch).
+
+    numpy: A and B float64, or complex128 if A or B is complex; delta float64.
+    torch: the promoted dtype of the tensors given (integers → the default float dtype),
+    complex for A and B if either is complex, delta in the matching real dtype; non-tensors
+    are moved to the tensors' device.
+    """
+    torch = _torch_if_any(A, B, delta)
+    if torch is None:
+        A, B, delta = (np.asarray(v) for v in (A, B, delta))
+        for name, a in (("A", A), ("B", B), ("delta", delta)):
+            if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+                raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
+        if np.iscomplexobj(delta):
+            raise ValueError(f"delta must be real, got dtype {delta.dtype}")
+        dtype = np.complex128 if np.iscomplexobj(A) or np.iscomplexobj(B) else np.float64
+        return (A.astype(dtype), B.astype(dtype), delta.astype(np.float64)), np
+
+    tensors = [v for v in (A, B, delta) if isinstance(v, torch.Tensor)]
+    device, dtype = tensors[0].device, tensors[0].dtype
+    for t in tensors[1:]:
+        if t.device != device:
+            raise ValueError(f"A, B and delta must be on one device, got {[str(t.device) for t in tensors]}")
+        dtype = torch.promote_types(dtype, t.dtype)
+    A, B, delta = (v if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v), device=device)
+                   for v in (A, B, delta))
+    if delta.is_complex():
+        raise ValueError(f"delta must be real, got dtype {delta.dtype}")
+    if not (dtype.is_floating_point or dtype.is_complex):
+        dtype = torch.get_default_dtype()
+    real = dtype.to_real() if dtype.is_complex else dtype
+    complex_ = real.to_complex()
+    ab_dtype = complex_ if (A.is_complex() or B.is_complex()) else real
+    return (A.to(ab_dtype), B.to(ab_dtype), delta.to(real)), torch
+
+
+def _check_method(method):
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(map(repr, METHODS))}")
+
+
+def _check_finite(name, a, xp):
+    if not bool(xp.all(xp.isfinite(a))):
+        raise ValueError(f"{name} must be finite, got non-finite values (NaN or inf) in {name}")
+
+
+def _check_delta(delta, xp):
+    if not bool(xp.all(xp.isfinite(delta))):
+        raise ValueError("delta must be positive and finite, got non-finite values (NaN or inf)")
+    if delta.numel() if xp is not np else delta.size:
+        smallest = float(delta.min())
+        if smallest <= 0:
+            raise ValueError(f"delta must be positive, got min {smallest}")
+
+
+def _shape(a):
+    return tuple(a.shape)
+
+
+def _full(xp, shape, value, like):
+    if xp is np:
+        return np.full(shape, value, dtype=like.dtype)
+    return xp.full(tuple(shape), value, dtype=like.dtype, device=like.device)
+
+
+def _eye(xp, n, like):
+    if xp is np:
+        return np.eye(n, dtype=like.dtype)
+    return xp.eye(n, dtype=like.dtype, device=like.device)
+
+
+# ----------------------------------------------------------------------------------------------
+# diagonal A: everything is elementwise
+# ----------------------------------------------------------------------------------------------
+def phi1(z):
+    """phi1(z) = (exp(z) − 1) / z, with phi1(0) = 1, accurate for every z (real or complex).
+
+    ZOH's B̄ for one eigenvalue λ is ``Δ · phi1(Δλ) · B``. Computing ``(exp(z) − 1) / z``
+    directly loses all digits as z → 0 (exp(z) ≈ 1 cancels, see :func:`zoh_B_bar_naive`);
+    ``expm1`` avoids that cancellation, and the Taylor series 1 + z/2 + z²/6 + z³/24 is used for
+    |z| < 1e-4 so that z = 0 and the gradient there are exact too.
+
+    Parameters
+    ----------
+    z : ndarray or torch.Tensor, any shape
+        Usually Δ·λ.
+
+    Returns
+    -------
+    ndarray or torch.Tensor, same shape as ``z``.
+
+    Explained in lesson 2.
+    """
+    xp = _torch_if_any(z) or np
+    small = xp.abs(z) < _SERIES_BELOW
+    z_safe = xp.where(small, xp.ones_like(z), z)  # keeps the unused branch finite (and its gradient)
+    series = 1 + z * (1 / 2 + z * (1 / 6 + z / 24))
+    return xp.where(small, series, xp.expm1(z_safe) / z_safe)
+
+
+def zoh_B_bar_naive(A, B, delta):
+    """ZOH's B̄ = (exp(ΔA) − 1)/A · B written the obvious way — *unstable* as ΔA → 0.
+
+    Kept to show what goes wrong: for ΔA = −1e−9, exp(ΔA) − 1 subtracts two numbers that agree
+    in ~9 of their 16 digits, so B̄ keeps only ~7 correct digits, and at A = 0 it is 0/0 = NaN.
+    Use :func:`discretize_diag` (which calls :func:`phi1`) instead.
+
+    Explained in lesson 2.
+    """
+    xp = _torch_if_any(A, B, delta) or np
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (xp.exp(delta * A) - 1) / A * B
+
+
+def discretize_diag(A, B, delta, method="zoh"):
+    """Discretize a diagonal SSM, one eigenvalue at a time (elementwise, broadcasting).
+
+    With ``z = Δλ``:
+
+    ==================  ====================  ==========================
+    method              A_bar                 B_bar
+    ==================  ====================  ==========================
+    ``"zoh"``           exp(z)                Δ · phi1(z) · B = (exp(z) − 1)/λ · B
+    ``"bilinear"``      (1 + z/2)/(1 − z/2)   Δ B / (1 − z/2)
+    ``"euler"``         1 + z                 Δ B
+    ``"backward_euler"`` 1/(1 − z)            Δ B / (1 − z)
+    ``"mamba"``         exp(z)                Δ B
+    ==================  ====================  ==========================
+
+    ZOH's B̄ uses ``expm1`` (:func:`phi1`): exact at λ = 0 (B̄ = ΔB) and accurate at λ = −1e−9.
+
+    Parameters
+    ----------
+    A : array_like or torch.Tensor
+        Eigenvalues λ of the diagonal state matrix, real or complex, e.g. (n,) or Mamba's (d, 1, n).
+    B : array_like or torch.Tensor
+        Input weights, broadcastable with ``A * delta`` (a scalar, (n,), or e.g. (b, d, l, n)).
+    delta : array_like or torch.Tensor
+        Step size(s) Δ > 0, broadcastable with ``A`` (a scalar, or e.g. Mamba's (b, d, l, 1)).
+    method : {"zoh", "bilinear", "euler", "backward_euler", "mamba"}
+
+    Returns
+    -------
+    A_bar : shape ``broadcast(A, delta)``, e.g. (b, d, l, n)
+    B_bar : shape ``broadcast(A, B, delta)``
+        numpy float64/complex128, or torch tensors with the inputs' dtype and device.
+
+    Raises
+    ------
+    ValueError
+        ``delta`` not positive and finite; ``A`` or ``B`` not finite; shapes that do not
+        broadcast (all three shapes are named); an unknown ``method``; a pole of the rational
+        rules (1 − Δλ/2 = 0 for bilinear, 1 − Δλ = 0 for backward Euler).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> A_bar, B_bar = discretize_diag(np.array([-1.0, 0.0]), 1.0, 0.1)
+    >>> np.round(A_bar, 6), np.round(B_bar, 6)
+    (array([0.904837, 1.      ]), array([0.095163, 0.1     ]))
+
+    Explained in lesson 2.
+    """
+    _check_method(method)
+    (A, B, delta), xp = _as_arrays(A, B, delta)
+    _check_delta(delta, xp)
+    _check_finite("A", A, xp)
+    _check_finite("B", B, xp)
+    try:
+        shape_Ad = np.broadcast_shapes(_shape(A), _shape(delta))
+        shape_out = np.broadcast_shapes(shape_Ad, _shape(B))
+    except ValueError:
+        raise ValueError(
+            f"A has shape {_shape(A)}, B has shape {_shape(B)} and delta has shape {_shape(delta)}: "
+            "expected shapes that broadcast together (e.g. A (d, 1, n), delta (b, d, l, 1), B (b, 1, l, n))"
+        ) from None
+
+    z = delta * A  # (..., n): Δλ for every step and eigenvalue
+    if method == "zoh":
+        A_bar, B_bar = xp.exp(z), delta * phi1(z) * B
+    elif method == "mamba":
+        A_bar, B_bar = xp.exp(z), delta * B
+    elif method == "euler":
+        A_bar, B_bar = 1 + z, delta * B
+    else:  # the two implicit rules divide by 1 − αz
+        alpha = 0.5 if method == "bilinear" else 1.0
+        denom = 1 - alpha * z
+        if bool(xp.any(denom == 0)):
+            raise ValueError(
+                f"{method} has a pole at delta*A = {1 / alpha}: 1 - {alpha}*delta*A is zero for some entries"
+            )
+        A_bar = (1 + (1 - alpha) * z) / denom
+        B_bar = delta * B / denom
+    if _shape(B_bar) != tuple(shape_out):  # e.g. "mamba" with B (n,) and A (d, n): B_bar is (d, n) too
+        B_bar = B_bar * _full(xp, shape_out, 1, like=B_bar)
+    return A_bar, B_bar
+
+
+# ----------------------------------------------------------------------------------------------
+# dense A: matrix exponential and linear solves
+# ----------------------------------------------------------------------------------------------
+def _expm(M, xp):
+    if xp is np:
+        import scipy.linalg
+
+        return scipy.linalg.expm(M)
+    return xp.linalg.matrix_exp(M)
+
+
+def _solve(M, R, xp, method):
+    """M⁻¹ R, with a ValueError (not a LinAlgError) where M is singular."""
+    if xp is np:
+        try:
+            return np.linalg.solve(M, R)
+        except np.linalg.LinAlgError:
+            pass
+    else:
+        solution, info = xp.linalg.solve_ex(M, R)
+        if int(info) == 0:
+            return solution
+    lhs, pole = ("I - delta*A/2", 2) if method == "bilinear" else ("I - delta*A", 1)
+    raise ValueError(f"{method}: {lhs} is singular (delta*A has an eigenvalue at {pole})")
+
+
+def discretize(A, B, delta, method="zoh"):
+    """Discretize a dense continuous-time SSM h'(t) = A h(t) + B u(t) with step Δ.
+
+    ==================  =============================  ================================
+    method              A_bar                          B_bar
+    ==================  =============================  ================================
+    ``"zoh"``           exp(ΔA)                        ∫₀^Δ exp(τA) dτ · B
+    ``"bilinear"``      (I − ΔA/2)⁻¹ (I + ΔA/2)        (I − ΔA/2)⁻¹ ΔB
+    ``"euler"``         I + ΔA                         ΔB
+    ``"backward_euler"`` (I − ΔA)⁻¹                    (I − ΔA)⁻¹ ΔB
+    ``"mamba"``         exp(ΔA)                        ΔB
+    ==================  =============================  ================================
+
+    ZOH uses the augmented-matrix exponential (Van Loan's trick)::
+
+        expm(Δ [[A, B],      [[A_bar, B_bar],
+                [0, 0]])  =   [0,     I    ]]
+
+    so it needs no A⁻¹ and works for singular A (e.g. an integrator, A = 0).
+    The results equal ``scipy.signal.cont2discrete`` with methods ``"zoh"``, ``"bilinear"``,
+    ``"euler"`` and ``"backward_diff"`` (scipy's bilinear also transforms C and D; here C is
+    left unchanged, the convention of S4).
+
+    Parameters
+    ----------
+    A : array_like or torch.Tensor, shape (n, n)
+    B : array_like or torch.Tensor, shape (n,) or (n, m)
+    delta : float or 0-d array/tensor
+        Step size Δ > 0.
+    method : {"zoh", "bilinear", "euler", "backward_euler", "mamba"}
+
+    Returns
+    -------
+    A_bar : shape (n, n)
+    B_bar : shape of ``B``
+        numpy float64/complex128, or torch tensors with the inputs' dtype and device
+        (differentiable in ``A``, ``B`` and ``delta``).
+
+    Raises
+    ------
+    ValueError
+        ``delta`` not a positive finite scalar; ``A`` not square; ``B`` not (n,) or (n, m);
+        non-finite ``A`` or ``B``; unknown ``method``; a singular I − ΔA/2 (bilinear) or
+        I − ΔA (backward Euler).
+
+    Explained in lesson 2.
+    """
+    _check_method(method)
+    (A, B, delta), xp = _as_arrays(A, B, delta)
+    _check_delta(delta, xp)
+    if delta.ndim != 0:
+        raise ValueError(f"delta has shape {_shape(delta)}, expected a scalar (discretize_diag takes many)")
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"A has shape {_shape(A)}, expected a square matrix (n, n)")
+    n = A.shape[0]
+    if B.ndim not in (1, 2) or B.shape[0] != n:
+        raise ValueError(f"B has shape {_shape(B)}, expected (n,) or (n, m) with n = {n} from A {_shape(A)}")
+    _check_finite("A", A, xp)
+    _check_finite("B", B, xp)
+
+    B2 = B.reshape(n, -1)  # (n, m)
+    m = B2.shape[1]
+    eye = _eye(xp, n, like=A)
+    if method in ("zoh", "mamba"):
+        if method == "zoh":
+            # (n + m, n + m) augmented matrix [[A, B], [0, 0]]
+            zeros = _full(xp, (m, n + m), 0, like=A)
+            top = xp.concatenate([A, B2], axis=1) if xp is np else xp.cat([A, B2], dim=1)
+            M = xp.concatenate([top, zeros], axis=0) if xp is np else xp.cat([top, zeros], dim=0)
+            E = _expm(delta * M, xp)
+            A_bar, B_bar = E[:n, :n], E[:n, n:]
+        else:
+            A_bar, B_bar = _expm(delta * A, xp), delta * B2
+    elif method == "euler":
+        A_bar, B_bar = eye + delta * A, delta * B2
+    else:
+        alpha = 0.5 if method == "bilinear" else 1.0
+        lhs = eye - alpha * delta * A
+        A_bar = _solve(lhs, eye + (1 - alpha) * delta * A, xp, method)
+        B_bar = _solve(lhs, delta * B2, xp, method)
+    return A_bar, B_bar.reshape(B.shape)

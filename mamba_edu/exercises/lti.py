@@ -1,0 +1,72 @@
+"""Exercise checkers for lesson 1 (continuous LTI systems). Each returns a Feedback."""
+
+import numpy as np
+
+from mamba_edu.exercises.feedback import Feedback
+from mamba_edu.lti import ContinuousSSM
+
+STABILITY_QUIZ = {
+    "A1": np.array([[-1.0, 0.0], [0.0, -0.1]]),
+    "A2": np.array([[0.0, -3.0], [3.0, 0.0]]),
+    "A3": np.array([[-0.5, 4.0], [-4.0, -0.5]]),
+    "A4": np.array([[1.0, 10.0], [0.0, -5.0]]),
+    "A5": np.array([[-3.0, 5.0], [0.0, -0.01]]),
+}
+"""The matrices of exercise 1: which of them are (asymptotically) stable?"""
+
+
+def check_stable_set(answer) -> Feedback:
+    """Exercise 1: ``answer`` is the set of names in STABILITY_QUIZ whose systems are stable."""
+    try:
+        chosen = set(answer)
+    except TypeError:
+        return Feedback.wrong(f"give a set of names such as {{'A1', 'A3'}}, got {answer!r}")
+    unknown = chosen - set(STABILITY_QUIZ)
+    if unknown:
+        return Feedback.wrong(f"{sorted(unknown)} are not in STABILITY_QUIZ (names: {sorted(STABILITY_QUIZ)})")
+    truth = {name for name, A in STABILITY_QUIZ.items() if np.all(np.linalg.eigvals(A).real < 0)}
+    if chosen == truth:
+        return Feedback.right("stable ⇔ every eigenvalue has Re λ < 0; the off-diagonal size doesn't matter.")
+    problems = []
+    for name in sorted(chosen - truth):
+        lam = np.linalg.eigvals(STABILITY_QUIZ[name])
+        problems.append(f"{name} is not stable: it has an eigenvalue with Re λ = {lam.real.max():+.3g} ≥ 0")
+    for name in sorted(truth - chosen):
+        lam = np.linalg.eigvals(STABILITY_QUIZ[name])
+        problems.append(f"{name} is stable: its eigenvalues {np.round(lam, 3).tolist()} all have Re λ < 0")
+    return Feedback.wrong("; ".join(problems) + ". Hint: look at ContinuousSSM(A, ...).eigenvalues.")
+
+
+def check_oscillator_design(A, frequency_hz=0.5, half_life=2.0) -> Feedback:
+    """Exercise 2: a real 2×2 A whose impulse responses oscillate at ``frequency_hz`` and halve every ``half_life``."""
+    A = np.asarray(A, dtype=float) if A is not None else None
+    if A is None or A.shape != (2, 2):
+        return Feedback.wrong(f"A must be a real 2×2 matrix, got {None if A is None else A.shape}")
+    lam = np.linalg.eigvals(A)
+    want_alpha, want_beta = -np.log(2) / half_life, 2 * np.pi * frequency_hz
+    alpha, beta = lam.real.max(), np.abs(lam.imag).max()
+    if np.allclose(lam.real, want_alpha, atol=1e-6) and np.isclose(beta, want_beta, atol=1e-6):
+        return Feedback.right(f"λ = {want_alpha:.4f} ± {want_beta:.4f}i: decay e^{{αt}} halves every {half_life} s.")
+    msgs = []
+    if not np.allclose(lam.real, want_alpha, atol=1e-6):
+        msgs.append(f"Re λ = {np.round(lam.real, 4).tolist()}, but halving every {half_life} means e^{{α·{half_life}}} = 1/2, "
+                    f"α = −ln2/{half_life} = {want_alpha:.4f}")
+    if not np.isclose(beta, want_beta, atol=1e-6):
+        msgs.append(f"|Im λ| = {beta:.4f} rad/s, but {frequency_hz} Hz means β = 2π·{frequency_hz} = {want_beta:.4f}")
+    return Feedback.wrong("; ".join(msgs) + ". Hint: A = [[α, −β], [β, α]] has eigenvalues α ± iβ.")
+
+
+def check_step_final_value(ssm: ContinuousSSM, answer) -> Feedback:
+    """Exercise 3: the value the step response of a stable ``ssm`` settles to (its DC gain, −C A⁻¹ B + D)."""
+    if not ssm.is_stable:
+        return Feedback.wrong("this system is not stable, so its step response never settles: choose a stable one")
+    truth = float(np.real(-ssm.C @ np.linalg.solve(ssm.A, ssm.B) + ssm.D))
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        return Feedback.wrong(f"give a number, got {answer!r}")
+    if np.isclose(value, truth, rtol=1e-6, atol=1e-9):
+        return Feedback.right(f"the step response settles at H(0) = −CA⁻¹B + D = {truth:.6g}.")
+    late = float(ssm.step_response([50.0 / max(1e-3, -ssm.eigenvalues.real.max())])[0])
+    return Feedback.wrong(f"{value:.6g} is off: the step response at a late time is {late:.6g}. "
+                          "Set h' = 0 in h' = Ah + B·1 and solve for h, then y = Ch + D.")

@@ -1,0 +1,34 @@
+"""Lesson-1 exercise checkers accept right answers and explain wrong ones."""
+
+import numpy as np
+
+from mamba_edu import ContinuousSSM
+from mamba_edu.exercises.lti import STABILITY_QUIZ, check_oscillator_design, check_stable_set, check_step_final_value
+
+
+def test_stable_set():
+    truth = {k for k, A in STABILITY_QUIZ.items() if np.linalg.eigvals(A).real.max() < 0}
+    assert check_stable_set(truth)
+    wrong = check_stable_set(truth | {"A2"})
+    assert not wrong and "A2 is not stable" in wrong.message and "Re λ = +0" in wrong.message
+    assert "A1 is stable" in check_stable_set(truth - {"A1"}).message
+    assert "not in STABILITY_QUIZ" in check_stable_set({"A9"}).message
+
+
+def test_oscillator_design():
+    alpha, beta = -np.log(2) / 2.0, 2 * np.pi * 0.5
+    assert check_oscillator_design([[alpha, -beta], [beta, alpha]])
+    fb = check_oscillator_design([[-0.5, -beta], [beta, -0.5]])
+    assert not fb and "α = −ln2/2.0" in fb.message
+    fb = check_oscillator_design([[alpha, -1.0], [1.0, alpha]])
+    assert not fb and "β = 2π·0.5" in fb.message
+    assert "2×2" in check_oscillator_design(np.eye(3)).message
+
+
+def test_step_final_value():
+    ssm = ContinuousSSM([[-2.0, 1.0], [0.0, -1.0]], [1.0, 1.0], [1.0, 0.5], D=0.25)
+    truth = float(ssm.step_response([60.0])[0])
+    assert check_step_final_value(ssm, truth)
+    fb = check_step_final_value(ssm, truth + 0.1)
+    assert not fb and "h' = 0" in fb.message
+    assert not check_step_final_value(ContinuousSSM([[0.5]], [1.0], [1.0]), 1.0)
