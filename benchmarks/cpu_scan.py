@@ -108,13 +108,13 @@ def rss_mb():
 def peak_memory_mb(method, shape):
     """Peak resident-memory growth (MiB) of one forward+backward, in a fresh subprocess."""
     code = (
-        "import resource,sys,torch; sys.path.insert(0, %r); import benchmarks.cpu_scan as m;"
-        "inp=m.make_inputs(*%r); args=[t.requires_grad_() for t in inp];"
-        "m.METHODS[%r](*[a.detach().clone().requires_grad_() for a in inp]).sum().backward();"  # warm/compile
+        f"import resource,sys,torch; sys.path.insert(0, {str(ROOT)!r}); import benchmarks.cpu_scan as m;"
+        f"inp=m.make_inputs(*{tuple(shape)!r}); args=[t.requires_grad_() for t in inp];"
+        f"m.METHODS[{method!r}](*[a.detach().clone().requires_grad_() for a in inp]).sum().backward();"  # warm/compile
         "import gc; gc.collect(); base=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
-        "out=m.METHODS[%r](*args); out.backward(torch.ones_like(out));"
+        f"out=m.METHODS[{method!r}](*args); out.backward(torch.ones_like(out));"
         "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss-base)/1024)"
-    ) % (str(ROOT), tuple(shape), method, method)
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     try:
         return float(res.stdout.strip().splitlines()[-1])

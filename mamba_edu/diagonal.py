@@ -119,7 +119,8 @@ def hippo_legs(n) -> np.ndarray:
     """
     i = np.arange(_state_size(n))
     r = np.sqrt(2 * i + 1.0)
-    return -np.tril(np.outer(r, r), k=-1) - np.diag(i + 1.0)
+    below = i[:, None] > i[None, :]
+    return np.where(below, -np.outer(r, r), 0.0) - np.diag(i + 1.0)
 
 
 def _half_system(A, B, C):

@@ -27,6 +27,7 @@ differentiable in ``A``, ``B`` and ``delta``).
 """
 
 import sys
+import types
 
 import numpy as np
 
@@ -98,7 +99,7 @@ def _check_delta(delta, xp):
     if not bool(xp.all(xp.isfinite(delta))):
         raise ValueError("delta must be positive and finite, got non-finite values (NaN or inf)")
     if delta.numel() if xp is not np else delta.size:
-        smallest = float(delta.min())
+        smallest = float(delta.min()) if xp is np else float(delta.detach().min())
         if smallest <= 0:
             raise ValueError(f"delta must be positive, got min {smallest}")
 
@@ -353,3 +354,84 @@ def discretize(A, B, delta, method="zoh"):
         A_bar = _solve(lhs, eye + (1 - alpha) * delta * A, xp, method)
         B_bar = _solve(lhs, delta * B2, xp, method)
     return A_bar, B_bar.reshape(B.shape)
+
+
+# ----------------------------------------------------------------------------------------------
+# how good is a rule? the step response of one mode, discrete vs exact
+# ----------------------------------------------------------------------------------------------
+def step_response_error(lam, delta, method, t_end=8.0):
+    """Largest error of a discretized mode on a unit step, over 0 < t ≤ ``t_end``.
+
+    The mode h'(t) = λ h(t) + u(t), h(0) = 0, driven by u(t) = 1 for t > 0, has the exact
+    solution h(t) = (e^{λt} − 1)/λ = t·phi1(λt). The recurrence h_k = Ā h_{k−1} + B̄ u_k
+    (h_0 = 0, u_k = 1 for k ≥ 1) should give h_k ≈ h(kΔ). The input is constant, exactly what
+    ZOH assumes, so ZOH's error is round-off; the other rules show their order p
+    (error ∝ Δ^p, see :func:`error_order`).
+
+    Parameters
+    ----------
+    lam : complex
+        The eigenvalue λ.
+    delta : float or array_like, shape (k,)
+        Step size(s) Δ > 0.
+    method : str
+        A method of :func:`discretize_diag`.
+    t_end : float
+        Horizon; ``floor(t_end / Δ)`` steps are taken (at least one).
+
+    Returns
+    -------
+    float or ndarray, shape (k,)
+        max_k |h_k − h(kΔ)| for each Δ (``inf`` where the recurrence overflows).
+
+    Explained in lesson 2.
+    """
+    deltas = np.atleast_1d(np.asarray(delta, dtype=float))
+    errors = np.empty(deltas.shape)
+    lam = complex(lam)
+    for i, dt in enumerate(deltas):
+        A_bar, B_bar = discretize_diag(lam, 1.0, dt, method)
+        steps = max(1, int(np.floor(t_end / dt + 1e-9)))
+        t = dt * np.arange(1, steps + 1)  # (steps,)
+        with np.errstate(over="ignore", invalid="ignore"):
+            h = B_bar * np.cumsum(A_bar ** np.arange(steps))  # h_k = Σ_{j<k} Ā^j B̄
+            err = np.abs(h - t * phi1(lam * t)).max()
+        errors[i] = err if np.isfinite(err) else np.inf
+    return errors if np.ndim(delta) else float(errors[0])
+
+
+def error_order(deltas, errors):
+    """Slope of log(error) against log(Δ): the observed order p in error ∝ Δ^p.
+
+    Parameters
+    ----------
+    deltas, errors : array_like, shape (k,)
+        Positive step sizes and their (finite, positive) errors, k ≥ 2.
+
+    Returns
+    -------
+    float
+        The least-squares slope on log–log axes.
+
+    Explained in lesson 2.
+    """
+    deltas, errors = np.asarray(deltas, dtype=float), np.asarray(errors, dtype=float)
+    if deltas.shape != errors.shape or deltas.ndim != 1 or deltas.size < 2:
+        raise ValueError(f"deltas has shape {deltas.shape}, errors {errors.shape}: expected (k,), k ≥ 2")
+    if not (np.all(deltas > 0) and np.all(errors > 0) and np.all(np.isfinite(errors))):
+        raise ValueError("deltas and errors must be positive and finite to take logarithms")
+    return float(np.polyfit(np.log(deltas), np.log(errors), 1)[0])
+
+
+# ----------------------------------------------------------------------------------------------
+# ``mamba_edu.discretize`` names both this module and the function above. Python's import system
+# sets the attribute ``mamba_edu.discretize`` to the *module* the first time the module is imported
+# (e.g. by ``from mamba_edu.discretize import phi1``), which would hide the function. Making the
+# module callable keeps ``me.discretize(A, B, delta)`` working whichever import came first.
+# ----------------------------------------------------------------------------------------------
+class _CallableModule(types.ModuleType):
+    def __call__(self, A, B, delta, method="zoh"):
+        return discretize(A, B, delta, method)
+
+
+sys.modules[__name__].__class__ = _CallableModule

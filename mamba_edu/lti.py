@@ -152,8 +152,9 @@ class ContinuousSSM:
         """H(iω) = C (iωI − A)⁻¹ B + D at the angular frequencies ω, shape (len(ω),) complex."""
         omega = _time_axis(omega, "omega")
         eye = np.eye(self.n)
-        resolvent_B = np.linalg.solve(1j * omega[:, None, None] * eye - self.A, np.broadcast_to(self.B, (len(omega), self.n))[..., None])
-        return resolvent_B[..., 0] @ self.C + self.D
+        rhs = np.broadcast_to(self.B, (len(omega), self.n))[..., None]
+        resolvent_B = np.linalg.solve(1j * omega[:, None, None] * eye - self.A, rhs)[..., 0]  # (iωI − A)⁻¹ B
+        return resolvent_B @ self.C + self.D
 
     def simulate(self, u, t, h0=None, interp="linear", return_state=False):
         """Exact state-space solution for a sampled input u at uniformly spaced times t.
@@ -199,7 +200,9 @@ class ContinuousSSM:
             steps = np.diff(t)
             delta = steps[0]
             if delta <= 0 or not np.allclose(steps, delta, rtol=1e-6, atol=0):
-                raise ValueError(f"t must be increasing and uniformly spaced, got steps from {steps.min()} to {steps.max()}")
+                raise ValueError(
+                    f"t must be increasing and uniformly spaced, got steps from {steps.min()} to {steps.max()}"
+                )
             M = np.zeros((n + 2, n + 2), dtype=np.result_type(self.A, self.B))
             M[:n, :n], M[:n, n], M[n, n + 1] = self.A * delta, self.B * delta, 1.0
             Phi = scipy.linalg.expm(M)

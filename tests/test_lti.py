@@ -58,7 +58,8 @@ def test_damped_oscillator_closed_form(alpha, beta):
     t = np.linspace(0, 8, 97)
     ssm = oscillator(alpha, beta)
     np.testing.assert_allclose(ssm.impulse_response(t), np.exp(alpha * t) * np.cos(beta * t), atol=1e-12)
-    np.testing.assert_allclose(np.sort_complex(ssm.eigenvalues), np.sort_complex([alpha - 1j * beta, alpha + 1j * beta]))
+    expected = np.sort_complex([alpha - 1j * beta, alpha + 1j * beta])
+    np.testing.assert_allclose(np.sort_complex(ssm.eigenvalues), expected)
     assert ssm.is_stable == (alpha < 0)
     # the state under an impulse, h(t) = e^{At}B = e^{αt}[cos βt, sin βt], via simulate with h0 = B and u = 0
     _, h = ssm.simulate(np.zeros_like(t), t, h0=[1.0, 0.0], return_state=True)

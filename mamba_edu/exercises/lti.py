@@ -44,13 +44,15 @@ def check_oscillator_design(A, frequency_hz=0.5, half_life=2.0) -> Feedback:
         return Feedback.wrong(f"A must be a real 2×2 matrix, got {None if A is None else A.shape}")
     lam = np.linalg.eigvals(A)
     want_alpha, want_beta = -np.log(2) / half_life, 2 * np.pi * frequency_hz
-    alpha, beta = lam.real.max(), np.abs(lam.imag).max()
+    beta = np.abs(lam.imag).max()
     if np.allclose(lam.real, want_alpha, atol=1e-6) and np.isclose(beta, want_beta, atol=1e-6):
         return Feedback.right(f"λ = {want_alpha:.4f} ± {want_beta:.4f}i: decay e^{{αt}} halves every {half_life} s.")
     msgs = []
     if not np.allclose(lam.real, want_alpha, atol=1e-6):
-        msgs.append(f"Re λ = {np.round(lam.real, 4).tolist()}, but halving every {half_life} means e^{{α·{half_life}}} = 1/2, "
-                    f"α = −ln2/{half_life} = {want_alpha:.4f}")
+        msgs.append(
+            f"Re λ = {np.round(lam.real, 4).tolist()}, but halving every {half_life} means "
+            f"e^{{α·{half_life}}} = 1/2, α = −ln2/{half_life} = {want_alpha:.4f}"
+        )
     if not np.isclose(beta, want_beta, atol=1e-6):
         msgs.append(f"|Im λ| = {beta:.4f} rad/s, but {frequency_hz} Hz means β = 2π·{frequency_hz} = {want_beta:.4f}")
     return Feedback.wrong("; ".join(msgs) + ". Hint: A = [[α, −β], [β, α]] has eigenvalues α ± iβ.")

@@ -14,7 +14,8 @@ Shapes (the official layout, time last)
 u, delta, z : (b, d, l)
 A           : (d, n) real, or complex (then y = 2·Re(C·h): each state stands for a conjugate pair)
 B, C        : (b, n, l) variable, (b, g, n, l) grouped (g divides d; channel d uses group d // (d/g)),
-              or (d, n) fixed. With complex A, variable B/C are complex tensors of those shapes,
+              or (d, n) fixed; variable B and C have the same g ((b, n, l) counts as g = 1).
+              With complex A, variable B/C are complex tensors of those shapes,
               or real tensors in the official interleaved layout with last dimension 2l (re, im, re, im, …).
 D, delta_bias : (d,)
 out : (b, d, l);  last state (with ``return_last_state=True``): (b, d, n)
@@ -24,6 +25,7 @@ never forms exp(+cumsum(ΔA)) or anything else that grows). :func:`selective_sca
 inputs and uses a compiled CPU kernel (``mamba_edu.scans.cpu``) when one is available.
 """
 
+from importlib import import_module
 from typing import NamedTuple
 
 import numpy as np
@@ -157,6 +159,11 @@ def check_selective_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=No
     is_complex = bool(_is_complex(A))
     B_groups, B_inter = _check_BC("B", B, b, d, l, n, is_complex)
     C_groups, C_inter = _check_BC("C", C, b, d, l, n, is_complex)
+    if B_groups is not None and C_groups is not None and B_groups != C_groups:
+        raise ValueError(
+            f"B has shape {tuple(B.shape)} ({B_groups} group(s)) but C has shape {tuple(C.shape)} "
+            f"({C_groups} group(s)): variable B and C must have the same number of groups g (official kernel)"
+        )
     for name in ("D", "delta_bias"):
         if name in given and tuple(given[name].shape) != (d,):
             raise ValueError(f"{name} has shape {tuple(given[name].shape)}, expected (d,) = ({d},)")
@@ -243,7 +250,7 @@ def _cpu_kernel(args):
     if u.device.type != "cpu" or A.is_complex():
         return None
     try:
-        from mamba_edu.scans import cpu
+        cpu = import_module("mamba_edu.scans.cpu")
     except ImportError:
         return None
     supports = getattr(cpu, "supports", None)

@@ -203,6 +203,8 @@ async () => {
     await new Promise(r => setTimeout(r, 200));
   }
   const panel = window.jupyterapp.shell.currentWidget;
+  window.jupyterapp.shell.collapseLeft();   // the notebook gets the whole width
+  window.jupyterapp.shell.collapseRight();
   await panel.context.ready;
   await panel.sessionContext.ready;
   while (!panel.sessionContext.session || !panel.sessionContext.session.kernel
@@ -244,15 +246,22 @@ async () => {
 TAG_EXPLORERS_JS = """
 () => {
   const root = window.jupyterapp.shell.currentWidget.node;
-  const sliders = Array.from(root.querySelectorAll('.widget-slider')).filter(s => s.querySelector('.noUi-handle'));
+  const sliders = Array.from(root.querySelectorAll('.widget-slider'))
+    .filter(s => s.querySelector('.noUi-handle'));
   const boxes = [];
   for (const slider of sliders) {
     let box = slider.parentElement;
-    while (box && box !== root && !(box.classList.contains('widget-box')
-                                    && box.querySelector('.jupyter-matplotlib canvas'))) box = box.parentElement;
+    const isExplorer = b => b.classList.contains('widget-box')
+      && b.querySelector('.jupyter-matplotlib canvas');
+    while (box && box !== root && !isExplorer(box)) box = box.parentElement;
     if (!box || box === root) continue;
     let k = boxes.indexOf(box);
-    if (k < 0) { boxes.push(box); k = boxes.length - 1; box.dataset.mtestExplorer = String(k); box.__sliders = []; }
+    if (k < 0) {
+      boxes.push(box);
+      k = boxes.length - 1;
+      box.dataset.mtestExplorer = String(k);
+      box.__sliders = [];
+    }
     slider.dataset.mtestSlider = `${k}-${box.__sliders.length}`;
     box.__sliders.push(slider);
   }
@@ -329,7 +338,7 @@ class Explorer:
 class Browser:
     """Headless Chromium from ``/usr/bin/chromium`` (never downloaded by playwright)."""
 
-    def __init__(self, viewport=(1400, 1000)):
+    def __init__(self, viewport=(1600, 1000)):
         self.viewport = viewport
 
     def __enter__(self):
@@ -363,7 +372,7 @@ def run_all_cells(page) -> dict:
 def close_notebook(page):
     """Shut the notebook's kernel down and close the page."""
     try:
-        page.evaluate("async () => { await window.jupyterapp.shell.currentWidget.sessionContext.shutdown(); }")
+        page.evaluate("async () => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
     finally:
         page.close()
 
@@ -389,7 +398,7 @@ def wait_for_canvases(page, explorer: Explorer, timeout_ms: float = 20_000):
     )
 
 
-def move_slider(page, explorer: Explorer, slider: dict, key: str = "PageUp", timeout_ms: float = 15_000) -> dict:
+def move_slider(page, explorer: Explorer, slider: dict, key: str = "PageUp", timeout_ms: float = 15_000):
     """Press ``key`` on the slider's handle (the opposite key if the value did not move).
 
     Returns ``{"moved", "changed", "latency_ms", "value_before", "value_after"}``: whether the
@@ -401,7 +410,7 @@ def move_slider(page, explorer: Explorer, slider: dict, key: str = "PageUp", tim
     handle.focus()
     value_before = handle.get_attribute("aria-valuenow")
     result = {"moved": False, "changed": False, "latency_ms": None, "value_before": value_before}
-    opposite = {"PageUp": "PageDown", "PageDown": "PageUp", "ArrowRight": "ArrowLeft", "ArrowLeft": "ArrowRight"}
+    opposite = {"PageUp": "PageDown", "PageDown": "PageUp", "ArrowUp": "ArrowDown", "ArrowDown": "ArrowUp"}
     for k in (key, opposite.get(key, key)):
         before = page.evaluate(CANVAS_STATE_JS, explorer.index)
         page.keyboard.press(k)

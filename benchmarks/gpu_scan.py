@@ -1,0 +1,273 @@
+"""Time lesson 5's CuPy selective-scan kernels on a CUDA GPU and record the table as JSON.
+
+Reproduce (on a machine with CuPy and a CUDA GPU, from the repository root)::
+
+    PYTHONPATH=. python benchmarks/gpu_scan.py                 # table + benchmarks/results/gpu_scan_<gpu>.json
+    PYTHONPATH=. python benchmarks/gpu_scan.py --sweep         # also try other v2 tile shapes
+    PYTHONPATH=. python benchmarks/gpu_scan.py --sanitize      # every kernel once, small (compute-sanitizer)
+
+Setting (the issue's): fp32, z + D + delta_bias + softplus, variable B/C of shape (b, 1, n, l).
+Timing: CUDA events around each launch, after warm-up; the median of --repeats launches (≥ 20).
+The PyTorch loop reference (a per-step loop like the official ``selective_scan_ref``) is timed with
+fewer repeats (it takes up to seconds). Bytes counted: u, delta, z read and out written once
+(4·b·d·l floats) plus B and C (2·b·n·l floats); the backward also reads dout and writes du, ddelta,
+dz, dB, dC. "% copy" compares with a measured device-to-device copy (bytes read + written).
+"""
+
+import argparse
+import datetime
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mamba_edu.scans import cuda  # noqa: E402
+
+SHAPES = [(8, 1536, 2048, 16), (1, 1536, 16384, 16), (16, 2048, 4096, 16), (4, 768, 1024, 16)]
+TARGETS_US = {  # the issue's targets for the fused kernel
+    ("v2 forward", (8, 1536, 2048, 16)): 600.0,
+    ("v2 forward", (1, 1536, 16384, 16)): 670.0,
+    ("v2 forward+backward", (8, 1536, 2048, 16)): 2900.0,
+}
+OFFICIAL_US = {  # the official Mamba CUDA kernel on the same GPU (GUIDE.md / issue 6), for comparison
+    ("v2 forward", (8, 1536, 2048, 16)): 909.0,
+    ("v2 forward", (1, 1536, 16384, 16)): 1014.0,
+    ("v2 forward", (16, 2048, 4096, 16)): 4750.0,
+    ("v2 forward", (4, 768, 1024, 16)): 130.0,
+    ("v2 forward+backward", (8, 1536, 2048, 16)): 2949.0,
+}
+
+
+def inputs(cp, b, d, l, n, seed=0):
+    rng = cp.random.default_rng(seed)
+    f32 = cp.float32
+    return dict(
+        u=rng.standard_normal((b, d, l), dtype=f32),
+        delta=rng.uniform(-4.0, 1.0, (b, d, l)).astype(f32),
+        A=-cp.exp(rng.uniform(-1.0, 1.5, (d, n))).astype(f32),
+        B=rng.standard_normal((b, 1, n, l), dtype=f32),
+        C=rng.standard_normal((b, 1, n, l), dtype=f32),
+        D=rng.standard_normal(d, dtype=f32),
+        z=rng.standard_normal((b, d, l), dtype=f32),
+        delta_bias=rng.uniform(-1.0, 0.5, d).astype(f32),
+    )
+
+
+def time_us(cp, fn, repeats, warmup=3):
+    """Median wall time of fn() on the GPU in µs (CUDA events around each call)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start, stop = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        times.append(cp.cuda.get_elapsed_time(start, stop) * 1e3)
+    return statistics.median(times)
+
+
+def copy_bandwidth(cp, nbytes=4 << 30):
+    """Device-to-device copy rate in GB/s, counting bytes read plus bytes written."""
+    src = cp.ones(nbytes // 4, dtype=cp.float32)
+    dst = cp.empty_like(src)
+    us = time_us(cp, lambda: dst.__setitem__(Ellipsis, src), 20)
+    return 2 * nbytes / us / 1e3
+
+
+def torch_loop(x, repeats):
+    """The PyTorch per-step loop reference on the GPU (like the official selective_scan_ref)."""
+    import torch
+    import torch.nn.functional as F
+
+    t = {k: torch.from_dlpack(v) for k, v in x.items()}
+
+    def run():
+        dl = F.softplus(t["delta"] + t["delta_bias"][:, None])
+        A_bar = torch.exp(dl[..., None] * t["A"][:, None, :])  # (b, d, l, n)
+        Bu = dl[..., None] * t["u"][..., None] * t["B"][:, 0].transpose(1, 2)[:, None]  # (b, d, l, n)
+        Ct = t["C"][:, 0].transpose(1, 2)  # (b, l, n)
+        h = torch.zeros_like(A_bar[:, :, 0])
+        ys = []
+        for i in range(A_bar.shape[2]):
+            h = A_bar[:, :, i] * h + Bu[:, :, i]
+            ys.append((h * Ct[:, None, i]).sum(-1))
+        y = torch.stack(ys, -1) + t["D"][:, None] * t["u"]
+        return y * F.silu(t["z"])
+
+    import cupy as cp
+
+    return time_us(cp, run, repeats, warmup=1)
+
+
+def bench(args):
+    import cupy as cp
+
+    props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
+    device = props["name"].decode()
+    bw = copy_bandwidth(cp)
+    print(f"device: {device}; measured copy bandwidth {bw:.0f} GB/s", flush=True)
+    rows = []
+    for shape in SHAPES:
+        rows += bench_shape(cp, shape, bw, args)
+        cp.get_default_memory_pool().free_all_blocks()
+    result = dict(
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        device=device, copy_bandwidth_GBps=round(bw, 1), cupy=cp.__version__,
+        setting="fp32, z + D + delta_bias + softplus, variable B/C (b, 1, n, l)",
+        v2_tile=dict(chunk=cuda.CHUNK, nwarps=cuda.NWARPS),
+        timing="CUDA events per launch, warm-up 3, median of `repeats`",
+        command="PYTHONPATH=. python benchmarks/gpu_scan.py", rows=rows,
+    )
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
+        print("wrote", args.output)
+    return result
+
+
+def bench_shape(cp, shape, bw, args):
+    """Rows of the table for one (b, d, l, n)."""
+    b, d, l, n = shape
+    x = inputs(cp, b, d, l, n)
+    io_fwd = 4 * (4 * b * d * l + 2 * b * n * l)
+    io_bwd = 4 * (9 * b * d * l + 4 * b * n * l)  # reads u delta z dout B C, writes du ddelta dz dB dC
+    out = cp.empty((b, d, l), dtype=cp.float32)
+    h_chk = cp.empty((b, d, cuda.n_tiles(l), n), dtype=cp.float32)
+    args_ = [x[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
+    ref_us = torch_loop(x, 3) if l * b * d <= 8 * 1536 * 2048 and not args.quick else None
+    grads = {k: cp.empty_like(x[k2]) for k, k2 in (("du", "u"), ("ddelta", "delta"), ("dz", "z"))}
+    zeros = {k: cp.zeros_like(x[k2]) for k, k2 in (("dA", "A"), ("dB", "B"), ("dC", "C"), ("dD", "D"),
+                                                    ("ddelta_bias", "delta_bias"))}
+
+    def fwd_bwd():
+        cuda.scan_forward("v2", *args_, True, out=out, h_chk=h_chk)
+        for v in zeros.values():
+            v.fill(0)
+        cuda.scan_backward(*args_, True, x["z"], h_chk, **grads, **zeros)  # dout := z (any data)
+
+    kernels = {"v2 forward": lambda: cuda.scan_forward("v2", *args_, True, out=out), "v2 forward+backward": fwd_bwd}
+    if shape in SHAPES[:2] and not args.quick:
+        kernels["v1 forward"] = lambda: cuda.scan_forward("v1", *args_, True, out=out)
+        kernels["v0 forward"] = lambda: cuda.scan_forward("v0", *args_, True, out=out)
+    rows = []
+    for name, fn in kernels.items():
+        reps = args.repeats if name.startswith("v2") else max(5, args.repeats // 4)
+        us = time_us(cp, fn, reps)
+        nbytes = io_fwd + (io_bwd if "backward" in name else 0)
+        row = dict(shape=list(shape), kernel=name, us=round(us, 1), GBps=round(nbytes / us / 1e3, 1),
+                   pct_copy_bw=round(100 * nbytes / us / 1e3 / bw, 1), repeats=reps,
+                   speedup_vs_torch_loop=None if ref_us is None or "backward" in name else round(ref_us / us, 1),
+                   target_us=TARGETS_US.get((name, shape)), official_us=OFFICIAL_US.get((name, shape)))
+        if row["target_us"] is not None:
+            row["target_met"] = us <= row["target_us"]
+        rows.append(row)
+        print(f"{str(shape):24s} {name:22s} {us:10.1f} us {row['GBps']:8.1f} GB/s {row['pct_copy_bw']:5.1f}% "
+              f"x{row['speedup_vs_torch_loop']} target={row['target_us']}", flush=True)
+    if ref_us is not None:
+        rows.append(dict(shape=list(shape), kernel="torch loop reference", us=round(ref_us, 1), repeats=3))
+    return rows
+
+
+def sweep(args):
+    """Time v2's forward and backward at other tile shapes (chunk, nwarps)."""
+    import cupy as cp
+
+    for b, d, l, n in SHAPES[:2]:
+        x = inputs(cp, b, d, l, n)
+        args_ = [x[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
+        out = cp.empty((b, d, l), dtype=cp.float32)
+        for chunk, nwarps in [(4, 8), (4, 16), (8, 4), (8, 8), (8, 16), (16, 4)]:
+            try:
+                one_config(cp, x, args_, out, b, d, l, n, chunk, nwarps)
+            except Exception as err:  # e.g. too much shared memory for this tile shape
+                print(f"sweep {(b, d, l, n)} chunk={chunk} nwarps={nwarps}: failed: {err}", flush=True)
+        del x, out
+        cp.get_default_memory_pool().free_all_blocks()
+
+
+def one_config(cp, x, args_, out, b, d, l, n, chunk, nwarps):
+    if True:
+        if True:
+            h_chk = cp.empty((b, d, cuda.n_tiles(l, chunk), n), dtype=cp.float32)
+            fwd = time_us(cp, lambda: cuda.scan_forward("v2", *args_, True, out=out, chunk=chunk, nwarps=nwarps), 20)
+            grads = {k: cp.empty_like(x[k2]) for k, k2 in (("du", "u"), ("ddelta", "delta"), ("dz", "z"))}
+            zeros = {k: cp.zeros_like(x[k2]) for k, k2 in (("dA", "A"), ("dB", "B"), ("dC", "C"), ("dD", "D"),
+                                                            ("ddelta_bias", "delta_bias"))}
+            cuda.scan_forward("v2", *args_, True, out=out, h_chk=h_chk, chunk=chunk, nwarps=nwarps)
+            bwd = time_us(cp, lambda: cuda.scan_backward(*args_, True, x["z"], h_chk, **grads, **zeros,
+                                                         chunk=chunk, nwarps=nwarps), 10)
+            print(f"sweep {(b, d, l, n)} chunk={chunk:2d} nwarps={nwarps:2d}: fwd {fwd:8.1f} us  bwd {bwd:8.1f} us",
+                  flush=True)
+
+
+def sanitize():
+    """One small launch of every kernel and layout (run under compute-sanitizer memcheck / racecheck)."""
+    import cupy as cp
+
+    for B_groups, l in [(1, 37), (None, 300)]:
+        x = inputs(cp, 2, 6, l, 16)
+        if B_groups is None:
+            x["B"] = cp.asarray(np.random.default_rng(0).standard_normal((6, 16)), dtype=cp.float32)
+        args_ = [x[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
+        out = cp.empty((2, 6, l), dtype=cp.float32)
+        last = cp.empty((2, 6, 16), dtype=cp.float32)
+        for version in ("v0", "v1", "v2"):
+            cuda.scan_forward(version, *args_, True, out=out, last_state=last)
+        for chunk, nwarps in [(cuda.CHUNK, cuda.NWARPS), (4, 4)]:
+            h_chk = cp.empty((2, 6, cuda.n_tiles(l, chunk), 16), dtype=cp.float32)
+            cuda.scan_forward("v2", *args_, True, out=out, last_state=last, h_chk=h_chk, chunk=chunk, nwarps=nwarps)
+            grads = {k: cp.empty_like(x[k2]) for k, k2 in (("du", "u"), ("ddelta", "delta"), ("dz", "z"))}
+            zeros = {k: cp.zeros_like(x[k2]) for k, k2 in (("dA", "A"), ("dB", "B"), ("dC", "C"), ("dD", "D"),
+                                                            ("ddelta_bias", "delta_bias"))}
+            cuda.scan_backward(*args_, True, x["z"], h_chk, **grads, **zeros, chunk=chunk, nwarps=nwarps)
+        cp.cuda.runtime.deviceSynchronize()
+    print("sanitize run: all kernels launched")
+
+
+def profile_once(args):
+    """One launch of v2 forward and backward at (8, 1536, 2048, 16), for Nsight Compute (ncu)."""
+    import cupy as cp
+
+    b, d, l, n = SHAPES[0]
+    x = inputs(cp, b, d, l, n)
+    args_ = [x[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
+    out = cp.empty((b, d, l), dtype=cp.float32)
+    h_chk = cp.empty((b, d, cuda.n_tiles(l, args.chunk), n), dtype=cp.float32)
+    grads = {k: cp.empty_like(x[k2]) for k, k2 in (("du", "u"), ("ddelta", "delta"), ("dz", "z"))}
+    zeros = {k: cp.zeros_like(x[k2]) for k, k2 in (("dA", "A"), ("dB", "B"), ("dC", "C"), ("dD", "D"),
+                                                    ("ddelta_bias", "delta_bias"))}
+    cuda.scan_forward("v2", *args_, True, out=out, h_chk=h_chk, chunk=args.chunk, nwarps=args.nwarps)
+    cuda.scan_backward(*args_, True, x["z"], h_chk, **grads, **zeros, chunk=args.chunk, nwarps=args.nwarps)
+    cp.cuda.runtime.deviceSynchronize()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=30, help="timed launches per kernel (median reported)")
+    parser.add_argument("--output", default=None, help="JSON path (default benchmarks/results/gpu_scan_h200.json)")
+    parser.add_argument("--sweep", action="store_true", help="also time other v2 tile shapes")
+    parser.add_argument("--sanitize", action="store_true", help="only launch every kernel once, small")
+    parser.add_argument("--quick", action="store_true", help="skip v0, v1 and the torch loop")
+    parser.add_argument("--profile-once", action="store_true", help="one v2 forward + backward launch (for ncu)")
+    parser.add_argument("--chunk", type=int, default=cuda.CHUNK, help="v2 tile: steps per lane (with --profile-once)")
+    parser.add_argument("--nwarps", type=int, default=cuda.NWARPS, help="v2 tile: warps per block (--profile-once)")
+    args = parser.parse_args()
+    if args.profile_once:
+        return profile_once(args)
+    if args.sanitize:
+        return sanitize()
+    if args.sweep:
+        sweep(args)
+    if args.output is None:
+        args.output = str(Path(__file__).resolve().parent / "results" / "gpu_scan_h200.json")
+    bench(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""A small trainer for the synthetic tasks, and the experiments of lesson 6 (LTI vs selective).
+
+Explained in lesson 6. ``run_experiment("selective-copying")`` trains the same small network twice,
+once with the selective Mamba block and once with its LTI ablation, and returns a JSON-able dict.
+"""
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from mamba_edu.experiments.lti import LTIMambaBlock
+from mamba_edu.experiments.tasks import (
+    IGNORE,
+    induction_heads_batch,
+    selective_copying_batch,
+    selective_copying_vocab,
+)
+from mamba_edu.mamba.block import MambaBlock
+from mamba_edu.mamba.model import MambaLM
+
+# The quick configurations finish in a few minutes on 2 CPU cores; --full ones are larger.
+CONFIGS = {
+    "selective-copying": {
+        "quick": dict(n_data=4, n_noise=252, n_values=8, d_model=32, n_layer=2, d_state=16, steps=1000,
+                      batch=32, lr=3e-3, eval_batch=512, eval_every=100),
+        "full": dict(n_data=16, n_noise=1008, n_values=16, d_model=64, n_layer=2, d_state=16, steps=8000,
+                     batch=32, lr=2e-3, eval_batch=1024, eval_every=500),
+    },
+    "induction-heads": {
+        "quick": dict(length=64, vocab_size=16, test_lengths=[64, 128, 256, 512], d_model=32, n_layer=2,
+                      d_state=16, steps=1000, batch=32, lr=3e-3, eval_batch=512, eval_every=100),
+        "full": dict(length=256, vocab_size=16, test_lengths=[256, 512, 1024, 2048, 4096, 8192, 16384],
+                     d_model=64, n_layer=2, d_state=16, steps=8000, batch=32, lr=2e-3, eval_batch=512,
+                     eval_every=500),
+    },
+}
+TASKS = list(CONFIGS)
+
+
+def masked_accuracy(logits, targets):
+    """Fraction of positions with a target (≠ IGNORE) where argmax(logits) equals it."""
+    mask = targets != IGNORE
+    return (logits.argmax(-1)[mask] == targets[mask]).double().mean().item()
+
+
+@torch.no_grad()
+def evaluate(model, inputs, targets, chunk=128):
+    """Accuracy of ``model`` on a fixed evaluation set, in chunks (to bound the memory)."""
+    model.eval()
+    hits = total = 0
+    for i in range(0, len(inputs), chunk):
+        logits = model(inputs[i:i + chunk])
+        mask = targets[i:i + chunk] != IGNORE
+        hits += (logits.argmax(-1)[mask] == targets[i:i + chunk][mask]).sum().item()
+        total += mask.sum().item()
+    model.train()
+    return hits / total
+
+
+def train(model, make_batch, steps, lr, eval_set=None, eval_every=100, desc="train", progress=True,
+          target_accuracy=None):
+    """Train ``model`` with AdamW on batches ``make_batch(step) -> (inputs, targets)``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Maps token ids (b, l) to logits (b, l, vocab).
+    make_batch : callable
+        Returns a fresh (inputs, targets) batch; targets are ``IGNORE`` where nothing is asked.
+    steps : int
+    lr : float
+        Peak learning rate (linear warm-up over 5 % of the steps, then cosine decay to 10 %).
+    eval_set : (inputs, targets), optional
+        Evaluated every ``eval_every`` steps and at the end.
+    progress : bool
+        Show a tqdm progress bar (loss and accuracy in its postfix).
+    target_accuracy : float, optional
+        Stop early once the evaluation accuracy reaches this.
+
+    Returns
+    -------
+    dict
+        ``history``: list of {"step", "loss", "accuracy"}; ``accuracy``: the final evaluation;
+        ``steps``: steps run; ``seconds``: wall time.
+    """
+    from tqdm.auto import tqdm
+
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    no_decay = {id(p) for n, p in model.named_parameters() if n.endswith(("A_log", "D", "bias")) or "norm" in n}
+    optim = torch.optim.AdamW([
+        {"params": [p for p in params if id(p) not in no_decay], "weight_decay": 0.1},
+        {"params": [p for p in params if id(p) in no_decay], "weight_decay": 0.0},
+    ], lr=lr, betas=(0.9, 0.98))
+    warmup = max(1, steps // 20)
+    schedule = lambda s: min(1.0, (s + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, schedule)
+    history, start, acc, loss_value = [], time.perf_counter(), None, float("nan")
+    bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=1.0)
+    step = 0
+    for step in bar:
+        inputs, targets = make_batch(step)
+        logits = model(inputs)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optim.step()
+        sched.step()
+        loss_value = loss.item()
+        if eval_set is not None and ((step + 1) % eval_every == 0 or step + 1 == steps):
+            acc = evaluate(model, *eval_set)
+            history.append({"step": step + 1, "loss": loss_value, "accuracy": acc})
+            bar.set_postfix(loss=f"{loss_value:.3f}", acc=f"{acc:.3f}")
+            if target_accuracy is not None and acc >= target_accuracy:
+                break
+    bar.close()
+    if eval_set is not None and (not history or history[-1]["step"] != step + 1):
+        acc = evaluate(model, *eval_set)
+        history.append({"step": step + 1, "loss": loss_value, "accuracy": acc})
+    return {"history": history, "accuracy": acc, "steps": step + 1, "seconds": time.perf_counter() - start}
+
+
+def build_model(kind, vocab_size, d_model, n_layer, d_state, seed):
+    """``MambaLM`` with selective (``kind="selective"``) or LTI (``kind="lti"``) blocks, seeded."""
+    if kind not in ("selective", "lti"):
+        raise ValueError(f"kind must be 'selective' or 'lti', got {kind!r}")
+    torch.manual_seed(seed)
+    block_cls = MambaBlock if kind == "selective" else LTIMambaBlock
+    return MambaLM(vocab_size, d_model, n_layer, d_state=d_state, block_cls=block_cls)
+
+
+def _task_data(name, cfg):
+    """(vocab size, make_batch(generator, batch[, length]), evaluation sets by name) for a task."""
+    if name == "selective-copying":
+        vocab = selective_copying_vocab(cfg["n_values"])
+
+        def make(gen, batch, length=None):
+            return selective_copying_batch(batch, cfg["n_data"], cfg["n_noise"], cfg["n_values"], gen)
+
+        return vocab, make, {"train": None}
+    vocab = cfg["vocab_size"]
+
+    def make(gen, batch, length=None):
+        return induction_heads_batch(batch, length or cfg["length"], vocab, gen)
+
+    return vocab, make, {"train": None, **{length: length for length in cfg["test_lengths"]}}
+
+
+def run_experiment(name, full=False, seed=0, progress=True, **overrides):
+    """Train the selective model and its LTI ablation on a synthetic task; return the results.
+
+    Parameters
+    ----------
+    name : {"selective-copying", "induction-heads"}
+    full : bool
+        The larger configuration instead of the quick one (see ``CONFIGS``).
+    seed : int
+        Seeds the data and both models (each model gets the same initial seed).
+    progress : bool
+        tqdm progress bars.
+    **overrides
+        Replace entries of the configuration (e.g. ``steps=50, n_noise=20`` for a tiny run).
+
+    Returns
+    -------
+    dict (JSON-able)
+        ``task``, ``lti_accuracy``, ``selective_accuracy`` (on the training length), ``steps``,
+        ``seconds`` (both trainings and evaluations), ``config``, ``history`` (accuracy vs steps for
+        each model); for induction heads also ``lti_by_length`` and ``selective_by_length``
+        (accuracy at each test length) and ``max_extrapolation`` (the longest test length / training
+        length at which the selective model is ≥ 95 % accurate).
+
+    Explained in lesson 6.
+    """
+    if name not in CONFIGS:
+        raise ValueError(f"name must be one of {TASKS}, got {name!r}")
+    cfg = dict(CONFIGS[name]["full" if full else "quick"])
+    unknown = set(overrides) - set(cfg)
+    if unknown:
+        raise ValueError(f"unknown overrides {sorted(unknown)} for {name}; known: {sorted(cfg)}")
+    cfg.update(overrides)
+    vocab, make, _ = _task_data(name, cfg)
+    start = time.perf_counter()
+
+    eval_gen = torch.Generator().manual_seed(seed + 10_000)  # the same held-out set for both models
+    eval_set = make(eval_gen, cfg["eval_batch"])
+    extra = {}
+    if name == "induction-heads":
+        extra = {length: make(eval_gen, cfg["eval_batch"], length) for length in cfg["test_lengths"]}
+
+    result = {"task": name, "full": bool(full), "seed": seed, "config": cfg, "history": {}}
+    for kind in ("lti", "selective"):
+        model = build_model(kind, vocab, cfg["d_model"], cfg["n_layer"], cfg["d_state"], seed)
+        gen = torch.Generator().manual_seed(seed)  # the same training batches for both models
+        out = train(model, lambda step, gen=gen: make(gen, cfg["batch"]), cfg["steps"], cfg["lr"],
+                    eval_set=eval_set, eval_every=cfg["eval_every"], desc=f"{name} {kind}", progress=progress)
+        result[f"{kind}_accuracy"] = out["accuracy"]
+        result[f"{kind}_seconds"] = out["seconds"]
+        result["history"][kind] = out["history"]
+        if extra:
+            result[f"{kind}_by_length"] = {str(length): evaluate(model, *data) for length, data in extra.items()}
+    result["steps"] = cfg["steps"]
+    if name == "induction-heads":
+        good = [int(k) for k, v in result["selective_by_length"].items() if v >= 0.95]
+        result["max_extrapolation"] = max(good) / cfg["length"] if good else 0.0
+    result["seconds"] = time.perf_counter() - start
+    return result

@@ -1,0 +1,172 @@
+"""Figures for lesson 3: one complex mode, the decay of the state, S4D kernels, frequency response.
+
+``diagonal_figure(...)`` builds the six panels and keeps their artists in
+``fig.mamba_artists``; ``update_diagonal_figure(fig, ...)`` sets new data on them.
+
+(a) ``mode``      the real impulse response of one conjugate pair λ, λ̄ (ZOH with step Δ),
+                  normalised so that its envelope is ±e^{Re λ·Δk}; it oscillates at Im λ/(2π)
+                  cycles per unit time.
+(b) ``states``    |h_k| / |h_0| of every mode of an S4D initialisation after an impulse: the
+                  rows decay like e^{Re λ_m·Δk} (log-scale heatmap, time → right, mode ↓).
+(c) ``lin``/``inv``/``real``  the kernels K of S4D-Lin, S4D-Inv and S4D-Real (B = C = 1).
+(d) ``freq``      |H(e^{iω})| of the pair in (a); it peaks near ω = Im λ·Δ radians per sample.
+"""
+
+import matplotlib.colors
+import numpy as np
+
+from mamba_edu.convolution import lti_scan, ssm_kernel, transfer_function
+from mamba_edu.diagonal import conjugate_pairs, s4d_inv, s4d_lin, s4d_real
+from mamba_edu.discretize import discretize_diag
+from mamba_edu.plot.base import new_figure
+
+INITS = {"S4D-Lin": s4d_lin, "S4D-Inv": s4d_inv, "S4D-Real": s4d_real}
+_KERNEL_PANELS = {"S4D-Lin": "lin", "S4D-Inv": "inv", "S4D-Real": "real"}
+N_OMEGA = 512
+
+
+def mode_response(re_lambda, im_lambda, delta, L):
+    """Normalised real impulse response of the pair λ = Re λ ± i Im λ, and its envelope.
+
+    Returns
+    -------
+    t : ndarray, shape (L,)
+        Times Δ·k.
+    response : ndarray, shape (L,)
+        2·Re(K_k) / (2|B̄|) with K_k = Ā^k B̄ (B = C = 1, ZOH): e^{Re λ·Δk} cos(Im λ·Δk + φ).
+    envelope : ndarray, shape (L,)
+        e^{Re λ·Δk} = |Ā|^k.
+    """
+    A_bar, B_bar = discretize_diag(np.array([complex(re_lambda, im_lambda)]), np.ones(1), delta)
+    K = ssm_kernel(A_bar, B_bar, np.ones(1), L)  # (L,) one of the pair
+    t = delta * np.arange(L)
+    return t, K.real / np.abs(B_bar[0]), np.exp(re_lambda * t)
+
+
+def mode_frequency_response(re_lambda, im_lambda, delta, omega):
+    """|H(e^{iω})| of the real system with the pair λ, λ̄ (B = C = 1, ZOH), normalised to max 1."""
+    A_bar, B_bar = discretize_diag(np.array([complex(re_lambda, im_lambda)]), np.ones(1), delta)
+    H = np.abs(transfer_function(*conjugate_pairs(A_bar, B_bar, np.ones(1)), omega))
+    return H / H.max()
+
+
+def _init(init, n):
+    if init not in INITS:
+        raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
+    return INITS[init](n)
+
+
+def state_decay(init, n, delta, L):
+    """|h_k| / |h_0| for every mode of ``init`` after a unit impulse, shape (n, L)."""
+    A_bar, B_bar = discretize_diag(_init(init, n), np.ones(n), delta)
+    u = np.zeros(L)
+    u[0] = 1.0
+    _, h = lti_scan(A_bar, B_bar, np.ones(n), u, return_states=True)  # h: (L, n)
+    return (np.abs(h) / np.abs(h[:1])).T
+
+
+def init_kernel(init, n, delta, L):
+    """The real kernel of an S4D init with B = C = 1 (2·Re for the complex ones), max |K| = 1."""
+    A = _init(init, n)
+    A_bar, B_bar = discretize_diag(A, np.ones(n), delta)
+    K = ssm_kernel(A_bar, B_bar, np.ones(n), L)
+    K = 2 * K.real if np.iscomplexobj(A) else K
+    return K / np.max(np.abs(K))
+
+
+def diagonal_figure(re_lambda=-0.3, im_lambda=4.0, delta=0.05, n=16, init="S4D-Lin", L=256, fig=None):
+    """Build lesson 3's six-panel figure (see the module docstring).
+
+    Parameters
+    ----------
+    re_lambda, im_lambda : float
+        The complex mode λ of panels (a) and (d).
+    delta : float
+        Step size Δ > 0 (all panels).
+    n : int
+        Number of modes of the S4D initialisations (panels b, c).
+    init : {"S4D-Lin", "S4D-Inv", "S4D-Real"}
+        Initialisation whose state decay panel (b) shows.
+    L : int
+        Number of time steps shown.
+    fig : Figure, optional
+        Reused (cleared) when given.
+
+    Returns
+    -------
+    Figure
+        With ``fig.mamba_artists`` for :func:`update_diagonal_figure`.
+    """
+    fig = new_figure(fig, figsize=(11, 6))
+    fig.mamba_L = int(L)
+    axes = fig.subplot_mosaic([["mode", "states", "freq"], ["lin", "inv", "real"]])
+    art = fig.mamba_artists
+    art["axes"] = axes
+
+    ax = axes["mode"]
+    (art["mode"],) = ax.plot([], [], color="C0", lw=1.2, label="2·Re K / 2|B̄|")
+    envelope_label = r"$\pm e^{\mathrm{Re}\,\lambda\,\Delta k}$"
+    (art["envelope_upper"],) = ax.plot([], [], "k--", lw=0.9, label=envelope_label)
+    (art["envelope_lower"],) = ax.plot([], [], "k--", lw=0.9)
+    ax.set_ylim(-1.1, 1.1)
+    ax.set_xlabel("time t = Δk")
+    ax.legend(loc="upper right", fontsize=7)
+
+    ax = axes["states"]
+    cmap = matplotlib.colormaps["viridis"]
+    cmap = cmap.with_extremes(under=cmap(0.0), bad=cmap(0.0))  # underflowed (0) states: darkest
+    norm = matplotlib.colors.LogNorm(vmin=1e-3, vmax=1.0)
+    art["states"] = ax.imshow(np.ones((1, 1)), aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
+    ax.set_xlabel("time t = Δk")
+    ax.set_ylabel("mode m")
+    fig.colorbar(art["states"], ax=ax, label="|h_k| / |h_0| (log scale)", extend="min")
+
+    ax = axes["freq"]
+    omega = np.linspace(0, np.pi, N_OMEGA)
+    (art["freq"],) = ax.plot(omega, np.zeros_like(omega), color="C3", lw=1.2)
+    art["freq_marker"] = ax.axvline(0.0, color="k", ls=":", lw=0.9, label="ω = Im λ·Δ")
+    ax.set_xlim(0, np.pi)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("ω (radians per sample)")
+    ax.set_title(r"(d) $|H(e^{i\omega})|$ / max", fontsize=9)
+    ax.legend(loc="upper right", fontsize=7)
+
+    for name, key in _KERNEL_PANELS.items():
+        ax = axes[key]
+        (art[f"kernel_{key}"],) = ax.plot([], [], color="C2", lw=1.0)
+        ax.set_ylim(-1.1, 1.1)
+        ax.set_xlabel("time t = Δk")
+        ax.set_title(f"(c) kernel K / max|K|, {name}", fontsize=9)
+    update_diagonal_figure(fig, re_lambda, im_lambda, delta, n, init)
+    # lay the panels out once, then freeze them: re-running the constrained layout on every
+    # slider move would double the redraw time of this six-panel figure
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")
+    return fig
+
+
+def update_diagonal_figure(fig, re_lambda, im_lambda, delta, n, init):
+    """Set the data of :func:`diagonal_figure`'s artists for new slider values (no re-plotting)."""
+    art, axes, L = fig.mamba_artists, fig.mamba_artists["axes"], fig.mamba_L
+    t, response, envelope = mode_response(re_lambda, im_lambda, delta, L)
+    art["mode"].set_data(t, response)
+    art["envelope_upper"].set_data(t, envelope)
+    art["envelope_lower"].set_data(t, -envelope)
+    f = im_lambda / (2 * np.pi)
+    axes["mode"].set_title(f"(a) one mode λ = {re_lambda:.2f} ± {im_lambda:.2f}i: f = Im λ/2π = {f:.3f}",
+                           fontsize=9)
+
+    decay = state_decay(init, n, delta, L)
+    art["states"].set_data(decay)
+    art["states"].set_extent((0, t[-1] + delta, n - 0.5, -0.5))
+    axes["states"].set_title(f"(b) state decay, {init}, n = {n}", fontsize=9)
+
+    omega = art["freq"].get_xdata()
+    art["freq"].set_ydata(mode_frequency_response(re_lambda, im_lambda, delta, omega))
+    art["freq_marker"].set_xdata([im_lambda * delta] * 2)
+
+    for name, key in _KERNEL_PANELS.items():
+        art[f"kernel_{key}"].set_data(t, init_kernel(name, n, delta, L))
+    for key in ("mode", "states", "lin", "inv", "real"):
+        axes[key].set_xlim(0, t[-1] + delta)
+    return fig

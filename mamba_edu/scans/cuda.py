@@ -1,0 +1,394 @@
+"""Mamba's selective scan on a CUDA GPU, as CuPy RawKernels.  Explained in lesson 5.
+
+Three kernels, from simple to fast, all shipped as readable CUDA C++ in ``scans/kernels/``
+(see :func:`kernel_source`):
+
+* ``"v0"`` — one thread per channel (b, d), sequential over time, the n states in registers.
+  Correct, but only b·d threads and uncoalesced loads: slow.
+* ``"v1"`` — the lesson's block-level parallel scan (Hillis–Steele in shared memory) of the
+  already-discretized recurrence h_t = Ā_t h_{t−1} + B̄_t u_t. Ā and B̄u are first written out as
+  (b, d, n, l) arrays and h is read back for y = C·h: the memory traffic that v2 removes.
+* ``"v2"`` — the fused production kernel (forward and backward): softplus, discretization, a
+  two-level chunked scan (a sequential fold per lane, then a warp-shuffle Hillis–Steele across
+  32 lanes, then a carry from tile to tile), the C contraction, the D skip and the z gate, all in
+  registers and shared memory. Nothing of size (b, d, l, n) touches global memory. The backward
+  kernel replays each tile from a saved checkpoint state and runs the mirrored (reverse-time)
+  adjoint scan.
+
+:func:`selective_scan_cupy` has the arguments and semantics of :func:`mamba_edu.selective_scan`
+(the official ``selective_scan_fn``) for float32 inputs with a real A. torch CUDA tensors in →
+torch tensors out (zero-copy through DLPack, differentiable with ``version="v2"``); CuPy arrays in
+→ CuPy arrays out. CuPy is imported only when a function here needs the GPU.
+
+Glossary: u input (b, d, l); delta Δ (b, d, l); A (d, n); B, C (b, n, l), (b, g, n, l) or (d, n);
+D, delta_bias (d,); z gate (b, d, l); h state (b, d, n); y, out (b, d, l).
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+KERNEL_DIR = Path(__file__).resolve().parent / "kernels"
+KERNEL_FILES = {
+    "v0": "v0_sequential.cu",
+    "v1": "v1_block_scan.cu",
+    "v2": "v2_forward.cu",
+    "v2_backward": "v2_backward.cu",
+}
+VERSIONS = ("v0", "v1", "v2")
+
+# v2's tile shape: each lane owns CHUNK consecutive steps (a tile is 32·CHUNK steps), and a block of
+# NWARPS warps handles NWARPS channels that share B and C. Tuned on an H200 (benchmarks/gpu_scan.py).
+CHUNK = 8
+NWARPS = 8
+SCAN_BLOCK = 256  # v1: threads (= steps) per block-level scan
+_FLAGS = {"D": 1, "z": 2, "delta_bias": 4, "softplus": 8, "last_state": 16, "checkpoint": 32}
+RECORDED_BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "gpu_scan_h200.json"
+
+
+def kernel_source(version):
+    """The CUDA C++ source of a kernel, as shipped in the package.
+
+    Parameters
+    ----------
+    version : {"v0", "v1", "v2", "v2_backward"}
+
+    Returns
+    -------
+    str
+        The ``.cu`` file's text (compile-time sizes such as ``DSTATE`` come in as ``-D`` options).
+
+    Explained in lesson 5.
+    """
+    if version not in KERNEL_FILES:
+        raise ValueError(f"version must be one of {sorted(KERNEL_FILES)}, got {version!r}")
+    return (KERNEL_DIR / KERNEL_FILES[version]).read_text()
+
+
+def gpu_available():
+    """True when CuPy imports and sees at least one CUDA GPU (never raises)."""
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def recorded_benchmark(path=None):
+    """The H200 timings recorded by ``benchmarks/gpu_scan.py`` (for machines without a GPU).
+
+    Returns
+    -------
+    dict
+        ``{"date", "device", "copy_bandwidth_GBps", "rows": [...], ...}`` as written by the script;
+        each row has the shape (b, d, l, n), the kernel, microseconds, GB/s, % of copy bandwidth and
+        the speed-up over the PyTorch loop reference.
+
+    Explained in lesson 5.
+    """
+    path = Path(path) if path is not None else RECORDED_BENCHMARK
+    if not path.exists():
+        raise FileNotFoundError(f"no recorded benchmark at {path}: run benchmarks/gpu_scan.py on a GPU")
+    return json.loads(path.read_text())
+
+
+def _cupy():
+    """Import CuPy and check for a GPU, or raise RuntimeError saying what is missing."""
+    try:
+        import cupy
+    except ImportError as err:
+        raise RuntimeError(
+            "selective_scan_cupy needs CuPy and a CUDA GPU, but CuPy is not installed "
+            "(pip install 'mamba-edu[gpu]'); on a CPU use mamba_edu.selective_scan"
+        ) from err
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:
+        raise RuntimeError(f"selective_scan_cupy needs a CUDA GPU, but CuPy found none ({err})") from err
+    if count == 0:
+        raise RuntimeError("selective_scan_cupy needs a CUDA GPU, but CuPy found none")
+    return cupy
+
+
+_MODULES = {}
+
+
+def _kernel(cp, version, name, **defines):
+    """Compile (once per process and per sizes) and return a RawKernel."""
+    key = (version, name, tuple(sorted(defines.items())), cp.cuda.Device().id)
+    if key not in _MODULES:
+        options = ("-std=c++17", "--use_fast_math", *(f"-D{k}={v}" for k, v in sorted(defines.items())))
+        module = cp.RawModule(code=kernel_source(version), options=options)
+        _MODULES[key] = module.get_function(name)
+    return _MODULES[key]
+
+
+def _segment(d, B_groups, C_groups):
+    """Channels per segment: consecutive channels that share one B group and one C group."""
+    sizes = [d // g for g in (B_groups, C_groups) if g is not None]
+    return math.gcd(*sizes) if sizes else d
+
+
+def v2_shared_bytes(n, chunk=CHUNK, nwarps=NWARPS, backward=False):
+    """Dynamic shared memory of the v2 kernels, in bytes (see the buffers at the top of each kernel)."""
+    tile = 32 * chunk
+    t_pad = tile + (tile // 32) * 4
+    if backward:
+        return 4 * ((2 * n + 5 * nwarps) * t_pad + nwarps * n + nwarps * 3 * n)
+    return 4 * (2 * (2 * n + 3 * nwarps) * t_pad + nwarps * n)  # two buffers (B, C, u, delta, z) + carry
+
+
+def n_tiles(l, chunk=CHUNK):
+    """Number of v2 tiles (32·chunk steps each) along a sequence of length l."""
+    return -(-l // (32 * chunk))
+
+
+def _flags(D, z, delta_bias, delta_softplus, last_state=None, h_chk=None):
+    flags = 0
+    for name, value in (("D", D), ("z", z), ("delta_bias", delta_bias), ("last_state", last_state),
+                        ("checkpoint", h_chk)):
+        if value is not None:
+            flags |= _FLAGS[name]
+    return flags | (_FLAGS["softplus"] if delta_softplus else 0)
+
+
+def scan_forward(version, u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, *,
+                 out, last_state=None, h_chk=None, chunk=CHUNK, nwarps=NWARPS):
+    """Launch one forward kernel on checked, contiguous float32 CuPy arrays (no validation here).
+
+    ``out`` (b, d, l) is written in place; so are ``last_state`` (b, d, n) and, for v2,
+    ``h_chk`` (b, d, tiles, n), the state entering each tile, when given. B and C are (b, g, n, l)
+    (a (b, n, l) array is reshaped by the caller) or fixed (d, n). Used by :func:`selective_scan_cupy`,
+    the GPU tests (which poison ``out`` first) and the benchmark.
+    """
+    cp = _cupy()
+    b, d, l = u.shape
+    n = A.shape[1]
+    B_groups = B.shape[1] if B.ndim == 4 else None
+    C_groups = C.shape[1] if C.ndim == 4 else None
+    dummy = cp.zeros(1, dtype=cp.float32)
+    pick = lambda x: dummy if x is None else x
+    ints = (np.int32(b), np.int32(d), np.int32(l), np.int32(B_groups or 0), np.int32(C_groups or 0))
+    if version == "v0":
+        kernel = _kernel(cp, "v0", "selective_scan_v0", DSTATE=n)
+        flags = _flags(D, z, delta_bias, delta_softplus, last_state)
+        args = (u, delta, A, B, C, pick(D), pick(z), pick(delta_bias), out, pick(last_state), *ints, np.int32(flags))
+        kernel((-(-b * d // 128),), (128,), args)
+    elif version == "v1":
+        _v1_forward(cp, u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, last_state)
+    elif version == "v2":
+        if h_chk is not None and h_chk.shape != (b, d, n_tiles(l, chunk), n):
+            want = (b, d, n_tiles(l, chunk), n)
+            raise ValueError(f"h_chk has shape {h_chk.shape}, expected (b, d, tiles, n) = {want}")
+        kernel = _kernel(cp, "v2", "selective_scan_fwd_v2", DSTATE=n, CHUNK=chunk, NWARPS=nwarps)
+        smem = v2_shared_bytes(n, chunk, nwarps)
+        kernel.max_dynamic_shared_size_bytes = smem
+        seg = _segment(d, B_groups, C_groups)
+        grid = ((d // seg) * (-(-seg // nwarps)), b)
+        flags = _flags(D, z, delta_bias, delta_softplus, last_state, h_chk)
+        args = (u, delta, A, B, C, pick(D), pick(z), pick(delta_bias), out, pick(last_state), pick(h_chk),
+                *ints, np.int32(seg), np.int32(flags))
+        kernel(grid, (32 * nwarps,), args, shared_mem=smem)
+    else:
+        raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
+
+
+def scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dout, h_chk, *,
+                  du, ddelta, dA, dB, dC, dD=None, dz=None, ddelta_bias=None, chunk=CHUNK, nwarps=NWARPS):
+    """Launch v2's backward kernel (CuPy float32 arrays). dA, dB, dC, dD, ddelta_bias must be zeroed."""
+    cp = _cupy()
+    b, d, l = u.shape
+    n = A.shape[1]
+    B_groups = B.shape[1] if B.ndim == 4 else None
+    C_groups = C.shape[1] if C.ndim == 4 else None
+    dummy = cp.zeros(1, dtype=cp.float32)
+    pick = lambda x: dummy if x is None else x
+    kernel = _kernel(cp, "v2_backward", "selective_scan_bwd_v2", DSTATE=n, CHUNK=chunk, NWARPS=nwarps)
+    smem = v2_shared_bytes(n, chunk, nwarps, backward=True)
+    kernel.max_dynamic_shared_size_bytes = smem
+    seg = _segment(d, B_groups, C_groups)
+    grid = ((d // seg) * (-(-seg // nwarps)), b)
+    flags = _flags(D, z, delta_bias, delta_softplus)
+    args = (u, delta, A, B, C, pick(D), pick(z), pick(delta_bias), dout, h_chk,
+            du, ddelta, dA, dB, dC, pick(dD), pick(dz), pick(ddelta_bias),
+            np.int32(b), np.int32(d), np.int32(l), np.int32(B_groups or 0), np.int32(C_groups or 0),
+            np.int32(seg), np.int32(flags))
+    kernel(grid, (32 * nwarps,), args, shared_mem=smem)
+
+
+def _v1_forward(cp, u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, last_state):
+    """v1: discretize into (b, d, n, l) arrays with CuPy, scan each row with the kernel, contract with C."""
+    b, d, l = u.shape
+    n = A.shape[1]
+    dl = delta if delta_bias is None else delta + delta_bias[:, None]
+    if delta_softplus:
+        dl = cp.where(dl <= 20, cp.log1p(cp.exp(dl)), dl)
+
+    def per_channel(X):  # → broadcastable to (b, d, n, l)
+        if X.ndim == 2:  # fixed (d, n)
+            return X[None, :, :, None]
+        g = X.shape[1]
+        return cp.broadcast_to(X[:, :, None], (b, g, d // g, n, l)).reshape(b, d, n, l)
+
+    A_bar = cp.ascontiguousarray(cp.exp(dl[:, :, None, :] * A[None, :, :, None]))  # (b, d, n, l)
+    Bu = cp.ascontiguousarray((dl * u)[:, :, None, :] * per_channel(B))  # (b, d, n, l)
+    h = cp.empty_like(A_bar)
+    kernel = _kernel(cp, "v1", "linear_scan_v1", SCAN_BLOCK=SCAN_BLOCK)
+    kernel((b * d * n,), (SCAN_BLOCK,), (A_bar, Bu, h, np.int32(l)))
+    y = (per_channel(C) * h).sum(axis=2)  # (b, d, l)
+    if D is not None:
+        y = y + D[:, None] * u
+    if z is not None:
+        y = y * z / (1 + cp.exp(-z))
+    out[...] = y
+    if last_state is not None:
+        last_state[...] = h[..., -1]
+
+
+def _as_cupy(cp, x):
+    import torch
+
+    if x is None:
+        return None
+    return cp.from_dlpack(x.detach().contiguous()) if isinstance(x, torch.Tensor) else cp.ascontiguousarray(x)
+
+
+def _grouped(X, shapes_groups):
+    """(b, n, l) → (b, 1, n, l); (b, g, n, l) and fixed (d, n) unchanged."""
+    return X[:, None] if (shapes_groups is not None and X.ndim == 3) else X
+
+
+def _make_function():
+    import torch
+
+    class SelectiveScanV2(torch.autograd.Function):
+        """torch.autograd.Function around v2's forward and backward kernels (torch CUDA tensors)."""
+
+        @staticmethod
+        def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk, nwarps):
+            cp = _cupy()
+            b, d, l = u.shape
+            n = A.shape[1]
+            out = u.new_empty(b, d, l)
+            last = u.new_empty(b, d, n)
+            h_chk = u.new_empty(b, d, n_tiles(l, chunk), n)
+            arrays = [_as_cupy(cp, x) for x in (u, delta, A, B, C, D, z, delta_bias)]
+            scan_forward("v2", *arrays, delta_softplus, out=cp.from_dlpack(out), last_state=cp.from_dlpack(last),
+                         h_chk=cp.from_dlpack(h_chk), chunk=chunk, nwarps=nwarps)
+            ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, h_chk)
+            ctx.settings = (delta_softplus, chunk, nwarps)
+            ctx.mark_non_differentiable(last)
+            return out, last
+
+        @staticmethod
+        def backward(ctx, dout, _dlast):
+            cp = _cupy()
+            u, delta, A, B, C, D, z, delta_bias, h_chk = ctx.saved_tensors
+            delta_softplus, chunk, nwarps = ctx.settings
+            new = lambda x, fill: None if x is None else fill(x.shape, dtype=x.dtype, device=x.device)
+            grads = {
+                "du": new(u, torch.empty), "ddelta": new(delta, torch.empty), "dA": new(A, torch.zeros),
+                "dB": new(B, torch.zeros), "dC": new(C, torch.zeros), "dD": new(D, torch.zeros),
+                "dz": new(z, torch.empty), "ddelta_bias": new(delta_bias, torch.zeros),
+            }
+            # the autograd engine runs this in its own thread: put CuPy on torch's stream here too
+            with torch.cuda.device(u.device), cp.cuda.ExternalStream(torch.cuda.current_stream(u.device).cuda_stream):
+                arrays = [_as_cupy(cp, x) for x in (u, delta, A, B, C, D, z, delta_bias)]
+                scan_backward(*arrays, delta_softplus, _as_cupy(cp, dout.contiguous()), _as_cupy(cp, h_chk),
+                              **{k: None if v is None else cp.from_dlpack(v) for k, v in grads.items()},
+                              chunk=chunk, nwarps=nwarps)
+            g = grads
+            return g["du"], g["ddelta"], g["dA"], g["dB"], g["dC"], g["dD"], g["dz"], g["ddelta_bias"], None, None, None
+
+    return SelectiveScanV2
+
+
+_FUNCTION = None
+
+
+def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                        return_last_state=False, *, version="v2"):
+    """Mamba's selective scan on a CUDA GPU: the same arguments and result as :func:`mamba_edu.selective_scan`.
+
+    Parameters
+    ----------
+    u, delta : torch CUDA tensor or CuPy array, shape (b, d, l), float32
+    A : shape (d, n), float32 (real; complex A raises NotImplementedError)
+    B, C : shape (b, n, l), (b, g, n, l) with g | d, or fixed (d, n), float32
+    D, delta_bias : shape (d,), optional
+    z : shape (b, d, l), optional — the output is multiplied by silu(z)
+    delta_softplus : bool — Δ = softplus(delta + delta_bias)
+    return_last_state : bool — also return h after the last step, shape (b, d, n)
+    version : {"v0", "v1", "v2"}, keyword only
+        Which kernel runs (lesson 5 times them side by side). Only "v2" is differentiable.
+
+    Returns
+    -------
+    out : shape (b, d, l), float32, same kind (torch or CuPy) and device as u
+    last_state : shape (b, d, n), only with ``return_last_state=True``
+
+    Raises
+    ------
+    RuntimeError
+        When CuPy or a CUDA GPU is missing.
+    ValueError
+        On bad shapes or values (as :func:`mamba_edu.selective_scan`), non-float32 dtypes,
+        CPU tensors, numpy arrays or an unknown version.
+    NotImplementedError
+        For a complex A, or gradients through v0/v1.
+
+    Explained in lesson 5.
+    """
+    global _FUNCTION
+    cp = _cupy()
+    if version not in VERSIONS:
+        raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
+    import torch
+
+    from mamba_edu.scans.selective import check_selective_scan_inputs
+
+    args = (u, delta, A, B, C, D, z, delta_bias)
+    names = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+    shapes = check_selective_scan_inputs(*args)
+    if shapes.backend == "numpy":
+        raise ValueError("u is a numpy array: selective_scan_cupy takes torch CUDA tensors or CuPy arrays "
+                         "(use mamba_edu.selective_scan on the CPU)")
+    if shapes.backend == "torch" and u.device.type != "cuda":
+        raise ValueError(f"u is on {u.device}: selective_scan_cupy needs CUDA tensors (or use selective_scan)")
+    if shapes.is_complex:
+        raise NotImplementedError("selective_scan_cupy supports a real A only; use selective_scan for complex A")
+    for name, x in zip(names, args):
+        if x is not None and str(x.dtype).split(".")[-1] != "float32":
+            raise ValueError(f"{name} has dtype {x.dtype}: selective_scan_cupy computes in float32, "
+                             f"cast the inputs to float32")
+    B_ = _grouped(B, shapes.B_groups)
+    C_ = _grouped(C, shapes.C_groups)
+    b, d, l, n = shapes.batch, shapes.dim, shapes.seqlen, shapes.dstate
+
+    if shapes.backend == "torch":
+        needs_grad = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in args)
+        if version == "v2":
+            if _FUNCTION is None:
+                _FUNCTION = _make_function()
+            with torch.cuda.device(u.device), cp.cuda.ExternalStream(torch.cuda.current_stream(u.device).cuda_stream):
+                out, last = _FUNCTION.apply(u, delta, A, B_, C_, D, z, delta_bias, bool(delta_softplus), CHUNK, NWARPS)
+            return (out, last) if return_last_state else out
+        if needs_grad:
+            raise NotImplementedError(f"version {version!r} has no backward kernel: use version='v2' for gradients")
+        out = u.new_empty(b, d, l)
+        last = u.new_empty(b, d, n)
+        with torch.cuda.device(u.device), cp.cuda.ExternalStream(torch.cuda.current_stream(u.device).cuda_stream):
+            arrays = [_as_cupy(cp, x) for x in (u, delta, A, B_, C_, D, z, delta_bias)]
+            scan_forward(version, *arrays, bool(delta_softplus), out=cp.from_dlpack(out),
+                         last_state=cp.from_dlpack(last) if return_last_state else None)
+        return (out, last) if return_last_state else out
+
+    with cp.cuda.Device(u.device.id):
+        arrays = [_as_cupy(cp, x) for x in (u, delta, A, B_, C_, D, z, delta_bias)]
+        out = cp.empty((b, d, l), dtype=cp.float32)
+        last = cp.empty((b, d, n), dtype=cp.float32) if return_last_state else None
+        scan_forward(version, *arrays, bool(delta_softplus), out=out, last_state=last)
+    return (out, last) if return_last_state else out

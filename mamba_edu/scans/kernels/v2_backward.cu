@@ -1,0 +1,294 @@
+// Kernel v2, backward (lesson 5): gradients of the fused selective scan.
+//
+// Same work split as v2_forward.cu (one warp per channel, tiles of T = 32 * CHUNK steps, lane i
+// owns CHUNK consecutive steps), but the tiles are visited from last to first. For each tile and
+// state k the warp
+//   1. replays the forward scan of the tile from the checkpoint h_chk (the state entering the tile,
+//      saved by the forward kernel), keeping h_{t-1} of its CHUNK steps in registers;
+//   2. runs the adjoint (reverse-time) scan  lambda_t = C_t[k] g_t + a_{t+1} lambda_{t+1}, where
+//      g_t = dL/dy_t. In the variable nu_t = a_t lambda_t (what flows back to step t-1) it is the
+//      affine recurrence nu_t = a_t nu_{t+1} + a_t C_t[k] g_t: the same chunked scan as the forward,
+//      mirrored (local fold from the chunk's end, Hillis-Steele with __shfl_down_sync);
+//   3. reads every gradient off lambda_t and h_{t-1}:
+//        d(B_bar u)_t = lambda_t,  d(a_t) = lambda_t h_{t-1},  a_t = exp(delta_t A_k), B_bar u = delta_t B_t u_t
+//        ddelta_t += lambda_t u_t B_t[k] + lambda_t h_{t-1} a_t A_k,   du_t += lambda_t delta_t B_t[k]
+//        dA_k += lambda_t h_{t-1} a_t delta_t,  dB_t[k] += lambda_t delta_t u_t,  dC_t[k] += g_t h_t.
+// dB and dC are sums over the channels sharing a group: the block adds its warps' contributions in
+// shared memory, then adds the tile to global memory with atomicAdd (so dB, dC must start at 0,
+// like dA, dD and ddelta_bias, which are summed over batch and time).
+//
+// Layout: as in v2_forward.cu; dout, du, ddelta, dz: (b, d, l); dA: (d, n); dB, dC: like B, C;
+// dD, ddelta_bias: (d,).
+
+#ifndef DSTATE
+#define DSTATE 16
+#endif
+#ifndef CHUNK
+#define CHUNK 8
+#endif
+#ifndef NWARPS
+#define NWARPS 8
+#endif
+
+#define T_TILE (32 * CHUNK)
+#define PAD(j) ((j) + (((j) >> 5) << 2))
+#define T_PAD PAD(T_TILE)
+#define FULL_MASK 0xffffffffu
+#define LOG2E 1.4426950408889634f
+
+#define FLAG_D 1
+#define FLAG_Z 2
+#define FLAG_BIAS 4
+#define FLAG_SOFTPLUS 8
+
+static_assert(CHUNK % 4 == 0 && 32 % CHUNK == 0, "CHUNK must be 4, 8, 16 or 32");
+
+__device__ __forceinline__ void load_chunk(float (&dst)[CHUNK], const float* src) {
+#pragma unroll
+    for (int k = 0; k < CHUNK; k += 4) {
+        const float4 v = *reinterpret_cast<const float4*>(src + k);
+        dst[k] = v.x; dst[k + 1] = v.y; dst[k + 2] = v.z; dst[k + 3] = v.w;
+    }
+}
+
+__device__ __forceinline__ void store_chunk(float* dst, const float (&src)[CHUNK]) {
+#pragma unroll
+    for (int k = 0; k < CHUNK; k += 4)
+        *reinterpret_cast<float4*>(dst + k) = make_float4(src[k], src[k + 1], src[k + 2], src[k + 3]);
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(FULL_MASK, v, offset);
+    return v;
+}
+
+extern "C" __global__ void __launch_bounds__(32 * NWARPS) selective_scan_bwd_v2(
+    const float* __restrict__ u, const float* __restrict__ delta, const float* __restrict__ A,
+    const float* __restrict__ B, const float* __restrict__ C, const float* __restrict__ D,
+    const float* __restrict__ z, const float* __restrict__ delta_bias,
+    const float* __restrict__ dout, const float* __restrict__ h_chk,
+    float* __restrict__ du_out, float* __restrict__ ddelta_out, float* __restrict__ dA,
+    float* __restrict__ dB, float* __restrict__ dC, float* __restrict__ dD,
+    float* __restrict__ dz, float* __restrict__ ddelta_bias,
+    int batch, int dim, int seqlen, int b_groups, int c_groups, int seg, int flags)
+{
+    extern __shared__ __align__(16) float smem[];
+    float* sB = smem;                          // (DSTATE, T_PAD)
+    float* sC = sB + DSTATE * T_PAD;           // (DSTATE, T_PAD)
+    float* sU = sC + DSTATE * T_PAD;           // (NWARPS, T_PAD) u, then du
+    float* sDl = sU + NWARPS * T_PAD;          // (NWARPS, T_PAD) delta, then ddelta
+    float* sG = sDl + NWARPS * T_PAD;          // (NWARPS, T_PAD) g = dL/dy, then y + D u
+    float* sRB = sG + NWARPS * T_PAD;          // (NWARPS, T_PAD) per-warp dB (or dC) of one state
+    float* sRC = sRB + NWARPS * T_PAD;         // (NWARPS, T_PAD)
+    float* sNu = sRC + NWARPS * T_PAD;         // (NWARPS, DSTATE) adjoint carry between tiles
+    float* sAcc = sNu + NWARPS * DSTATE;       // (NWARPS, 3 * DSTATE) dA, fixed dB, fixed dC sums
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int blocks_per_seg = (seg + NWARPS - 1) / NWARPS;
+    const int seg_id = blockIdx.x / blocks_per_seg;
+    const int first = (blockIdx.x % blocks_per_seg) * NWARPS;
+    const int n_active = min(NWARPS, seg - first);
+    const bool active = warp < n_active;
+    const int bi = blockIdx.y;
+    const int d0 = seg_id * seg + first;
+    const int di = d0 + (active ? warp : 0);
+    const long long row = ((long long)bi * dim + di) * seqlen;
+    const int n_tiles = (seqlen + T_TILE - 1) / T_TILE;
+    const long long b_base = b_groups > 0 ? ((long long)bi * b_groups + d0 / (dim / b_groups)) * DSTATE * seqlen : 0;
+    const long long c_base = c_groups > 0 ? ((long long)bi * c_groups + d0 / (dim / c_groups)) * DSTATE * seqlen : 0;
+
+    const float bias = (flags & FLAG_BIAS) ? delta_bias[di] : 0.f;
+    const float Dd = (flags & FLAG_D) ? D[di] : 0.f;
+    float* myU = sU + warp * T_PAD;
+    float* myDl = sDl + warp * T_PAD;
+    float* myG = sG + warp * T_PAD;
+    float* nu_carry = sNu + warp * DSTATE;
+    float* acc = sAcc + warp * 3 * DSTATE;
+    for (int k = lane; k < DSTATE; k += 32) { nu_carry[k] = 0.f; acc[k] = 0.f; acc[DSTATE + k] = 0.f; acc[2 * DSTATE + k] = 0.f; }
+    const int my = PAD(lane * CHUNK);
+    float dD_acc = 0.f, dbias_acc = 0.f;  // per lane, summed over the warp at the end
+
+    for (int tile = n_tiles - 1; tile >= 0; --tile) {
+        const int t0 = tile * T_TILE;
+        // ---- 1. loads (past l: delta = u = g = 0, so those steps contribute nothing) ----
+        // (fixed trip counts, unrolled: all loads of a thread are in flight together)
+#pragma unroll
+        for (int it = 0; it < (DSTATE * T_TILE + 32 * NWARPS - 1) / (32 * NWARPS); ++it) {
+            const int i = threadIdx.x + it * 32 * NWARPS;
+            if (i < DSTATE * T_TILE) {
+                const int k = i / T_TILE, j = i % T_TILE;
+                const bool ok = t0 + j < seqlen;
+                if (b_groups > 0) sB[k * T_PAD + PAD(j)] = ok ? B[b_base + (long long)k * seqlen + t0 + j] : 0.f;
+                if (c_groups > 0) sC[k * T_PAD + PAD(j)] = ok ? C[c_base + (long long)k * seqlen + t0 + j] : 0.f;
+            }
+        }
+#pragma unroll
+        for (int it = 0; it < CHUNK; ++it) {
+            const int j = lane + 32 * it;
+            float dv = 0.f, uv = 0.f, gv = 0.f;
+            if (active && t0 + j < seqlen) {
+                dv = delta[row + t0 + j] + bias;
+                if (flags & FLAG_SOFTPLUS) dv = dv <= 20.f ? log1pf(__expf(dv)) : dv;
+                uv = u[row + t0 + j];
+                gv = dout[row + t0 + j];
+                if (flags & FLAG_Z) { const float zv = z[row + t0 + j]; gv *= zv / (1.f + __expf(-zv)); }
+            }
+            myDl[PAD(j)] = dv; myU[PAD(j)] = uv; myG[PAD(j)] = gv;
+        }
+        __syncthreads();
+
+        float dl[CHUNK], uu[CHUNK], g[CHUNK], y[CHUNK], ddl[CHUNK], dU[CHUNK];
+        load_chunk(dl, myDl + my);
+        load_chunk(uu, myU + my);
+        load_chunk(g, myG + my);
+#pragma unroll
+        for (int k = 0; k < CHUNK; ++k) { y[k] = 0.f; ddl[k] = 0.f; dU[k] = 0.f; }
+
+#pragma unroll 1
+        for (int s = 0; s < DSTATE; ++s) {
+            const float As = A[di * DSTATE + s];
+            const float As2 = As * LOG2E;
+            float Bv[CHUNK], Cv[CHUNK], a[CHUNK], bu[CHUNK], hp[CHUNK];
+            if (b_groups > 0) load_chunk(Bv, sB + s * T_PAD + my);
+            else {
+                const float Bs = B[di * DSTATE + s];
+#pragma unroll
+                for (int k = 0; k < CHUNK; ++k) Bv[k] = Bs;
+            }
+            if (c_groups > 0) load_chunk(Cv, sC + s * T_PAD + my);
+            else {
+                const float Cs = C[di * DSTATE + s];
+#pragma unroll
+                for (int k = 0; k < CHUNK; ++k) Cv[k] = Cs;
+            }
+            // ---- 2. forward replay: the chunked scan of v2_forward.cu ----
+            float P = 1.f, Q = 0.f;
+#pragma unroll
+            for (int k = 0; k < CHUNK; ++k) {
+                a[k] = exp2f(dl[k] * As2);
+                bu[k] = dl[k] * uu[k] * Bv[k];
+                Q = a[k] * Q + bu[k];
+                P *= a[k];
+            }
+            const float P_chunk = P;  // product of this lane's a_t, reused by the reverse scan
+#pragma unroll
+            for (int offset = 1; offset < 32; offset <<= 1) {
+                const float P_left = __shfl_up_sync(FULL_MASK, P, offset);
+                const float Q_left = __shfl_up_sync(FULL_MASK, Q, offset);
+                if (lane >= offset) { Q = P * Q_left + Q; P = P * P_left; }
+            }
+            const float h_tile = active ? h_chk[(((long long)bi * dim + di) * n_tiles + tile) * DSTATE + s] : 0.f;
+            float P_ex = __shfl_up_sync(FULL_MASK, P, 1);
+            float Q_ex = __shfl_up_sync(FULL_MASK, Q, 1);
+            if (lane == 0) { P_ex = 1.f; Q_ex = 0.f; }
+            float h = P_ex * h_tile + Q_ex;
+#pragma unroll
+            for (int k = 0; k < CHUNK; ++k) { hp[k] = h; h = a[k] * h + bu[k]; y[k] += Cv[k] * h; }
+
+            // ---- 3. adjoint scan, right to left: nu_t = a_t nu_{t+1} + a_t C_t g_t ----
+            float R = P_chunk, N = 0.f;  // the chunk's map nu_end -> R nu_end + N
+#pragma unroll
+            for (int k = CHUNK - 1; k >= 0; --k) N = a[k] * (Cv[k] * g[k] + N);
+#pragma unroll
+            for (int offset = 1; offset < 32; offset <<= 1) {
+                const float R_right = __shfl_down_sync(FULL_MASK, R, offset);
+                const float N_right = __shfl_down_sync(FULL_MASK, N, offset);
+                if (lane + offset < 32) { N = R * N_right + N; R = R * R_right; }
+            }
+            const float nu_tile = nu_carry[s];                    // nu at the first step of the next tile
+            const float nu_start = R * nu_tile + N;                // nu at the first step of this lane's chunk
+            float nu = __shfl_down_sync(FULL_MASK, nu_start, 1);  // nu entering this chunk from the right
+            if (lane == 31) nu = nu_tile;
+            const float nu_next_tile = __shfl_sync(FULL_MASK, nu_start, 0);
+
+            float dA_acc = 0.f, dBf = 0.f, dCf = 0.f;
+            float dBv[CHUNK], dCv[CHUNK];
+#pragma unroll
+            for (int k = CHUNK - 1; k >= 0; --k) {
+                const float lam = Cv[k] * g[k] + nu;           // dL/dh_t
+                const float da = lam * hp[k];                  // dL/da_t
+                nu = a[k] * lam;
+                ddl[k] += lam * uu[k] * Bv[k] + da * a[k] * As;
+                dU[k] += lam * dl[k] * Bv[k];
+                dA_acc += da * a[k] * dl[k];
+                dBv[k] = lam * dl[k] * uu[k];
+                dCv[k] = g[k] * (a[k] * hp[k] + bu[k]);
+                dBf += dBv[k];
+                dCf += dCv[k];
+            }
+            // per-channel sums (dA; dB, dC when fixed): over the warp, then into shared memory
+            dA_acc = warp_sum(dA_acc);
+            if (b_groups == 0) dBf = warp_sum(dBf);
+            if (c_groups == 0) dCf = warp_sum(dCf);
+            __syncwarp();
+            if (lane == 0) {
+                nu_carry[s] = nu_next_tile;
+                acc[s] += dA_acc;
+                acc[DSTATE + s] += dBf;
+                acc[2 * DSTATE + s] += dCf;
+            }
+            // variable dB, dC: sum the block's warps in shared memory, one atomicAdd per step
+            if (b_groups > 0 || c_groups > 0) {
+                if (b_groups > 0) store_chunk(sRB + warp * T_PAD + my, dBv);
+                if (c_groups > 0) store_chunk(sRC + warp * T_PAD + my, dCv);
+                __syncthreads();
+                for (int j = threadIdx.x; j < T_TILE && t0 + j < seqlen; j += 32 * NWARPS) {
+                    float sb = 0.f, sc = 0.f;
+                    for (int w = 0; w < n_active; ++w) {
+                        if (b_groups > 0) sb += sRB[w * T_PAD + PAD(j)];
+                        if (c_groups > 0) sc += sRC[w * T_PAD + PAD(j)];
+                    }
+                    if (b_groups > 0) atomicAdd(dB + b_base + (long long)s * seqlen + t0 + j, sb);
+                    if (c_groups > 0) atomicAdd(dC + c_base + (long long)s * seqlen + t0 + j, sc);
+                }
+                __syncthreads();
+            }
+        }
+
+        // ---- 4. per-step gradients: stage in shared memory, store coalesced ----
+#pragma unroll
+        for (int k = 0; k < CHUNK; ++k) {
+            dU[k] += Dd * g[k];
+            dD_acc += g[k] * uu[k];
+            y[k] += Dd * uu[k];  // output before the gate
+        }
+        __syncwarp();
+        store_chunk(myU + my, dU);
+        store_chunk(myDl + my, ddl);
+        store_chunk(myG + my, y);
+        __syncwarp();
+#pragma unroll
+        for (int it = 0; it < CHUNK; ++it) {
+            const int j = lane + 32 * it;
+            if (active && t0 + j < seqlen) {
+                const long long i = row + t0 + j;
+                float dd = myDl[PAD(j)];
+                if (flags & FLAG_SOFTPLUS) {
+                    const float raw = delta[i] + bias;
+                    if (raw <= 20.f) dd *= 1.f / (1.f + __expf(-raw));  // softplus' = sigmoid
+                }
+                ddelta_out[i] = dd;
+                dbias_acc += dd;
+                du_out[i] = myU[PAD(j)];
+                if (flags & FLAG_Z) {
+                    const float zv = z[i], sig = 1.f / (1.f + __expf(-zv));
+                    dz[i] = dout[i] * myG[PAD(j)] * sig * (1.f + zv * (1.f - sig));  // silu' = sig (1 + z (1 - sig))
+                }
+            }
+        }
+        __syncthreads();
+    }
+    dD_acc = warp_sum(dD_acc);
+    dbias_acc = warp_sum(dbias_acc);
+    if (active && lane == 0) {
+        if (flags & FLAG_D) atomicAdd(dD + di, dD_acc);
+        if (flags & FLAG_BIAS) atomicAdd(ddelta_bias + di, dbias_acc);
+    }
+    if (active)
+        for (int k = lane; k < DSTATE; k += 32) {
+            atomicAdd(dA + di * DSTATE + k, acc[k]);
+            if (b_groups == 0) atomicAdd(dB + di * DSTATE + k, acc[DSTATE + k]);
+            if (c_groups == 0) atomicAdd(dC + di * DSTATE + k, acc[2 * DSTATE + k]);
+        }
+}

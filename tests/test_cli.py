@@ -1,0 +1,172 @@
+"""The ``mamba-edu`` command: --help everywhere, bench, experiment, app (lab and check: test_packaging)."""
+
+import json
+import subprocess
+import sys
+import types
+
+import nbformat
+import numpy as np
+import pytest
+from nbclient import NotebookClient
+
+from mamba_edu import cli
+
+COMMANDS = ["lab", "check", "bench", "experiment", "app"]
+
+
+# ---------------------------------------------------------------- --help
+@pytest.mark.parametrize("argv", [[], *([c] for c in COMMANDS)], ids=["main", *COMMANDS])
+def test_help_everywhere(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: mamba-edu") and "--help" in out
+    if not argv:  # the top-level help lists every command
+        assert all(c in out for c in COMMANDS)
+
+
+def test_console_script_help_runs():
+    out = subprocess.run([sys.executable, "-m", "mamba_edu.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "experiment" in out.stdout
+
+
+def test_unknown_command_is_an_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["frobnicate"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- bench
+def test_bench_times_every_cpu_method(capsys):
+    shape = (1, 4, 16, 4)
+    rows = cli.bench_rows(shape, repeat=1, gpu=False)
+    cpu = {r["method"]: r for r in rows if r["device"] == "cpu"}
+    assert {"numba", "mambapy"} <= set(cpu), rows
+    for name in ["numba", "mambapy"]:
+        assert cpu[name]["forward_ms"] > 0 and cpu[name]["fwd_bwd_ms"] > 0, cpu[name]
+    table = cli.format_bench(rows, shape)
+    assert "(1, 4, 16, 4)" in table and all(name in table for name in cpu)
+
+
+def test_bench_command_prints_table_and_reports_missing_gpu(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_gpu_usable", lambda: False)
+    assert cli.main(["bench", "--shape", "1", "2", "8", "2", "--repeat", "1", "--forward-only"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith("selective scan, float32, (b, d, l, n) = (1, 2, 8, 2)")
+    numba_row = next(line for line in lines if line.split()[:2] == ["cpu", "numba"])
+    assert float(numba_row.split()[2]) > 0 and numba_row.split()[3] == "-"  # forward only
+    assert any(line.startswith("gpu") and "no CUDA GPU" in line for line in lines)
+
+
+def test_bench_rejects_bad_shape(capsys):
+    assert cli.main(["bench", "--shape", "1", "0", "8", "2"]) == 2
+    assert "--shape" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- experiment
+def test_experiment_calls_run_experiment_and_prints_one_json_line(monkeypatch, capsys):
+    calls = []
+
+    def fake_run_experiment(name, full=False):
+        calls.append((name, full))
+        return {"name": name, "accuracy": np.float32(0.75), "curve": np.arange(3), "steps": np.int64(5)}
+
+    fake = types.ModuleType("mamba_edu.experiments")
+    fake.run_experiment = fake_run_experiment
+    monkeypatch.setitem(sys.modules, "mamba_edu.experiments", fake)
+    assert cli.main(["experiment", "induction-heads", "--full"]) == 0
+    assert cli.main(["experiment", "selective-copying"]) == 0
+    assert calls == [("induction-heads", True), ("selective-copying", False)]
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    first = json.loads(lines[0])
+    assert first == {"name": "induction-heads", "accuracy": 0.75, "curve": [0, 1, 2], "steps": 5}
+
+
+def test_experiment_rejects_unknown_name(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["experiment", "copying"])
+    assert exit_info.value.code == 2
+    assert "selective-copying" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- app
+def _lesson(path, cells):
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def fake_lessons(tmp_path, monkeypatch):
+    """Two small lessons in a temporary lessons folder (MAMBA_EDU_LESSONS)."""
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    _lesson(tmp_path / "01_first.ipynb", [
+        md("# Lesson one\nsome text"),
+        code("%matplotlib widget"),
+        code("from mamba_edu.widgets import lti_explorer\nalpha = -0.4\nprint('setup')"),
+        code("explorer = lti_explorer(alpha=alpha, beta=1.5)\nexplorer"),
+        code("print('after the explorer')"),
+    ])
+    _lesson(tmp_path / "02_second.ipynb", [md("# Two"), code("x = 1")])
+    _lesson(tmp_path / "02_second_part_b.ipynb", [md("# Two, b"), code("x = 2")])
+    monkeypatch.setenv("MAMBA_EDU_LESSONS", str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.parametrize("key", ["1", "01", "01_first", "01_fi", "01_first.ipynb"])
+def test_resolve_lesson(fake_lessons, key):
+    assert cli.resolve_lesson(key) == fake_lessons / "01_first.ipynb"
+
+
+def test_resolve_lesson_prefers_an_exact_name(fake_lessons):
+    assert cli.resolve_lesson("02_second") == fake_lessons / "02_second.ipynb"
+
+
+@pytest.mark.parametrize("key,message", [("7", "no lesson matches"), ("2", "several lessons match")])
+def test_resolve_lesson_errors_list_the_lessons(fake_lessons, key, message):
+    with pytest.raises(ValueError, match=message) as err:
+        cli.resolve_lesson(key)
+    assert "01_first" in str(err.value) and "02_second" in str(err.value)
+
+
+def test_app_notebook_shows_only_the_explorers(fake_lessons):
+    nb = cli.app_notebook(fake_lessons / "01_first.ipynb")
+    sources = [c.source for c in nb.cells]
+    assert nb.cells[0].cell_type == "markdown" and sources[0] == "# Lesson one"
+    code = sources[1:]
+    assert code[0].startswith("%%capture\n%matplotlib widget") and str(fake_lessons) in code[0]
+    assert code[1:] == [
+        "%%capture\n%matplotlib widget",
+        "%%capture\nfrom mamba_edu.widgets import lti_explorer\nalpha = -0.4\nprint('setup')",
+        "explorer = lti_explorer(alpha=alpha, beta=1.5)\nexplorer",
+    ]  # the cell after the last explorer is dropped
+
+
+def test_app_without_explorer_is_an_error(fake_lessons, capsys):
+    with pytest.raises(ValueError, match="creates no explorer"):
+        cli.app_notebook(fake_lessons / "02_second.ipynb")
+    assert cli.main(["app", "02_second"]) == 2
+    assert "creates no explorer" in capsys.readouterr().err
+
+
+def test_voila_command_binds_localhost_with_a_token(tmp_path):
+    cmd = cli.voila_command(tmp_path / "x.ipynb", port=8123, no_browser=True)
+    assert cmd[1:3] == ["-m", "voila"] and "--Voila.ip=127.0.0.1" in cmd and "--token" in cmd
+    assert "--port=8123" in cmd and "--no-browser" in cmd
+
+
+@pytest.mark.slow
+def test_app_notebook_runs_and_displays_only_the_explorer(fake_lessons):
+    nb = cli.app_notebook(fake_lessons / "01_first.ipynb")
+    NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+    outputs = [(i, o) for i, c in enumerate(nb.cells) if c.cell_type == "code" for o in c.outputs]
+    assert not [o for _, o in outputs if o.output_type == "error"]
+    shown = {i for i, _ in outputs}
+    assert shown == {len(nb.cells) - 1}, "only the explorer cell may show output"
+    data = outputs[-1][1].get("data", {})
+    assert "application/vnd.jupyter.widget-view+json" in data
