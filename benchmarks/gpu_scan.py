@@ -175,35 +175,36 @@ def bench_shape(cp, shape, bw, args):
 
 
 def sweep(args):
-    """Time v2's forward and backward at other tile shapes (chunk, nwarps)."""
+    """Time v2's forward at other tile shapes, and its backward at other (chunk, nwarps)."""
     import cupy as cp
 
+    forwards = [dict(lpc=16, nwarps=8, tile=64), dict(lpc=16, nwarps=8, tile=64, min_blocks=3),
+                dict(lpc=16, nwarps=8, tile=64, min_blocks=2), dict(lpc=16, nwarps=4, tile=128),
+                dict(lpc=8, nwarps=8, tile=64), dict(lpc=8, nwarps=8, tile=64, min_blocks=3),
+                dict(lpc=16, nwarps=16, tile=32), dict(lpc=32, nwarps=8, tile=64)]
     for b, d, l, n in SHAPES[:2]:
         x = inputs(cp, b, d, l, n)
         args_ = [x[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
         out = cp.empty((b, d, l), dtype=cp.float32)
-        for chunk, nwarps in [(4, 8), (4, 16), (8, 4), (8, 8), (8, 16), (16, 4)]:
+        for fwd in forwards:
             try:
-                one_config(cp, x, args_, out, b, d, l, n, chunk, nwarps)
+                us = time_us(cp, lambda: cuda.scan_forward("v2", *args_, True, out=out, forward=fwd), 20)  # noqa: B023
+                print(f"sweep {(b, d, l, n)} forward {fwd}: {us:8.1f} us", flush=True)
             except Exception as err:  # e.g. too much shared memory for this tile shape
-                print(f"sweep {(b, d, l, n)} chunk={chunk} nwarps={nwarps}: failed: {err}", flush=True)
-        del x, out
+                print(f"sweep {(b, d, l, n)} forward {fwd}: failed: {err}", flush=True)
+        for chunk, nwarps in [(4, 16), (8, 8), (8, 16)]:
+            try:
+                h_chk = cp.empty((b, d, cuda.n_tiles(l, chunk), n), dtype=cp.float32)
+                grads = {k: cp.empty_like(x[k2]) for k, k2 in (("du", "u"), ("ddelta", "delta"), ("dz", "z"))}
+                zeros = {k: cp.zeros_like(x[k2]) for k, k2 in (("dA", "A"), ("dB", "B"), ("dC", "C"),
+                                                                ("dD", "D"), ("ddelta_bias", "delta_bias"))}
+                cuda.scan_forward("v2", *args_, True, out=out, h_chk=h_chk, chunk=chunk)
+                us = time_us(cp, lambda: cuda.scan_backward(*args_, True, x["z"], h_chk, **grads, **zeros,  # noqa: B023
+                                                            chunk=chunk, nwarps=nwarps), 10)  # noqa: B023
+                print(f"sweep {(b, d, l, n)} backward chunk={chunk} nwarps={nwarps}: {us:8.1f} us", flush=True)
+            except Exception as err:
+                print(f"sweep {(b, d, l, n)} backward chunk={chunk} nwarps={nwarps}: failed: {err}", flush=True)
         cp.get_default_memory_pool().free_all_blocks()
-
-
-def one_config(cp, x, args_, out, b, d, l, n, chunk, nwarps):
-    if True:
-        if True:
-            h_chk = cp.empty((b, d, cuda.n_tiles(l, chunk), n), dtype=cp.float32)
-            fwd = time_us(cp, lambda: cuda.scan_forward("v2", *args_, True, out=out, chunk=chunk, nwarps=nwarps), 20)
-            grads = {k: cp.empty_like(x[k2]) for k, k2 in (("du", "u"), ("ddelta", "delta"), ("dz", "z"))}
-            zeros = {k: cp.zeros_like(x[k2]) for k, k2 in (("dA", "A"), ("dB", "B"), ("dC", "C"), ("dD", "D"),
-                                                            ("ddelta_bias", "delta_bias"))}
-            cuda.scan_forward("v2", *args_, True, out=out, h_chk=h_chk, chunk=chunk, nwarps=nwarps)
-            bwd = time_us(cp, lambda: cuda.scan_backward(*args_, True, x["z"], h_chk, **grads, **zeros,
-                                                         chunk=chunk, nwarps=nwarps), 10)
-            print(f"sweep {(b, d, l, n)} chunk={chunk:2d} nwarps={nwarps:2d}: fwd {fwd:8.1f} us  bwd {bwd:8.1f} us",
-                  flush=True)
 
 
 def sanitize():
@@ -219,9 +220,10 @@ def sanitize():
         last = cp.empty((2, 6, 16), dtype=cp.float32)
         for version in ("v0", "v1", "v2"):
             cuda.scan_forward(version, *args_, True, out=out, last_state=last)
+        cuda.scan_forward("v2", *args_, True, out=out, forward=dict(lpc=4, nwarps=2, tile=16))
         for chunk, nwarps in [(cuda.CHUNK, cuda.NWARPS), (4, 4)]:
             h_chk = cp.empty((2, 6, cuda.n_tiles(l, chunk), 16), dtype=cp.float32)
-            cuda.scan_forward("v2", *args_, True, out=out, last_state=last, h_chk=h_chk, chunk=chunk, nwarps=nwarps)
+            cuda.scan_forward("v2", *args_, True, out=out, last_state=last, h_chk=h_chk, chunk=chunk)
             grads = {k: cp.empty_like(x[k2]) for k, k2 in (("du", "u"), ("ddelta", "delta"), ("dz", "z"))}
             zeros = {k: cp.zeros_like(x[k2]) for k, k2 in (("dA", "A"), ("dB", "B"), ("dC", "C"), ("dD", "D"),
                                                             ("ddelta_bias", "delta_bias"))}
@@ -242,7 +244,7 @@ def profile_once(args):
     grads = {k: cp.empty_like(x[k2]) for k, k2 in (("du", "u"), ("ddelta", "delta"), ("dz", "z"))}
     zeros = {k: cp.zeros_like(x[k2]) for k, k2 in (("dA", "A"), ("dB", "B"), ("dC", "C"), ("dD", "D"),
                                                     ("ddelta_bias", "delta_bias"))}
-    cuda.scan_forward("v2", *args_, True, out=out, h_chk=h_chk, chunk=args.chunk, nwarps=args.nwarps)
+    cuda.scan_forward("v2", *args_, True, out=out, h_chk=h_chk, chunk=args.chunk)
     cuda.scan_backward(*args_, True, x["z"], h_chk, **grads, **zeros, chunk=args.chunk, nwarps=args.nwarps)
     cp.cuda.runtime.deviceSynchronize()
 

@@ -106,16 +106,16 @@ def api_sections() -> str:
     out = ["\n## Explorers (`mamba_edu.widgets`)\n"]
     for module in _modules("mamba_edu.widgets"):
         if module != "mamba_edu.widgets.base":
-            out.append(f"```{{automodule}} {module}\n:members:\n```\n")
-    out.append("```{automodule} mamba_edu.widgets.base\n:members: Explorer, live_figure\n```\n")
+            out.append(f"```{{eval-rst}}\n.. automodule:: {module}\n   :members:\n```\n")
+    out.append("```{eval-rst}\n.. automodule:: mamba_edu.widgets.base\n   :members: Explorer, live_figure\n```\n")
     out.append("\n## Exercise checkers (`mamba_edu.exercises`)\n")
-    out.append("```{automodule} mamba_edu.exercises.feedback\n:members: Feedback\n```\n")
+    out.append("```{eval-rst}\n.. automodule:: mamba_edu.exercises.feedback\n   :members: Feedback\n```\n")
     for module in _modules("mamba_edu.exercises"):
         if module != "mamba_edu.exercises.feedback":
-            out.append(f"```{{automodule}} {module}\n:members:\n```\n")
+            out.append(f"```{{eval-rst}}\n.. automodule:: {module}\n   :members:\n```\n")
     out.append("\n## Figures (`mamba_edu.plot`)\n")
     for module in _modules("mamba_edu.plot"):
-        out.append(f"```{{automodule}} {module}\n:members:\n```\n")
+        out.append(f"```{{eval-rst}}\n.. automodule:: {module}\n   :members:\n```\n")
     return "\n".join(out)
 
 

@@ -34,8 +34,8 @@ __version__ = "0.1.0"
 # public name -> module that defines it (imported lazily, PEP 562)
 _API = {
     "ContinuousSSM": "mamba_edu.lti",
-    "discretize": "mamba_edu.discretize",
-    "discretize_diag": "mamba_edu.discretize",
+    "discretize": "mamba_edu.discretization",
+    "discretize_diag": "mamba_edu.discretization",
     "s4d_lin": "mamba_edu.diagonal",
     "s4d_inv": "mamba_edu.diagonal",
     "s4d_real": "mamba_edu.diagonal",

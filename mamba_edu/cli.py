@@ -303,10 +303,10 @@ def app_notebook(lesson: Path):
     return app
 
 
-def voila_command(notebook: Path, port=None, no_browser=False) -> list[str]:
-    """The Voila command line: 127.0.0.1, a token, sources hidden."""
-    cmd = [sys.executable, "-m", "voila", str(notebook), "--Voila.ip=127.0.0.1", "--token",
-           "--strip_sources=True", "--show_tracebacks=True"]
+def voila_command(notebook: Path, port=None, no_browser=False, token=None) -> list[str]:
+    """The Voila command line: 127.0.0.1, a token (generated unless given), sources hidden."""
+    cmd = [sys.executable, "-m", "voila", str(notebook), "--Voila.ip=127.0.0.1",
+           f"--Voila.token={token}" if token else "--token", "--strip_sources=True", "--show_tracebacks=True"]
     if port is not None:
         cmd.append(f"--port={port}")
     if no_browser:

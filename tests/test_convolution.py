@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import scipy.signal
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mamba_edu import discretize_diag
 from mamba_edu.convolution import causal_conv, lti_scan, ssm_kernel, transfer_function
@@ -300,3 +302,30 @@ def test_bad_sequences():
         causal_conv(np.ones((2, 5)), np.ones((3, 5)))
     with pytest.raises(ValueError, match="must be numeric"):
         causal_conv(np.array(["a", "b"]), np.ones(2))
+
+
+def test_transfer_function_rejects_bad_input():
+    A, B, C = np.array([0.5]), np.array([1.0]), np.array([1.0])
+    with pytest.raises(ValueError, match="omega has shape"):
+        transfer_function(A, B, C, np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="B_bar and C must have shape \\(n,\\)"):
+        transfer_function(A[None], B[None], C[None], np.zeros(3))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 6),
+    l=st.integers(1, 80),
+    seed=st.integers(0, 2**32 - 1),
+    radius=st.floats(0.0, 0.999),
+)
+def test_scan_equals_conv_property(n, l, seed, radius):
+    rng = np.random.default_rng(seed)
+    A_bar = radius * rng.uniform(0, 1, n) * np.exp(1j * rng.uniform(-np.pi, np.pi, n))  # |Ā| < 1
+    B_bar = rng.normal(size=n) + 1j * rng.normal(size=n)
+    C = rng.normal(size=n) + 1j * rng.normal(size=n)
+    u = rng.normal(size=l)
+    y_scan = lti_scan(A_bar, B_bar, C, u)
+    y_conv = causal_conv(u, ssm_kernel(A_bar, B_bar, C, l))
+    np.testing.assert_allclose(y_conv, y_scan, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(y_scan).max()))
+    np.testing.assert_allclose(y_scan, _reference_scan(A_bar, B_bar, C, u), rtol=1e-12, atol=1e-12)

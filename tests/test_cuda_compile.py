@@ -20,9 +20,10 @@ CASES = [
     ("v0", {"DSTATE": 16}),
     ("v0", {"DSTATE": 5}),
     ("v1", {"SCAN_BLOCK": 256}),
-    ("v2", {"DSTATE": 16, "CHUNK": 8, "NWARPS": 8}),
-    ("v2", {"DSTATE": 3, "CHUNK": 4, "NWARPS": 4}),
-    ("v2", {"DSTATE": 16, "CHUNK": 16, "NWARPS": 4}),
+    ("v2", {"DSTATE": 16, "LPC": 16, "NWARPS": 8, "TILE": 64, "CHK_TILE": 256}),
+    ("v2", {"DSTATE": 3, "LPC": 4, "NWARPS": 2, "TILE": 16, "CHK_TILE": 128}),
+    ("v2", {"DSTATE": 20, "LPC": 8, "NWARPS": 4, "TILE": 128, "CHK_TILE": 512, "MIN_BLOCKS": 2}),
+    ("v2", {"DSTATE": 16, "LPC": 32, "NWARPS": 8, "TILE": 64, "CHK_TILE": 256}),
     ("v2_backward", {"DSTATE": 16, "CHUNK": 8, "NWARPS": 8}),
     ("v2_backward", {"DSTATE": 7, "CHUNK": 4, "NWARPS": 2}),
 ]

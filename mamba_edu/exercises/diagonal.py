@@ -3,7 +3,7 @@
 import numpy as np
 
 from mamba_edu.convolution import causal_conv, lti_scan, ssm_kernel
-from mamba_edu.discretize import discretize_diag
+from mamba_edu.discretization import discretize_diag
 from mamba_edu.exercises.feedback import Feedback
 
 MODE_LAMBDA = complex(-0.2, 3.0)

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from mamba_edu.discretize import discretize_diag
+from mamba_edu.discretization import discretize_diag
 from mamba_edu.exercises.feedback import Feedback
 
 

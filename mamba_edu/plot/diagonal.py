@@ -17,7 +17,7 @@ import numpy as np
 
 from mamba_edu.convolution import lti_scan, ssm_kernel, transfer_function
 from mamba_edu.diagonal import conjugate_pairs, s4d_inv, s4d_lin, s4d_real
-from mamba_edu.discretize import discretize_diag
+from mamba_edu.discretization import discretize_diag
 from mamba_edu.plot.base import new_figure
 
 INITS = {"S4D-Lin": s4d_lin, "S4D-Inv": s4d_inv, "S4D-Real": s4d_real}

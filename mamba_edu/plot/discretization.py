@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from mamba_edu.discretize import METHODS, discretize_diag, error_order, phi1, step_response_error
+from mamba_edu.discretization import METHODS, discretize_diag, error_order, phi1, step_response_error
 from mamba_edu.plot.base import new_figure
 
 T_END = 8.0  # horizon of panel (a)
@@ -103,7 +103,7 @@ def discretization_figure(alpha=-0.8, beta=3.0, delta=0.25, method="zoh", t=None
     delta : float
         Step size Δ > 0.
     method : str
-        The rule drawn in bold, one of :data:`mamba_edu.discretize.METHODS`.
+        The rule drawn in bold, one of :data:`mamba_edu.discretization.METHODS`.
     t : ndarray, shape (l,), optional
         Times of the continuous curves in panel (a) (default 0..8, 400 points).
     fig : matplotlib Figure, optional

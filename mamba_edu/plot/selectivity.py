@@ -16,7 +16,7 @@ the value of the last signal token.
 import numpy as np
 from matplotlib.patches import Patch
 
-from mamba_edu.discretize import discretize_diag
+from mamba_edu.discretization import discretize_diag
 from mamba_edu.plot.base import new_figure
 from mamba_edu.scans.selective import selective_scan
 

@@ -19,152 +19,143 @@ kernel of lesson 5 instead:
   g_t and h_{t-1}. Gradients of B and C are sums over the channels that share them; each worker
   adds into its own partial buffer, and the buffers are summed at the end (no races).
 
+Importing this module imports numba (``mamba_edu.selective_scan`` imports it only when a torch CPU
+scan runs). The kernels compile on their first call, about 10 s per dtype, and numba caches the
+machine code on disk (``__pycache__``), so later processes start in well under a second.
+
 Glossary: u input (b, d, l); delta Δ (b, d, l); A (d, n); B, C (b, n, l) or (b, g, n, l);
 D, delta_bias (d,); z gate (b, d, l); h state (b, d, n); y output (b, d, l).
 """
 
 import math
 
+import numba
 import numpy as np
+from numba import prange
 
-_KERNELS = None  # compiled lazily: importing this module never imports numba
+# reassociation lets LLVM vectorise the sums over the n states; no "no-NaN/no-inf" assumptions
+_FAST = {"contract", "reassoc", "nsz", "arcp"}
+jit = numba.njit(parallel=True, cache=True, fastmath=_FAST)  # compiled on first call, cached on disk
 
 
-def _build_kernels():
-    """Compile (once per process, cached on disk by numba) the forward and backward kernels."""
-    import numba
-    from numba import prange
+@numba.njit(inline="always", fastmath={"contract"})
+def _step_size(raw, bias, softplus):
+    """Δ = softplus(raw + bias) exactly as the official kernel (identity above 20)."""
+    v = raw + bias
+    if softplus and v <= 20.0:
+        v = math.log1p(math.exp(v))
+    return v
 
-    # reassociation lets LLVM vectorise the sums over the n states; no "no-NaN/no-inf" assumptions
-    fast = {"contract", "reassoc", "nsz", "arcp"}
-    jit = numba.njit(parallel=True, cache=True, fastmath=fast)
 
-    @numba.njit(inline="always", fastmath={"contract"})
-    def step_size(raw, bias, softplus):
-        """Δ = softplus(raw + bias) exactly as the official kernel (identity above 20)."""
-        v = raw + bias
-        if softplus and v <= 20.0:
-            v = math.log1p(math.exp(v))
-        return v
+@jit
+def _forward(u, delta, A, B, C, D, z, bias, softplus, has_z, out, last_state):
+    # u, delta, z, out: (b, d, l); A: (d, n); B, C: (b, g, l, n)  (time-major per group)
+    # D, bias: (d,); last_state: (b, d, n)
+    b, d, l = u.shape
+    g, n = B.shape[1], A.shape[1]
+    per_group = d // g
+    for k in prange(b * d):  # one worker per (batch, channel)
+        bi, di = k // d, k % d
+        gi = di // per_group
+        h = np.zeros(n, dtype=u.dtype)  # this channel's n states
+        a = np.empty(n, dtype=u.dtype)
+        dt1 = np.empty(1, dtype=u.dtype)  # keeps Δ_t in u's dtype (float32 exp in float32)
+        Arow = A[di]
+        for t in range(l):
+            dt1[0] = _step_size(delta[bi, di, t], bias[di], softplus)
+            dt = dt1[0]
+            ut = u[bi, di, t]
+            dtu = dt * ut
+            Bt, Ct = B[bi, gi, t], C[bi, gi, t]  # rows (n,)
+            for j in range(n):
+                a[j] = math.exp(dt * Arow[j])
+            y = 0.0
+            for j in range(n):
+                h[j] = a[j] * h[j] + dtu * Bt[j]
+                y += h[j] * Ct[j]
+            y += D[di] * ut
+            if has_z:
+                zt = z[bi, di, t]
+                y *= zt / (1.0 + math.exp(-zt))  # silu(z)
+            out[bi, di, t] = y
+        for j in range(n):
+            last_state[bi, di, j] = h[j]
 
-    @jit
-    def forward(u, delta, A, B, C, D, z, bias, softplus, has_z, out, last_state):
-        # u, delta, z, out: (b, d, l); A: (d, n); B, C: (b, g, l, n)  (time-major per group)
-        # D, bias: (d,); last_state: (b, d, n)
-        b, d, l = u.shape
-        g, n = B.shape[1], A.shape[1]
-        per_group = d // g
-        for k in prange(b * d):  # one worker per (batch, channel)
-            bi, di = k // d, k % d
-            gi = di // per_group
-            h = np.zeros(n, dtype=u.dtype)  # this channel's n states
-            a = np.empty(n, dtype=u.dtype)
-            dt1 = np.empty(1, dtype=u.dtype)  # keeps Δ_t in u's dtype (float32 exp in float32)
+@jit
+def _backward(u, delta, A, B, C, D, z, bias, softplus, has_z, gout,
+             gu, gdelta, gz, gA_b, gD_b, gbias_b, gB_part, gC_part):
+    # gradients: gu, gdelta, gz (b, d, l); gA_b (b, d, n); gD_b, gbias_b (b, d) — summed over b later;
+    # gB_part, gC_part (b, g, parts, l, n): one partial sum per worker, summed over parts later
+    b, d, l = u.shape
+    g, n = B.shape[1], A.shape[1]
+    per_group = d // g
+    parts = gB_part.shape[2]
+    for k in prange(b * g * parts):  # one worker per (batch, group, slice of the group's channels)
+        bi, rest = k // (g * parts), k % (g * parts)
+        gi, p = rest // parts, rest % parts
+        lo = gi * per_group + (p * per_group) // parts
+        hi = gi * per_group + ((p + 1) * per_group) // parts
+        hs = np.zeros((l + 1, n), dtype=u.dtype)  # hs[t + 1] = h_t of one channel (recomputed), hs[0] = 0
+        As = np.empty((l, n), dtype=u.dtype)  # Ā_t = exp(Δ_t A)
+        dts = np.empty(l, dtype=u.dtype)
+        ys = np.empty(l, dtype=u.dtype)  # y before the gate
+        gh = np.empty(n, dtype=u.dtype)  # ∂L/∂h_t, carried backwards in time
+        gA = np.empty(n, dtype=u.dtype)
+        for di in range(lo, hi):
             Arow = A[di]
+            # 1) forward again, keeping h_t and Ā_t (never exp(+ΣΔA): each step on its own)
             for t in range(l):
-                dt1[0] = step_size(delta[bi, di, t], bias[di], softplus)
-                dt = dt1[0]
-                ut = u[bi, di, t]
-                dtu = dt * ut
-                Bt, Ct = B[bi, gi, t], C[bi, gi, t]  # rows (n,)
+                dts[t] = _step_size(delta[bi, di, t], bias[di], softplus)
+                dt = dts[t]
+                dtu = dt * u[bi, di, t]
+                a, h_prev, h, Bt, Ct = As[t], hs[t], hs[t + 1], B[bi, gi, t], C[bi, gi, t]  # rows (n,)
                 for j in range(n):
                     a[j] = math.exp(dt * Arow[j])
                 y = 0.0
                 for j in range(n):
-                    h[j] = a[j] * h[j] + dtu * Bt[j]
+                    h[j] = a[j] * h_prev[j] + dtu * Bt[j]
                     y += h[j] * Ct[j]
-                y += D[di] * ut
+                ys[t] = y + D[di] * u[bi, di, t]
+            # 2) reverse scan: gh_t = Ā_{t+1} gh_{t+1} + C_t gy_t
+            gh[:] = 0.0
+            gA[:] = 0.0
+            gD = 0.0
+            gbias = 0.0
+            for t in range(l - 1, -1, -1):
+                ut = u[bi, di, t]
+                dt = dts[t]
+                gy = gout[bi, di, t]
                 if has_z:
                     zt = z[bi, di, t]
-                    y *= zt / (1.0 + math.exp(-zt))  # silu(z)
-                out[bi, di, t] = y
-            for j in range(n):
-                last_state[bi, di, j] = h[j]
-
-    @jit
-    def backward(u, delta, A, B, C, D, z, bias, softplus, has_z, gout,
-                 gu, gdelta, gz, gA_b, gD_b, gbias_b, gB_part, gC_part):
-        # gradients: gu, gdelta, gz (b, d, l); gA_b (b, d, n); gD_b, gbias_b (b, d) — summed over b later;
-        # gB_part, gC_part (b, g, parts, l, n): one partial sum per worker, summed over parts later
-        b, d, l = u.shape
-        g, n = B.shape[1], A.shape[1]
-        per_group = d // g
-        parts = gB_part.shape[2]
-        for k in prange(b * g * parts):  # one worker per (batch, group, slice of the group's channels)
-            bi, rest = k // (g * parts), k % (g * parts)
-            gi, p = rest // parts, rest % parts
-            lo = gi * per_group + (p * per_group) // parts
-            hi = gi * per_group + ((p + 1) * per_group) // parts
-            hs = np.zeros((l + 1, n), dtype=u.dtype)  # hs[t + 1] = h_t of one channel (recomputed), hs[0] = 0
-            As = np.empty((l, n), dtype=u.dtype)  # Ā_t = exp(Δ_t A)
-            dts = np.empty(l, dtype=u.dtype)
-            ys = np.empty(l, dtype=u.dtype)  # y before the gate
-            gh = np.empty(n, dtype=u.dtype)  # ∂L/∂h_t, carried backwards in time
-            gA = np.empty(n, dtype=u.dtype)
-            for di in range(lo, hi):
-                Arow = A[di]
-                # 1) forward again, keeping h_t and Ā_t (never exp(+ΣΔA): each step on its own)
-                for t in range(l):
-                    dts[t] = step_size(delta[bi, di, t], bias[di], softplus)
-                    dt = dts[t]
-                    dtu = dt * u[bi, di, t]
-                    a, h_prev, h, Bt, Ct = As[t], hs[t], hs[t + 1], B[bi, gi, t], C[bi, gi, t]  # rows (n,)
-                    for j in range(n):
-                        a[j] = math.exp(dt * Arow[j])
-                    y = 0.0
-                    for j in range(n):
-                        h[j] = a[j] * h_prev[j] + dtu * Bt[j]
-                        y += h[j] * Ct[j]
-                    ys[t] = y + D[di] * u[bi, di, t]
-                # 2) reverse scan: gh_t = Ā_{t+1} gh_{t+1} + C_t gy_t
-                gh[:] = 0.0
-                gA[:] = 0.0
-                gD = 0.0
-                gbias = 0.0
-                for t in range(l - 1, -1, -1):
-                    ut = u[bi, di, t]
-                    dt = dts[t]
-                    gy = gout[bi, di, t]
-                    if has_z:
-                        zt = z[bi, di, t]
-                        sig = 1.0 / (1.0 + math.exp(-zt))
-                        gz[bi, di, t] = gy * ys[t] * sig * (1.0 + zt * (1.0 - sig))
-                        gy = gy * zt * sig
-                    gD += gy * ut
-                    a, h_prev, h, Bt, Ct = As[t], hs[t], hs[t + 1], B[bi, gi, t], C[bi, gi, t]
-                    gBt, gCt = gB_part[bi, gi, p, t], gC_part[bi, gi, p, t]
-                    dtu = dt * ut
-                    gut = 0.0
-                    gdt_A = 0.0
-                    for j in range(n):
-                        gCt[j] += gy * h[j]
-                        gj = gh[j] + gy * Ct[j]  # ∂L/∂h_t
-                        ga = gj * h_prev[j] * a[j]  # ∂L/∂(Δ_t A_j) through Ā_t
-                        gBt[j] += gj * dtu
-                        gut += gj * Bt[j]
-                        gdt_A += ga * Arow[j]
-                        gA[j] += ga * dt
-                        gh[j] = gj * a[j]  # becomes Ā_t gh_t for step t-1
-                    gdt = gut * ut + gdt_A  # Σ_j gj B_j u + Σ_j ga_j A_j
-                    gut = gut * dt + gy * D[di]
-                    if softplus and delta[bi, di, t] + bias[di] <= 20.0:
-                        gdt *= 1.0 / (1.0 + math.exp(-(delta[bi, di, t] + bias[di])))
-                    gu[bi, di, t] = gut
-                    gdelta[bi, di, t] = gdt
-                    gbias += gdt
+                    sig = 1.0 / (1.0 + math.exp(-zt))
+                    gz[bi, di, t] = gy * ys[t] * sig * (1.0 + zt * (1.0 - sig))
+                    gy = gy * zt * sig
+                gD += gy * ut
+                a, h_prev, h, Bt, Ct = As[t], hs[t], hs[t + 1], B[bi, gi, t], C[bi, gi, t]
+                gBt, gCt = gB_part[bi, gi, p, t], gC_part[bi, gi, p, t]
+                dtu = dt * ut
+                gut = 0.0
+                gdt_A = 0.0
                 for j in range(n):
-                    gA_b[bi, di, j] = gA[j]
-                gD_b[bi, di] = gD
-                gbias_b[bi, di] = gbias
-
-    return forward, backward
-
-
-def _kernels():
-    global _KERNELS
-    if _KERNELS is None:
-        _KERNELS = _build_kernels()
-    return _KERNELS
+                    gCt[j] += gy * h[j]
+                    gj = gh[j] + gy * Ct[j]  # ∂L/∂h_t
+                    ga = gj * h_prev[j] * a[j]  # ∂L/∂(Δ_t A_j) through Ā_t
+                    gBt[j] += gj * dtu
+                    gut += gj * Bt[j]
+                    gdt_A += ga * Arow[j]
+                    gA[j] += ga * dt
+                    gh[j] = gj * a[j]  # becomes Ā_t gh_t for step t-1
+                gdt = gut * ut + gdt_A  # Σ_j gj B_j u + Σ_j ga_j A_j
+                gut = gut * dt + gy * D[di]
+                if softplus and delta[bi, di, t] + bias[di] <= 20.0:
+                    gdt *= 1.0 / (1.0 + math.exp(-(delta[bi, di, t] + bias[di])))
+                gu[bi, di, t] = gut
+                gdelta[bi, di, t] = gdt
+                gbias += gdt
+            for j in range(n):
+                gA_b[bi, di, j] = gA[j]
+            gD_b[bi, di] = gD
+            gbias_b[bi, di] = gbias
 
 
 def supports(u, delta, A, B, C, D=None, z=None, delta_bias=None) -> bool:
@@ -215,7 +206,6 @@ def _make_function():
 
         @staticmethod
         def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
-            forward_kernel, _ = _kernels()
             b, d, l = u.shape
             n = A.shape[1]
             Bg, Cg = _as_groups(B), _as_groups(C)
@@ -224,7 +214,7 @@ def _make_function():
             out = torch.empty(b, d, l, dtype=u.dtype)
             last_state = torch.empty(b, d, n, dtype=u.dtype)
             zz = z if z is not None else u
-            forward_kernel(_np(u), _np(delta), _np(A), _np(Bg), _np(Cg), _np(Dv), _np(zz), _np(bias),
+            _forward(_np(u), _np(delta), _np(A), _np(Bg), _np(Cg), _np(Dv), _np(zz), _np(bias),
                            bool(delta_softplus), z is not None, out.numpy(), last_state.numpy())
             ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias)
             ctx.delta_softplus = bool(delta_softplus)
@@ -233,7 +223,6 @@ def _make_function():
 
         @staticmethod
         def backward(ctx, gout, _glast):
-            _, backward_kernel = _kernels()
             u, delta, A, B, C, D, z, delta_bias = ctx.saved_tensors
             b, d, l = u.shape
             n = A.shape[1]
@@ -249,7 +238,7 @@ def _make_function():
             gbias_b = torch.empty(b, d, dtype=torch.float64)
             gB_part = torch.zeros(b, g, parts, l, n, dtype=u.dtype)
             gC_part = torch.zeros(b, g, parts, l, n, dtype=u.dtype)
-            backward_kernel(_np(u), _np(delta), _np(A), _np(Bg), _np(Cg), _np(Dv), _np(zz), _np(bias),
+            _backward(_np(u), _np(delta), _np(A), _np(Bg), _np(Cg), _np(Dv), _np(zz), _np(bias),
                             ctx.delta_softplus, z is not None, _np(gout),
                             gu.numpy(), gdelta.numpy(), gz.numpy(), gA_b.numpy(), gD_b.numpy(),
                             gbias_b.numpy(), gB_part.numpy(), gC_part.numpy())

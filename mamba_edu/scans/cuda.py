@@ -39,10 +39,13 @@ KERNEL_FILES = {
 }
 VERSIONS = ("v0", "v1", "v2")
 
-# v2's tile shape: each lane owns CHUNK consecutive steps (a tile is 32·CHUNK steps), and a block of
-# NWARPS warps handles NWARPS channels that share B and C. Tuned on an H200 (benchmarks/gpu_scan.py).
+# v2 forward: LPC lanes per channel share its n states; blocks of NWARPS warps; TILE steps per
+# shared-memory tile; MIN_BLOCKS caps registers (None: the kernel's default, 32 warps per SM).
+FORWARD = {"lpc": 16, "nwarps": 8, "tile": 64, "min_blocks": None}
+# v2 backward: each lane owns CHUNK consecutive steps (a tile is 32·CHUNK steps), a block of
+# NWARPS warps handles NWARPS channels. Tuned on an H200 (benchmarks/gpu_scan.py --sweep).
 CHUNK = 8
-NWARPS = 8
+NWARPS = 16
 SCAN_BLOCK = 256  # v1: threads (= steps) per block-level scan
 _FLAGS = {"D": 1, "z": 2, "delta_bias": 4, "softplus": 8, "last_state": 16, "checkpoint": 32}
 RECORDED_BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "gpu_scan_h200.json"
@@ -132,13 +135,24 @@ def _segment(d, B_groups, C_groups):
     return math.gcd(*sizes) if sizes else d
 
 
-def v2_shared_bytes(n, chunk=CHUNK, nwarps=NWARPS, backward=False):
+def v2_shared_bytes(n, chunk=CHUNK, nwarps=NWARPS, backward=False, forward=None):
     """Dynamic shared memory of the v2 kernels, in bytes (see the buffers at the top of each kernel)."""
-    tile = 32 * chunk
-    t_pad = tile + (tile // 32) * 4
     if backward:
+        tile = 32 * chunk
+        t_pad = tile + (tile // 32) * 4
         return 4 * ((2 * n + 5 * nwarps) * t_pad + nwarps * n + nwarps * 3 * n)
-    return 4 * (2 * (2 * n + 3 * nwarps) * t_pad + nwarps * n)  # two buffers (B, C, u, delta, z) + carry
+    cfg = {**FORWARD, **(forward or {})}
+    channels = 32 * cfg["nwarps"] // cfg["lpc"]
+    t_pad = cfg["tile"] + 4
+    return 4 * (2 * (2 * n + 3 * channels) * t_pad + channels * t_pad)  # 2 × (B, C, u, delta, z) + delta·u
+
+
+def _forward_defines(n, chunk, forward):
+    cfg = {**FORWARD, **(forward or {})}
+    defines = dict(DSTATE=n, LPC=cfg["lpc"], NWARPS=cfg["nwarps"], TILE=cfg["tile"], CHK_TILE=32 * chunk)
+    if cfg["min_blocks"] is not None:
+        defines["MIN_BLOCKS"] = cfg["min_blocks"]
+    return cfg, defines
 
 
 def n_tiles(l, chunk=CHUNK):
@@ -156,13 +170,14 @@ def _flags(D, z, delta_bias, delta_softplus, last_state=None, h_chk=None):
 
 
 def scan_forward(version, u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, *,
-                 out, last_state=None, h_chk=None, chunk=CHUNK, nwarps=NWARPS):
+                 out, last_state=None, h_chk=None, chunk=CHUNK, forward=None):
     """Launch one forward kernel on checked, contiguous float32 CuPy arrays (no validation here).
 
     ``out`` (b, d, l) is written in place; so are ``last_state`` (b, d, n) and, for v2,
-    ``h_chk`` (b, d, tiles, n), the state entering each tile, when given. B and C are (b, g, n, l)
-    (a (b, n, l) array is reshaped by the caller) or fixed (d, n). Used by :func:`selective_scan_cupy`,
-    the GPU tests (which poison ``out`` first) and the benchmark.
+    ``h_chk`` (b, d, tiles, n), the state entering each backward tile of 32·``chunk`` steps, when
+    given. ``forward`` overrides entries of :data:`FORWARD` (v2's tile shape). B and C are
+    (b, g, n, l) (a (b, n, l) array is reshaped by the caller) or fixed (d, n). Used by
+    :func:`selective_scan_cupy`, the GPU tests (which poison ``out`` first) and the benchmark.
     """
     cp = _cupy()
     b, d, l = u.shape
@@ -183,15 +198,17 @@ def scan_forward(version, u, delta, A, B, C, D=None, z=None, delta_bias=None, de
         if h_chk is not None and h_chk.shape != (b, d, n_tiles(l, chunk), n):
             want = (b, d, n_tiles(l, chunk), n)
             raise ValueError(f"h_chk has shape {h_chk.shape}, expected (b, d, tiles, n) = {want}")
-        kernel = _kernel(cp, "v2", "selective_scan_fwd_v2", DSTATE=n, CHUNK=chunk, NWARPS=nwarps)
-        smem = v2_shared_bytes(n, chunk, nwarps)
+        cfg, defines = _forward_defines(n, chunk, forward)
+        kernel = _kernel(cp, "v2", "selective_scan_fwd_v2", **defines)
+        smem = v2_shared_bytes(n, forward=cfg)
         kernel.max_dynamic_shared_size_bytes = smem
         seg = _segment(d, B_groups, C_groups)
-        grid = ((d // seg) * (-(-seg // nwarps)), b)
+        channels = 32 * cfg["nwarps"] // cfg["lpc"]  # per block
+        grid = ((d // seg) * (-(-seg // channels)), b)
         flags = _flags(D, z, delta_bias, delta_softplus, last_state, h_chk)
         args = (u, delta, A, B, C, pick(D), pick(z), pick(delta_bias), out, pick(last_state), pick(h_chk),
                 *ints, np.int32(seg), np.int32(flags))
-        kernel(grid, (32 * nwarps,), args, shared_mem=smem)
+        kernel(grid, (32 * cfg["nwarps"],), args, shared_mem=smem)
     else:
         raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
 
@@ -277,7 +294,7 @@ def _make_function():
             h_chk = u.new_empty(b, d, n_tiles(l, chunk), n)
             arrays = [_as_cupy(cp, x) for x in (u, delta, A, B, C, D, z, delta_bias)]
             scan_forward("v2", *arrays, delta_softplus, out=cp.from_dlpack(out), last_state=cp.from_dlpack(last),
-                         h_chk=cp.from_dlpack(h_chk), chunk=chunk, nwarps=nwarps)
+                         h_chk=cp.from_dlpack(h_chk), chunk=chunk)
             ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, h_chk)
             ctx.settings = (delta_softplus, chunk, nwarps)
             ctx.mark_non_differentiable(last)

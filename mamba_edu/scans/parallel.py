@@ -9,8 +9,8 @@ pair (a, b) stands for a whole stretch of steps, and :func:`combine` (first stre
 is *associative* (but not commutative), with identity (1, 0). Associativity is all a prefix scan
 needs: the stretches can be combined in any grouping, e.g. as a tree of depth log₂ l.
 
-Three ways to group them, each also available as a :class:`ScanTrace` (which slots combine at
-each level) for the lesson's explorer:
+The loop and three parallel groupings, each also available as a :class:`ScanTrace` (which slots
+combine at each level) for the lesson's explorer:
 
 ==================  =================================  ==============================
 method              work (number of combines)           depth (levels that must wait)

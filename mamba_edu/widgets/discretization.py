@@ -2,7 +2,7 @@
 
 import ipywidgets as W
 
-from mamba_edu.discretize import METHODS
+from mamba_edu.discretization import METHODS
 from mamba_edu.plot.discretization import LABELS, discretization_figure, update_discretization_figure
 from mamba_edu.widgets.base import Explorer, live_figure
 

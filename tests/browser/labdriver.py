@@ -245,7 +245,8 @@ async () => {
 # and its sliders with data attributes, so Python can address them with locators.
 TAG_EXPLORERS_JS = """
 () => {
-  const root = window.jupyterapp.shell.currentWidget.node;
+  const app = window.jupyterapp;  // JupyterLab; a Voila page has no app: search the whole page
+  const root = app && app.shell.currentWidget ? app.shell.currentWidget.node : document.body;
   const sliders = Array.from(root.querySelectorAll('.widget-slider'))
     .filter(s => s.querySelector('.noUi-handle'));
   const boxes = [];
@@ -361,6 +362,16 @@ class Browser:
         workspace = "w" + secrets.token_hex(4)
         page.goto(lab.url(f"lab/workspaces/{workspace}/tree/lessons/{name}"))
         page.evaluate(WAIT_READY_JS)
+        return page
+
+
+    def open_url(self, url: str, timeout_ms: float = 120_000):
+        """A new page at ``url`` (e.g. a Voila app) with the redraw timing hooks installed."""
+        width, height = self.viewport
+        page = self.browser.new_page(viewport={"width": width, "height": height})
+        page.set_default_timeout(timeout_ms)
+        page.add_init_script(INIT_JS)
+        page.goto(url)
         return page
 
 

@@ -84,7 +84,7 @@ def to_cupy(inputs):
     return {k: None if v is None else cp.asarray(v, dtype=cp.float32) for k, v in inputs.items()}
 
 
-def run_poisoned(version, inputs, softplus=True, chunk=cuda.CHUNK, nwarps=cuda.NWARPS, checkpoint=False):
+def run_poisoned(version, inputs, softplus=True, chunk=cuda.CHUNK, forward=None, checkpoint=False):
     """Launch one kernel with NaN-filled outputs; return (out, last_state[, h_chk]) as numpy."""
     import cupy as cp
 
@@ -95,7 +95,7 @@ def run_poisoned(version, inputs, softplus=True, chunk=cuda.CHUNK, nwarps=cuda.N
     last = cp.full((b, d, n), cp.nan, dtype=cp.float32)
     h_chk = cp.full((b, d, cuda.n_tiles(l, chunk), n), cp.nan, dtype=cp.float32) if checkpoint else None
     cuda.scan_forward(version, x["u"], x["delta"], x["A"], x["B"], x["C"], x["D"], x["z"], x["delta_bias"],
-                      softplus, out=out, last_state=last, h_chk=h_chk, chunk=chunk, nwarps=nwarps)
+                      softplus, out=out, last_state=last, h_chk=h_chk, chunk=chunk, forward=forward)
     cp.cuda.runtime.deviceSynchronize()
     result = (cp.asnumpy(out), cp.asnumpy(last))
     return result + (cp.asnumpy(h_chk),) if checkpoint else result
@@ -152,13 +152,24 @@ def test_forward_layouts_and_options(version, layout, rng):
     assert rel_err(last, ref_h) < FWD_TOL
 
 
-@pytest.mark.parametrize("chunk, nwarps", [(4, 2), (8, 8), (16, 4), (16, 1)])
-def test_v2_tile_shapes_agree(chunk, nwarps, rng):
+TILINGS = [  # (v2 forward tile shape, backward chunk = checkpoint spacing / 32, n)
+    (dict(lpc=4, nwarps=2, tile=16), 4, 16),
+    (dict(lpc=4, nwarps=1, tile=8), 4, 7),
+    (dict(lpc=8, nwarps=8, tile=64), 8, 16),
+    (dict(lpc=16, nwarps=4, tile=128, min_blocks=2), 16, 16),
+    (dict(lpc=32, nwarps=1, tile=32), 4, 16),
+    (dict(lpc=16, nwarps=8, tile=64), 8, 20),
+]
+
+
+@pytest.mark.parametrize("forward, chunk, n", TILINGS)
+def test_v2_tile_shapes_agree(forward, chunk, n, rng):
     """Every tile shape computes the same function (and the checkpoints are the states entering tiles)."""
-    inputs = make_inputs(rng, 2, 11, 1000, 16)
-    out, last, h_chk = run_poisoned("v2", inputs, chunk=chunk, nwarps=nwarps, checkpoint=True)
+    inputs = make_inputs(rng, 2, 11, 1002, n)
+    out, last, h_chk = run_poisoned("v2", inputs, chunk=chunk, forward=forward, checkpoint=True)
     ref_out, ref_h = reference(inputs)
     assert rel_err(out, ref_out) < FWD_TOL
+    assert rel_err(last, ref_h) < FWD_TOL
     tile = 32 * chunk
     for k in range(1, h_chk.shape[2]):
         cut = {key: (v[..., : k * tile] if key in ("u", "delta", "z") or (key in ("B", "C") and v.ndim == 4)

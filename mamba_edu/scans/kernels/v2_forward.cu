@@ -4,20 +4,20 @@
 // B_bar u = delta B u, the scan over time, y = C . h, the D skip and the silu(z) gate. Global
 // memory sees u, delta, z, B, C read once and out written once; nothing of size (b, d, l, n).
 //
-// Work split (the lesson's chunked scan, twice):
-//   * one warp per channel (b, d); a block of NWARPS warps takes NWARPS channels that share B and C
-//     (same batch, same group), so each B/C tile is loaded from memory once per block;
-//   * the warp walks time in tiles of T = 32 * CHUNK steps; lane i owns the CHUNK consecutive steps
-//     [i*CHUNK, (i+1)*CHUNK) of the tile;
-//   * for each state k (outer loop), lane i: computes its CHUNK pairs (a_t, b_t) = (exp(delta_t A_k),
-//     delta_t B_t u_t), folds them into one affine map h -> P h + Q (a local sequential scan),
-//     then the 32 lanes run a Hillis-Steele scan of those maps with warp shuffles (5 levels);
-//     the exclusive result, applied to the carry from the previous tile, is the state entering
-//     lane i's chunk; the lane replays its CHUNK steps from there and adds C_t[k] h_t to y_t.
-//   * the carry into the next tile is the warp's total map applied to the old carry.
-// Memory is pipelined: while the block computes tile k from one shared-memory buffer, cp.async
-// copies tile k+1 (B, C, u, raw delta, z) into the other buffer in the background.
-// Optionally (h_chk != 0) the state entering every tile is saved for the backward kernel.
+// Work split: the states of a channel are spread over lanes, time stays sequential.
+//   * A channel (b, d) gets LPC lanes ("lanes per channel"); lane s owns the states s, s + LPC, ...
+//     and keeps them in registers for the whole sequence: h_t = exp(delta_t A_s) h_{t-1} + delta_t B_t[s] u_t.
+//     Every lane runs its own recurrence, so no scan between threads is needed at all, and there
+//     are b*d*LPC threads: enough to keep the GPU busy even when b*d is small.
+//   * y_t = sum_s C_t[s] h_t[s] is a sum across the LPC lanes. Each lane collects its partial sums
+//     for LPC consecutive steps, then a "transpose-reduce" with warp shuffles (log2(LPC) levels, each
+//     halving the values a lane holds) leaves lane s with the full y of step s of that block.
+//   * A block of NWARPS warps handles 32*NWARPS/LPC channels that share B and C (same batch and
+//     group). Time goes in tiles of TILE steps; while one tile is computed, cp.async copies the
+//     next one (B, C, u, delta, z) into a second shared-memory buffer. A pre-pass per tile computes
+//     softplus(delta + bias), delta*u and silu(z) once per element (not once per lane).
+// Optionally (h_chk != 0) the state entering every CHK_TILE-step tile is saved for the backward
+// kernel (v2_backward.cu uses tiles of 32*CHUNK steps).
 //
 // Layout: u, delta, z, out: (b, d, l); A: (d, n); B, C: (b, g, n, l) with *_groups = g > 0, or
 // fixed (d, n) with g = 0; D, delta_bias: (d,); last_state: (b, d, n); h_chk: (b, d, tiles, n).
@@ -27,16 +27,27 @@
 #ifndef DSTATE
 #define DSTATE 16
 #endif
-#ifndef CHUNK
-#define CHUNK 8
+#ifndef LPC
+#define LPC 16       // lanes per channel: 4, 8, 16 or 32
 #endif
 #ifndef NWARPS
 #define NWARPS 8
 #endif
+#ifndef TILE
+#define TILE 64      // steps per shared-memory tile (a multiple of LPC and of 4)
+#endif
+#ifndef MIN_BLOCKS
+#define MIN_BLOCKS (1024 / (32 * NWARPS))  // ask the compiler to fit 32 warps per SM (<= 64 registers)
+#endif
+#ifndef CHK_TILE
+#define CHK_TILE 256 // checkpoint spacing for the backward kernel (a multiple of LPC)
+#endif
 
-#define T_TILE (32 * CHUNK)
-#define PAD(j) ((j) + (((j) >> 5) << 2))  // +4 floats every 32: lanes' float4 reads hit distinct banks
-#define T_PAD PAD(T_TILE)
+#define NTHREADS (32 * NWARPS)
+#define CPB (NTHREADS / LPC)              // channels per block
+#define SPL ((DSTATE + LPC - 1) / LPC)    // states per lane
+#define TP (TILE + 4)                     // padded row: rows start 4 banks apart
+#define BUF_FLOATS ((2 * DSTATE + 3 * CPB) * TP)  // one buffer: B, C tiles + u, delta, z rows
 #define FULL_MASK 0xffffffffu
 #define LOG2E 1.4426950408889634f
 
@@ -47,102 +58,117 @@
 #define FLAG_LAST_STATE 16
 #define FLAG_CHECKPOINT 32
 
-#define NTHREADS (32 * NWARPS)
-#define BUF_FLOATS ((2 * DSTATE + 3 * NWARPS) * T_PAD)  // one buffer: B, C tiles + u, delta, z rows
+static_assert(LPC == 4 || LPC == 8 || LPC == 16 || LPC == 32, "LPC must be 4, 8, 16 or 32");
+static_assert(TILE % LPC == 0 && TILE % 4 == 0 && CHK_TILE % LPC == 0, "TILE and CHK_TILE must be multiples of LPC");
 
-static_assert(CHUNK % 4 == 0 && 32 % CHUNK == 0, "CHUNK must be 4, 8, 16 or 32");
-
-__device__ __forceinline__ void load_chunk(float (&dst)[CHUNK], const float* src) {
-    // CHUNK consecutive floats from shared memory, 16 bytes at a time
-#pragma unroll
-    for (int k = 0; k < CHUNK; k += 4) {
-        const float4 v = *reinterpret_cast<const float4*>(src + k);
-        dst[k] = v.x; dst[k + 1] = v.y; dst[k + 2] = v.z; dst[k + 3] = v.w;
-    }
-}
-
-__device__ __forceinline__ void store_chunk(float* dst, const float (&src)[CHUNK]) {
-#pragma unroll
-    for (int k = 0; k < CHUNK; k += 4)
-        *reinterpret_cast<float4*>(dst + k) = make_float4(src[k], src[k + 1], src[k + 2], src[k + 3]);
-}
-
-// asynchronous 4-byte copy global -> shared; with valid == false it writes 0 and reads nothing
+// asynchronous copy global -> shared of 4 or 16 bytes; with valid == false it writes zeros, reads nothing
 __device__ __forceinline__ void cp_async4(float* dst, const float* src, bool valid) {
     const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 4 : 0));
+}
+__device__ __forceinline__ void cp_async16(float* dst, const float* src, bool valid) {
+    const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
 
-extern "C" __global__ void __launch_bounds__(NTHREADS) selective_scan_fwd_v2(
+// copy `rows` rows of TILE floats, starting at step t0, from global rows of length seqlen
+// (row r at src + src_row(r)) to shared rows of TP floats; steps past seqlen become 0
+template <typename RowFn>
+__device__ __forceinline__ void copy_rows(float* dst, const float* src, int rows, RowFn src_row, int t0,
+                                          int seqlen, bool vec) {
+    if (vec) {  // 16-byte copies (seqlen % 4 == 0, so 4 steps are all in or all out)
+        for (int i = threadIdx.x; i < rows * (TILE / 4); i += NTHREADS) {
+            const int r = i / (TILE / 4), j = 4 * (i % (TILE / 4));
+            const long long base = src_row(r);
+            const bool ok = base >= 0 && t0 + j < seqlen;
+            cp_async16(dst + r * TP + j, src + (ok ? base + t0 + j : 0), ok);
+        }
+    } else {
+        for (int i = threadIdx.x; i < rows * TILE; i += NTHREADS) {
+            const int r = i / TILE, j = i % TILE;
+            const long long base = src_row(r);
+            const bool ok = base >= 0 && t0 + j < seqlen;
+            cp_async4(dst + r * TP + j, src + (ok ? base + t0 + j : 0), ok);
+        }
+    }
+}
+
+// one level of the transpose-reduce: lanes exchange half of their 2M partial sums with the lane M
+// away (the half they do not keep) and add what they receive, so each lane now holds M sums
+template <int M>
+__device__ __forceinline__ void reduce_level(float (&p)[LPC], int sl) {
+    const bool upper = (sl & M) != 0;
+#pragma unroll
+    for (int k = 0; k < M; ++k) {
+        const float send = upper ? p[k] : p[k + M];
+        const float keep = upper ? p[k + M] : p[k];
+        p[k] = keep + __shfl_xor_sync(FULL_MASK, send, M);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_scan_fwd_v2(
     const float* __restrict__ u, const float* __restrict__ delta, const float* __restrict__ A,
     const float* __restrict__ B, const float* __restrict__ C, const float* __restrict__ D,
     const float* __restrict__ z, const float* __restrict__ delta_bias,
     float* __restrict__ out, float* __restrict__ last_state, float* __restrict__ h_chk,
     int batch, int dim, int seqlen, int b_groups, int c_groups, int seg, int flags)
 {
-    // shared memory: two buffers of [B tile (DSTATE, T_PAD) | C tile | u (NWARPS, T_PAD) | delta | z],
-    // then the state entering the tile, (NWARPS, DSTATE)
+    // shared memory: two buffers of [B tile (DSTATE, TP) | C tile | u (CPB, TP) | delta | z], then delta*u (CPB, TP)
     extern __shared__ __align__(16) float smem[];
-    float* sCarry = smem + 2 * BUF_FLOATS;
+    float* sDu = smem + 2 * BUF_FLOATS;
 
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int blocks_per_seg = (seg + NWARPS - 1) / NWARPS;
+    const int lane = threadIdx.x & 31, sl = lane % LPC;              // sl: this lane's slot in its channel
+    const int ch = threadIdx.x / LPC;                                 // channel within the block
+    const int blocks_per_seg = (seg + CPB - 1) / CPB;
     const int seg_id = blockIdx.x / blocks_per_seg;
-    const int first = (blockIdx.x % blocks_per_seg) * NWARPS;     // first channel within the segment
-    const int n_active = min(NWARPS, seg - first);                 // warps with a channel
-    const bool active = warp < n_active;
+    const int first = (blockIdx.x % blocks_per_seg) * CPB;            // first channel within the segment
+    const int n_active = min(CPB, seg - first);                       // channels that exist
+    const bool active = ch < n_active;
     const int bi = blockIdx.y;
-    const int d0 = seg_id * seg + first;                           // block's first channel
-    const int di = d0 + (active ? warp : 0);
+    const int d0 = seg_id * seg + first;                              // block's first channel
+    const int di = d0 + (active ? ch : 0);
     const long long row = ((long long)bi * dim + di) * seqlen;
-    const int n_tiles = (seqlen + T_TILE - 1) / T_TILE;
+    const int n_tiles = (seqlen + TILE - 1) / TILE;
+    const int n_chk = (seqlen + CHK_TILE - 1) / CHK_TILE;
+    const bool vec = (seqlen & 3) == 0;
 
-    // where this block's B and C rows start (variable: group of channel d0; fixed: unused)
     const long long b_base = b_groups > 0 ? ((long long)bi * b_groups + d0 / (dim / b_groups)) * DSTATE * seqlen : 0;
     const long long c_base = c_groups > 0 ? ((long long)bi * c_groups + d0 / (dim / c_groups)) * DSTATE * seqlen : 0;
+    const long long row0 = ((long long)bi * dim + d0) * seqlen;       // block's first channel row
 
-    const float bias = (flags & FLAG_BIAS) ? delta_bias[di] : 0.f;
+    // this lane's states: s = sl + LPC * i; padding states (s >= DSTATE) get A = B = C = 0
+    float As[SPL], h[SPL], Bfix[SPL], Cfix[SPL];
+#pragma unroll
+    for (int i = 0; i < SPL; ++i) {
+        const int s = sl + LPC * i;
+        const bool live = s < DSTATE;
+        As[i] = live ? A[di * DSTATE + s] * LOG2E : 0.f;
+        Bfix[i] = (live && b_groups == 0) ? B[di * DSTATE + s] : 0.f;
+        Cfix[i] = (live && c_groups == 0) ? C[di * DSTATE + s] : 0.f;
+        h[i] = 0.f;
+        if (active && live && (flags & FLAG_CHECKPOINT)) h_chk[((long long)bi * dim + di) * n_chk * DSTATE + s] = 0.f;
+    }
     const float Dd = (flags & FLAG_D) ? D[di] : 0.f;
-    float* carry = sCarry + warp * DSTATE;
-    for (int k = lane; k < DSTATE; k += 32) carry[k] = 0.f;
-    const int my = PAD(lane * CHUNK);  // start of this lane's chunk in a padded tile row
 
-    // issue the copies of one tile into buffer `buf` (steps past l and idle warps get zeros)
     auto prefetch = [&](int tile, int buf) {
         float* base = smem + buf * BUF_FLOATS;
-        const int t0 = tile * T_TILE;
-        if (b_groups > 0 || c_groups > 0) {
-#pragma unroll
-            for (int it = 0; it < (DSTATE * T_TILE + NTHREADS - 1) / NTHREADS; ++it) {
-                const int i = threadIdx.x + it * NTHREADS;
-                if (i < DSTATE * T_TILE) {
-                    const int k = i / T_TILE, j = i % T_TILE;
-                    const bool ok = t0 + j < seqlen;
-                    const long long off = (long long)k * seqlen + (ok ? t0 + j : 0);
-                    if (b_groups > 0) cp_async4(base + k * T_PAD + PAD(j), B + b_base + off, ok);
-                    if (c_groups > 0) cp_async4(base + (DSTATE + k) * T_PAD + PAD(j), C + c_base + off, ok);
-                }
-            }
-        }
-        float* rows = base + 2 * DSTATE * T_PAD + warp * T_PAD;
-#pragma unroll
-        for (int it = 0; it < CHUNK; ++it) {
-            const int j = lane + 32 * it;
-            const bool ok = active && t0 + j < seqlen;
-            const long long i = ok ? row + t0 + j : 0;
-            cp_async4(rows + PAD(j), u + i, ok);
-            cp_async4(rows + NWARPS * T_PAD + PAD(j), delta + i, ok);
-            if (flags & FLAG_Z) cp_async4(rows + 2 * NWARPS * T_PAD + PAD(j), z + i, ok);
-        }
+        const int t0 = tile * TILE;
+        if (b_groups > 0) copy_rows(base, B, DSTATE, [&](int r) { return b_base + (long long)r * seqlen; }, t0, seqlen, vec);
+        if (c_groups > 0) copy_rows(base + DSTATE * TP, C, DSTATE, [&](int r) { return c_base + (long long)r * seqlen; }, t0, seqlen, vec);
+        auto chan_row = [&](int r) { return r < n_active ? row0 + (long long)r * seqlen : -1LL; };
+        float* rows = base + 2 * DSTATE * TP;
+        copy_rows(rows, u, CPB, chan_row, t0, seqlen, vec);
+        copy_rows(rows + CPB * TP, delta, CPB, chan_row, t0, seqlen, vec);
+        if (flags & FLAG_Z) copy_rows(rows + 2 * CPB * TP, z, CPB, chan_row, t0, seqlen, vec);
     };
 
     prefetch(0, 0);
     cp_async_commit();
     for (int tile = 0; tile < n_tiles; ++tile) {
-        const int t0 = tile * T_TILE;
+        const int t0 = tile * TILE;
         if (tile + 1 < n_tiles) {  // copy the next tile while this one is computed
             prefetch(tile + 1, (tile + 1) & 1);
             cp_async_commit();
@@ -153,96 +179,82 @@ extern "C" __global__ void __launch_bounds__(NTHREADS) selective_scan_fwd_v2(
         __syncthreads();  // this tile's copies, made by every thread, are now visible to all
 
         const float* sB = smem + (tile & 1) * BUF_FLOATS;
-        const float* sC = sB + DSTATE * T_PAD;
-        float* myU = smem + (tile & 1) * BUF_FLOATS + 2 * DSTATE * T_PAD + warp * T_PAD;
-        float* myDl = myU + NWARPS * T_PAD;
-        const float* myZ = myDl + NWARPS * T_PAD;
+        const float* sC = sB + DSTATE * TP;
+        float* sU = smem + (tile & 1) * BUF_FLOATS + 2 * DSTATE * TP;
+        float* sDl = sU + CPB * TP;
+        float* sZ = sDl + CPB * TP;
 
-        if (active) {
-            float dl[CHUNK], du[CHUNK], y[CHUNK];
-            load_chunk(dl, myDl + my);
-            load_chunk(du, myU + my);
-            float dl_sum = 0.f;  // sum of the lane's delta: its A_bar product is exp(A * dl_sum)
-#pragma unroll
-            for (int k = 0; k < CHUNK; ++k) {
-                const int t = t0 + lane * CHUNK + k;
-                float dv = dl[k] + bias;
+        // pre-pass, once per element: delta -> softplus(delta + bias) (0 past l), delta*u, z -> silu(z)
+        for (int i = threadIdx.x; i < CPB * TILE; i += NTHREADS) {
+            const int r = i / TILE, j = i % TILE;
+            float dv = 0.f;
+            if (r < n_active && t0 + j < seqlen) {
+                dv = sDl[r * TP + j] + ((flags & FLAG_BIAS) ? delta_bias[d0 + r] : 0.f);
                 if (flags & FLAG_SOFTPLUS) dv = dv <= 20.f ? log1pf(__expf(dv)) : dv;
-                dl[k] = t < seqlen ? dv : 0.f;  // past l: delta = 0, so A_bar = 1 and B_bar u = 0
-                du[k] *= dl[k];                 // delta * u
-                dl_sum += dl[k];
-                y[k] = 0.f;
             }
+            sDl[r * TP + j] = dv;
+            sDu[r * TP + j] = dv * sU[r * TP + j];
+            if (flags & FLAG_Z) { const float zv = sZ[r * TP + j]; sZ[r * TP + j] = zv / (1.f + __expf(-zv)); }
+        }
+        __syncthreads();
 
+        const float* myDl = sDl + ch * TP;
+        const float* myDu = sDu + ch * TP;
 #pragma unroll 1
-            for (int s = 0; s < DSTATE; ++s) {
-                const float As = A[di * DSTATE + s] * LOG2E;
-                float a[CHUNK], bu[CHUNK], Cv[CHUNK];
-                if (b_groups > 0) {
-                    load_chunk(bu, sB + s * T_PAD + my);
+        for (int j0 = 0; j0 < TILE; j0 += LPC) {  // blocks of LPC steps
+            float p[LPC];  // this lane's part of y at steps j0 .. j0 + LPC - 1
 #pragma unroll
-                    for (int k = 0; k < CHUNK; ++k) bu[k] *= du[k];
-                } else {
-                    const float Bs = B[di * DSTATE + s];
+            for (int k = 0; k < LPC; ++k) p[k] = 0.f;
 #pragma unroll
-                    for (int k = 0; k < CHUNK; ++k) bu[k] = Bs * du[k];
-                }
-                if (c_groups > 0) load_chunk(Cv, sC + s * T_PAD + my);
-                else {
-                    const float Cs = C[di * DSTATE + s];
+            for (int k4 = 0; k4 < LPC; k4 += 4) {
+                const float4 dl4 = *reinterpret_cast<const float4*>(myDl + j0 + k4);  // same address for the
+                const float4 du4 = *reinterpret_cast<const float4*>(myDu + j0 + k4);  // channel's lanes: broadcast
+                const float dl[4] = {dl4.x, dl4.y, dl4.z, dl4.w}, du[4] = {du4.x, du4.y, du4.z, du4.w};
 #pragma unroll
-                    for (int k = 0; k < CHUNK; ++k) Cv[k] = Cs;
-                }
-                // local scan of the lane's chunk: h -> P h + Q
-                float P = exp2f(dl_sum * As), Q = 0.f;
+                for (int i = 0; i < SPL; ++i) {
+                    const int s = min(sl + LPC * i, DSTATE - 1);
+                    float Bv[4], Cv[4];
+                    if (b_groups > 0) {
+                        const float4 b4 = *reinterpret_cast<const float4*>(sB + s * TP + j0 + k4);
+                        Bv[0] = b4.x; Bv[1] = b4.y; Bv[2] = b4.z; Bv[3] = b4.w;
+                    } else { Bv[0] = Bv[1] = Bv[2] = Bv[3] = Bfix[i]; }
+                    if (c_groups > 0) {
+                        const float4 c4 = *reinterpret_cast<const float4*>(sC + s * TP + j0 + k4);
+                        Cv[0] = c4.x; Cv[1] = c4.y; Cv[2] = c4.z; Cv[3] = c4.w;
+                    } else { Cv[0] = Cv[1] = Cv[2] = Cv[3] = Cfix[i]; }
+                    const float live = sl + LPC * i < DSTATE ? 1.f : 0.f;
 #pragma unroll
-                for (int k = 0; k < CHUNK; ++k) {
-                    a[k] = exp2f(dl[k] * As);
-                    Q = a[k] * Q + bu[k];
-                }
-                // Hillis-Steele over the 32 lanes: (P, Q) becomes the map from the tile start to
-                // the end of this lane's chunk
-#pragma unroll
-                for (int offset = 1; offset < 32; offset <<= 1) {
-                    const float P_left = __shfl_up_sync(FULL_MASK, P, offset);
-                    const float Q_left = __shfl_up_sync(FULL_MASK, Q, offset);
-                    if (lane >= offset) { Q = P * Q_left + Q; P = P * P_left; }
-                }
-                const float h_tile = carry[s];                       // state entering the tile
-                float P_ex = __shfl_up_sync(FULL_MASK, P, 1);        // exclusive: up to the lane before
-                float Q_ex = __shfl_up_sync(FULL_MASK, Q, 1);
-                if (lane == 0) { P_ex = 1.f; Q_ex = 0.f; }
-                const float h_next_tile = __shfl_sync(FULL_MASK, P, 31) * h_tile + __shfl_sync(FULL_MASK, Q, 31);
-                float h = P_ex * h_tile + Q_ex;                     // state entering this lane's chunk
-#pragma unroll
-                for (int k = 0; k < CHUNK; ++k) { h = a[k] * h + bu[k]; y[k] += Cv[k] * h; }
-                __syncwarp();
-                if (lane == 0) {
-                    if (flags & FLAG_CHECKPOINT)
-                        h_chk[(((long long)bi * dim + di) * n_tiles + tile) * DSTATE + s] = h_tile;
-                    carry[s] = h_next_tile;
+                    for (int k = 0; k < 4; ++k) {
+                        h[i] = exp2f(dl[k] * As[i]) * h[i] + du[k] * Bv[k] * live;  // A_bar h + B_bar u
+                        p[k4 + k] += Cv[k] * h[i];
+                    }
                 }
             }
-            // D skip, then stage y in shared memory for a coalesced, gated store
-            float uu[CHUNK];
-            load_chunk(uu, myU + my);
+            // transpose-reduce across the channel's LPC lanes: afterwards p[0] is y at step j0 + sl
+            if (LPC >= 32) reduce_level<16>(p, sl);
+            if (LPC >= 16) reduce_level<8>(p, sl);
+            if (LPC >= 8) reduce_level<4>(p, sl);
+            reduce_level<2>(p, sl);
+            reduce_level<1>(p, sl);
+            const int j = j0 + sl;
+            if (active && t0 + j < seqlen) {
+                float o = p[0] + Dd * sU[ch * TP + j];
+                if (flags & FLAG_Z) o *= sZ[ch * TP + j];
+                out[row + t0 + j] = o;
+            }
+            if ((flags & FLAG_CHECKPOINT) && active && (t0 + j0 + LPC) % CHK_TILE == 0) {
+                const int c = (t0 + j0 + LPC) / CHK_TILE;  // checkpoint c: the state after c*CHK_TILE steps
+                if (c < n_chk)
 #pragma unroll
-            for (int k = 0; k < CHUNK; ++k) y[k] += Dd * uu[k];
-            __syncwarp();
-            store_chunk(myDl + my, y);
-            __syncwarp();
-#pragma unroll
-            for (int it = 0; it < CHUNK; ++it) {
-                const int j = lane + 32 * it;
-                if (t0 + j < seqlen) {
-                    float o = myDl[PAD(j)];
-                    if (flags & FLAG_Z) { const float zv = myZ[PAD(j)]; o *= zv / (1.f + __expf(-zv)); }
-                    out[row + t0 + j] = o;
-                }
+                    for (int i = 0; i < SPL; ++i)
+                        if (sl + LPC * i < DSTATE)
+                            h_chk[(((long long)bi * dim + di) * n_chk + c) * DSTATE + sl + LPC * i] = h[i];
             }
         }
         __syncthreads();  // everyone is done with this buffer before the next prefetch refills it
     }
     if (active && (flags & FLAG_LAST_STATE))
-        for (int k = lane; k < DSTATE; k += 32) last_state[((long long)bi * dim + di) * DSTATE + k] = carry[k];
+#pragma unroll
+        for (int i = 0; i < SPL; ++i)
+            if (sl + LPC * i < DSTATE) last_state[((long long)bi * dim + di) * DSTATE + sl + LPC * i] = h[i];
 }

@@ -27,7 +27,6 @@ differentiable in ``A``, ``B`` and ``delta``).
 """
 
 import sys
-import types
 
 import numpy as np
 
@@ -421,17 +420,3 @@ def error_order(deltas, errors):
     if not (np.all(deltas > 0) and np.all(errors > 0) and np.all(np.isfinite(errors))):
         raise ValueError("deltas and errors must be positive and finite to take logarithms")
     return float(np.polyfit(np.log(deltas), np.log(errors), 1)[0])
-
-
-# ----------------------------------------------------------------------------------------------
-# ``mamba_edu.discretize`` names both this module and the function above. Python's import system
-# sets the attribute ``mamba_edu.discretize`` to the *module* the first time the module is imported
-# (e.g. by ``from mamba_edu.discretize import phi1``), which would hide the function. Making the
-# module callable keeps ``me.discretize(A, B, delta)`` working whichever import came first.
-# ----------------------------------------------------------------------------------------------
-class _CallableModule(types.ModuleType):
-    def __call__(self, A, B, delta, method="zoh"):
-        return discretize(A, B, delta, method)
-
-
-sys.modules[__name__].__class__ = _CallableModule

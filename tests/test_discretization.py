@@ -15,7 +15,7 @@ import scipy.signal
 import torch
 
 from mamba_edu import discretize, discretize_diag
-from mamba_edu.discretize import METHODS, phi1, zoh_B_bar_naive
+from mamba_edu.discretization import METHODS, phi1, zoh_B_bar_naive
 
 SCIPY_NAME = {"zoh": "zoh", "bilinear": "bilinear", "euler": "euler", "backward_euler": "backward_diff"}
 DELTAS = [1e-3, 1e-2, 0.1, 0.5, 1.0, 2.0]
@@ -319,14 +319,14 @@ def test_mamba_rule_reproduces_mambapy_selective_scan(rng):
     assert np.abs(B_zoh - B_bar).max() > 1e-2
 
 
-def test_me_discretize_is_callable_whichever_import_came_first():
-    """``import mamba_edu.discretize`` first makes ``mamba_edu.discretize`` the module; it must still work."""
+def test_me_discretize_is_the_function_whichever_import_came_first():
+    """Importing the submodule first must not shadow the top-level function ``me.discretize``."""
     import subprocess
     import sys
 
     code = (
         "import math\n"
-        "from mamba_edu.discretize import phi1\n"
+        "from mamba_edu.discretization import phi1\n"
         "import mamba_edu as me\n"
         "from mamba_edu import discretize\n"
         "A_bar, B_bar = me.discretize([[-1.0]], [1.0], 0.5, method='zoh')\n"

@@ -1,0 +1,199 @@
+"""Lesson 6's synthetic tasks, the LTI ablation block, the trainer, run_experiment and the CLI (tiny configs)."""
+
+import json
+
+import pytest
+import torch
+
+import mamba_edu as me
+from mamba_edu.experiments import CONFIGS, TASKS, run_experiment
+from mamba_edu.experiments.lti import LTIMambaBlock
+from mamba_edu.experiments.tasks import (
+    FIRST_DATA,
+    IGNORE,
+    MARKER,
+    NOISE,
+    TRIGGER,
+    induction_heads_batch,
+    selective_copying_batch,
+    selective_copying_vocab,
+)
+from mamba_edu.experiments.train import build_model, evaluate, masked_accuracy, train
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+# -- selective copying ----------------------------------------------------------------------------
+def test_selective_copying_shapes_tokens_and_answer_recoverable():
+    n_data, n_noise, n_values = 5, 40, 7
+    inputs, targets = selective_copying_batch(64, n_data, n_noise, n_values, gen())
+    memory = n_noise + n_data
+    assert inputs.shape == targets.shape == (64, memory + n_data)
+    assert inputs.dtype == targets.dtype == torch.long
+    assert inputs.min() >= 0 and inputs.max() < selective_copying_vocab(n_values)
+    assert (inputs[:, memory:] == MARKER).all()
+    assert (targets[:, :memory] == IGNORE).all()
+    for row_in, row_t in zip(inputs, targets):
+        mem = row_in[:memory]
+        data = mem[mem != NOISE]  # the non-noise tokens of the memory part, in order...
+        assert len(data) == n_data and (data >= FIRST_DATA).all() and (mem != MARKER).all()
+        assert torch.equal(data, row_t[memory:])  # ...are exactly the answers at the markers
+    # the data sit at different places in different rows (random spacing, not a fixed pattern)
+    assert len({tuple((row[:memory] != NOISE).nonzero().flatten().tolist()) for row in inputs}) > 50
+
+
+def test_selective_copying_is_seeded():
+    a = selective_copying_batch(8, 3, 20, 5, gen(1))
+    b = selective_copying_batch(8, 3, 20, 5, gen(1))
+    c = selective_copying_batch(8, 3, 20, 5, gen(2))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], c[0])
+
+
+# -- induction heads ------------------------------------------------------------------------------
+@pytest.mark.parametrize("length", [4, 9, 64])
+def test_induction_heads_shapes_tokens_and_answer_recoverable(length):
+    vocab = 11
+    inputs, targets = induction_heads_batch(200, length, vocab, gen())
+    assert inputs.shape == targets.shape == (200, length)
+    assert inputs.min() >= 0 and inputs.max() < vocab
+    assert (inputs[:, -1] == TRIGGER).all()
+    assert ((inputs == TRIGGER).sum(1) == 2).all()  # once in the sequence, once as the query
+    assert (targets[:, :-1] == IGNORE).all()
+    for row_in, row_t in zip(inputs, targets):
+        p = (row_in[:-1] == TRIGGER).nonzero().item()
+        assert p <= length - 3
+        assert row_t[-1] == row_in[p + 1] != TRIGGER  # the token after the trigger
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: selective_copying_batch(0, 2, 5, 3, gen()), "batch"),
+        (lambda: selective_copying_batch(2, 0, 5, 3, gen()), "n_data"),
+        (lambda: selective_copying_batch(2, 2, -1, 3, gen()), "n_noise"),
+        (lambda: induction_heads_batch(2, 3, 5, gen()), "length"),
+        (lambda: induction_heads_batch(2, 8, 2, gen()), "vocab_size"),
+        (lambda: run_experiment("copying"), "name must be one of"),
+        (lambda: run_experiment("selective-copying", n_nois=3), "unknown overrides"),
+        (lambda: build_model("s4", 10, 8, 1, 4, 0), "kind"),
+    ],
+)
+def test_bad_arguments_raise_value_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+# -- the LTI ablation -----------------------------------------------------------------------------
+def test_lti_block_convolution_equals_constant_selective_scan():
+    """The FFT convolution of the LTI block = the selective scan with constant Δ, B, C (float64)."""
+    torch.manual_seed(0)
+    block = LTIMambaBlock(8, d_state=4, expand=2).double()
+    with torch.no_grad():
+        block.C_lti.normal_()
+        block.B_lti.uniform_(0.5, 1.5)
+    hidden = torch.randn(2, 37, 8, dtype=torch.float64)
+    out = block(hidden)
+
+    b, l, d = 2, 37, block.d_inner
+    u, z = block.in_proj(hidden).transpose(1, 2).chunk(2, dim=1)
+    u = torch.nn.functional.silu(block.conv1d(u)[..., :l])
+    B = block.B_lti[None, :, :, None].expand(b, d, 4, l)  # d groups of one channel: fixed B per channel
+    C = block.C_lti[None, :, :, None].expand(b, d, 4, l)
+    y = me.selective_scan(u, torch.zeros_like(u), -torch.exp(block.A_log.double()), B, C, block.D.double(), z=z,
+                          delta_bias=block.dt_proj.bias, delta_softplus=True)
+    want = block.out_proj(y.transpose(1, 2))
+    assert torch.allclose(out, want, rtol=1e-10, atol=1e-12)
+
+
+def test_lti_block_step_reproduces_forward():
+    torch.manual_seed(1)
+    block = LTIMambaBlock(8, d_state=4).double()
+    hidden = torch.randn(2, 12, 8, dtype=torch.float64)
+    full = block(hidden)
+    conv_state, ssm_state = block.allocate_inference_cache(2, 12, dtype=torch.float64)
+    steps = [block.step(hidden[:, t:t + 1], conv_state, ssm_state)[0] for t in range(12)]
+    assert torch.allclose(torch.cat(steps, 1), full, rtol=1e-9, atol=1e-12)
+
+
+def test_lti_block_has_no_input_dependent_projection():
+    block = LTIMambaBlock(16)
+    assert not hasattr(block, "x_proj")
+    assert {"B_lti", "C_lti", "A_log", "D"} <= {n for n, _ in block.named_parameters()}
+    model = build_model("lti", 10, 16, 2, 8, seed=0)
+    assert all(isinstance(layer.mixer, LTIMambaBlock) for layer in model.backbone.layers)
+
+
+# -- trainer --------------------------------------------------------------------------------------
+def test_masked_accuracy_counts_only_asked_positions():
+    logits = torch.tensor([[[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]])  # predictions 1, 0, 1
+    targets = torch.tensor([[1, IGNORE, 0]])
+    assert masked_accuracy(logits, targets) == 0.5
+
+
+def test_trainer_lowers_the_loss_on_a_fixed_batch_and_records_history():
+    model = build_model("selective", 8, 16, 1, 4, seed=0)
+    batch = induction_heads_batch(16, 10, 8, gen(3))
+    first = train(model, lambda step: batch, 1, 1e-2, progress=False)
+    assert first["steps"] == 1 and first["history"] == []
+    with torch.no_grad():
+        logits = model(batch[0])
+        loss0 = torch.nn.functional.cross_entropy(logits[:, -1], batch[1][:, -1]).item()
+    out = train(model, lambda step: batch, 40, 1e-2, eval_set=batch, eval_every=20, progress=False)
+    assert [h["step"] for h in out["history"]] == [20, 40]
+    assert out["history"][-1]["loss"] < 0.5 * loss0  # it memorises 16 answers
+    assert out["accuracy"] == evaluate(model, *batch)
+    assert out["accuracy"] > 0.5
+
+
+def test_trainer_stops_at_target_accuracy():
+    model = build_model("selective", 8, 16, 1, 4, seed=0)
+    batch = induction_heads_batch(8, 10, 8, gen(3))
+    out = train(model, lambda step: batch, 200, 1e-2, eval_set=batch, eval_every=5, progress=False,
+                target_accuracy=0.0)
+    assert out["steps"] == 5 and len(out["history"]) == 1
+
+
+# -- run_experiment and the CLI -------------------------------------------------------------------
+TINY = {
+    "selective-copying": dict(n_data=2, n_noise=6, n_values=3, d_model=8, n_layer=1, d_state=4, steps=4, batch=4,
+                              eval_batch=8, eval_every=2),
+    "induction-heads": dict(length=8, vocab_size=5, test_lengths=[8, 16, 32], d_model=8, n_layer=1, d_state=4,
+                            steps=4, batch=4, eval_batch=8, eval_every=2),
+}
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_run_experiment_tiny_returns_jsonable_results(name):
+    result = run_experiment(name, progress=False, **TINY[name])
+    again = json.loads(json.dumps(result))  # JSON-able as it is
+    assert again["task"] == name and again["steps"] == 4 and again["seconds"] > 0
+    for kind in ("lti", "selective"):
+        assert 0.0 <= again[f"{kind}_accuracy"] <= 1.0
+        assert [h["step"] for h in again["history"][kind]] == [2, 4]
+        assert again["history"][kind][-1]["accuracy"] == again[f"{kind}_accuracy"]
+    if name == "induction-heads":
+        assert set(again["selective_by_length"]) == {"8", "16", "32"}
+        assert again["max_extrapolation"] in (0.0, 1.0, 2.0, 4.0)
+    # seeded: the same call gives the same numbers
+    assert run_experiment(name, progress=False, **TINY[name])["selective_accuracy"] == result["selective_accuracy"]
+
+
+def test_quick_and_full_configs_exist_for_every_task():
+    for name in TASKS:
+        assert set(CONFIGS[name]) == {"quick", "full"}
+        assert CONFIGS[name]["quick"].keys() == CONFIGS[name]["full"].keys()
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_cli_prints_one_json_line(name, monkeypatch, capsys):
+    from mamba_edu import cli
+
+    monkeypatch.setitem(CONFIGS[name], "quick", {**CONFIGS[name]["quick"], **TINY[name]})
+    assert cli.main(["experiment", name]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert result["task"] == name and result["steps"] == 4
+    assert {"lti_accuracy", "selective_accuracy", "seconds"} <= set(result)
