@@ -178,10 +178,8 @@ def sweep(args):
     """Time v2's forward at other tile shapes, and its backward at other (chunk, nwarps)."""
     import cupy as cp
 
-    forwards = [dict(lpc=16, nwarps=8, tile=64), dict(lpc=16, nwarps=8, tile=64, min_blocks=3),
-                dict(lpc=16, nwarps=8, tile=64, min_blocks=2), dict(lpc=16, nwarps=4, tile=128),
-                dict(lpc=8, nwarps=8, tile=64), dict(lpc=8, nwarps=8, tile=64, min_blocks=3),
-                dict(lpc=16, nwarps=16, tile=32), dict(lpc=32, nwarps=8, tile=64)]
+    forwards = [{}, dict(segments=1), dict(segments=2), dict(segments=4), dict(segments=6),
+                dict(nwarps=8, min_blocks=2, segments=4), dict(nwarps=2, min_blocks=8, segments=2)]
     for b, d, l, n in SHAPES[:2]:
         x = inputs(cp, b, d, l, n)
         args_ = [x[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
@@ -189,10 +187,11 @@ def sweep(args):
         for fwd in forwards:
             try:
                 us = time_us(cp, lambda: cuda.scan_forward("v2", *args_, True, out=out, forward=fwd), 20)  # noqa: B023
-                print(f"sweep {(b, d, l, n)} forward {fwd}: {us:8.1f} us", flush=True)
+                print(f"sweep {(b, d, l, n)} forward {fwd} {cuda.time_segments(b, d, l, forward=fwd)}: {us:8.1f} us",
+                  flush=True)
             except Exception as err:  # e.g. too much shared memory for this tile shape
                 print(f"sweep {(b, d, l, n)} forward {fwd}: failed: {err}", flush=True)
-        for chunk, nwarps in [(4, 16), (8, 8), (8, 16)]:
+        for chunk, nwarps in [(8, 16)] if args.quick else [(4, 16), (8, 8), (8, 16)]:
             try:
                 h_chk = cp.empty((b, d, cuda.n_tiles(l, chunk), n), dtype=cp.float32)
                 grads = {k: cp.empty_like(x[k2]) for k, k2 in (("du", "u"), ("ddelta", "delta"), ("dz", "z"))}
@@ -204,6 +203,26 @@ def sweep(args):
                 print(f"sweep {(b, d, l, n)} backward chunk={chunk} nwarps={nwarps}: {us:8.1f} us", flush=True)
             except Exception as err:
                 print(f"sweep {(b, d, l, n)} backward chunk={chunk} nwarps={nwarps}: failed: {err}", flush=True)
+        cp.get_default_memory_pool().free_all_blocks()
+
+
+def ablate(args):
+    """Time v2's forward with parts switched off (what each stage costs)."""
+    import cupy as cp
+
+    for b, d, l, n in SHAPES[:2]:
+        x = inputs(cp, b, d, l, n)
+        out = cp.empty((b, d, l), dtype=cp.float32)
+        variants = {
+            "all (z, D, bias, softplus)": (x["D"], x["z"], x["delta_bias"], True),
+            "no softplus": (x["D"], x["z"], x["delta_bias"], False),
+            "no z": (x["D"], None, x["delta_bias"], True),
+            "no z, D, bias, softplus": (None, None, None, False),
+        }
+        for name, (D, z, bias, sp) in variants.items():
+            us = time_us(cp, lambda: cuda.scan_forward("v2", x["u"], x["delta"], x["A"], x["B"], x["C"],  # noqa: B023
+                                                       D, z, bias, sp, out=out), 20)  # noqa: B023
+            print(f"ablate {(b, d, l, n)} {name:28s} {us:8.1f} us", flush=True)
         cp.get_default_memory_pool().free_all_blocks()
 
 
@@ -221,6 +240,7 @@ def sanitize():
         for version in ("v0", "v1", "v2"):
             cuda.scan_forward(version, *args_, True, out=out, last_state=last)
         cuda.scan_forward("v2", *args_, True, out=out, forward=dict(lpc=4, nwarps=2, tile=16))
+        cuda.scan_forward("v2", *args_, True, out=out, last_state=last, forward=dict(segments=3))
         for chunk, nwarps in [(cuda.CHUNK, cuda.NWARPS), (4, 4)]:
             h_chk = cp.empty((2, 6, cuda.n_tiles(l, chunk), 16), dtype=cp.float32)
             cuda.scan_forward("v2", *args_, True, out=out, last_state=last, h_chk=h_chk, chunk=chunk)
@@ -233,10 +253,10 @@ def sanitize():
 
 
 def profile_once(args):
-    """One launch of v2 forward and backward at (8, 1536, 2048, 16), for Nsight Compute (ncu)."""
+    """One launch of v2 forward and backward at SHAPES[--shape], for Nsight Compute (ncu)."""
     import cupy as cp
 
-    b, d, l, n = SHAPES[0]
+    b, d, l, n = SHAPES[args.shape]
     x = inputs(cp, b, d, l, n)
     args_ = [x[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
     out = cp.empty((b, d, l), dtype=cp.float32)
@@ -259,7 +279,11 @@ def main():
     parser.add_argument("--profile-once", action="store_true", help="one v2 forward + backward launch (for ncu)")
     parser.add_argument("--chunk", type=int, default=cuda.CHUNK, help="v2 tile: steps per lane (with --profile-once)")
     parser.add_argument("--nwarps", type=int, default=cuda.NWARPS, help="v2 tile: warps per block (--profile-once)")
+    parser.add_argument("--shape", type=int, default=0, help="index into SHAPES (with --profile-once)")
+    parser.add_argument("--ablate", action="store_true", help="time v2's forward with parts switched off")
     args = parser.parse_args()
+    if args.ablate:
+        return ablate(args)
     if args.profile_once:
         return profile_once(args)
     if args.sanitize:

@@ -137,7 +137,23 @@ def checker_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def explorer_gallery() -> str:
+    """MyST figures of the explorer screenshots that the browser tests save in ``docs/images``."""
+    out = []
+    for name in LESSONS:
+        stem = Path(name).stem
+        shots = sorted((DOCS / "images").glob(f"{stem}_explorer*.png"))
+        for shot in shots:
+            out.append(f"```{{figure}} ../images/{shot.name}\n:alt: the explorer of {stem}\n\n"
+                       f"The explorer of [{stem}]({stem}.ipynb), in JupyterLab.\n```\n")
+    if not out:
+        return ""
+    return "\n## The explorers\n\nScreenshots taken by the browser tests (`tests/browser`).\n\n" + "\n".join(out)
+
+
 def _source_read(app, docname, source):
+    if docname == "lessons/index":
+        source[0] += explorer_gallery()
     if docname == "api":
         source[0] = source[0].replace("<!-- generated-sections -->", api_sections())
     if docname == "instructors":

@@ -244,10 +244,29 @@ def _jsonable(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def parse_overrides(items) -> dict:
+    """``["steps=50", "lr=1e-3", "name=x"]`` -> ``{"steps": 50, "lr": 0.001, "name": "x"}`` (JSON values)."""
+    out = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
 def cmd_experiment(args) -> int:
+    try:
+        overrides = parse_overrides(args.set)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     from mamba_edu.experiments import run_experiment
 
-    result = run_experiment(args.name, full=args.full)
+    result = run_experiment(args.name, full=args.full, **overrides)
     print(json.dumps(result, default=_jsonable, sort_keys=True))
     return 0
 
@@ -364,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("name", choices=EXPERIMENTS, help="which experiment")
     experiment.add_argument("--full", action="store_true",
                             help="the full-size run (slow); default: the quick CPU-sized one")
+    experiment.add_argument("--set", action="append", metavar="KEY=VALUE",
+                            help="override one configuration entry, e.g. --set steps=50 (repeatable)")
     experiment.set_defaults(func=cmd_experiment)
 
     app = sub.add_parser("app", help="serve one lesson's explorers as a standalone page (Voila)",

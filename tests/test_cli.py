@@ -87,6 +87,38 @@ def test_experiment_calls_run_experiment_and_prints_one_json_line(monkeypatch, c
     assert first == {"name": "induction-heads", "accuracy": 0.75, "curve": [0, 1, 2], "steps": 5}
 
 
+def test_experiment_passes_overrides(monkeypatch, capsys):
+    calls = []
+    fake = types.ModuleType("mamba_edu.experiments")
+    fake.run_experiment = lambda name, full=False, **kw: calls.append((name, full, kw)) or {"ok": True}
+    monkeypatch.setitem(sys.modules, "mamba_edu.experiments", fake)
+    argv = ["experiment", "selective-copying", "--set", "steps=3", "--set", "lr=1e-3", "--set", "tag=abc"]
+    assert cli.main(argv) == 0
+    assert calls == [("selective-copying", False, {"steps": 3, "lr": 1e-3, "tag": "abc"})]
+    assert cli.main(["experiment", "selective-copying", "--set", "steps"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_experiment_names_are_the_experiments_tasks():
+    from mamba_edu.experiments import TASKS
+
+    assert sorted(cli.EXPERIMENTS) == sorted(TASKS)
+
+
+@pytest.mark.slow
+def test_experiment_runs_for_real_and_prints_one_json_line():
+    tiny = ["--set", "steps=2", "--set", "eval_every=1", "--set", "eval_batch=8", "--set", "batch=4",
+            "--set", "n_noise=12", "--set", "d_model=8", "--set", "n_layer=1"]
+    run = subprocess.run([sys.executable, "-m", "mamba_edu.cli", "experiment", "selective-copying", *tiny],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert result["task"] == "selective-copying" and result["steps"] == 2
+    assert 0.0 <= result["selective_accuracy"] <= 1.0 and 0.0 <= result["lti_accuracy"] <= 1.0
+
+
 def test_experiment_rejects_unknown_name(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["experiment", "copying"])

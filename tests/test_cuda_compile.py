@@ -24,6 +24,10 @@ CASES = [
     ("v2", {"DSTATE": 3, "LPC": 4, "NWARPS": 2, "TILE": 16, "CHK_TILE": 128}),
     ("v2", {"DSTATE": 20, "LPC": 8, "NWARPS": 4, "TILE": 128, "CHK_TILE": 512, "MIN_BLOCKS": 2}),
     ("v2", {"DSTATE": 16, "LPC": 32, "NWARPS": 8, "TILE": 64, "CHK_TILE": 256}),
+    ("v2", {"DSTATE": 16, "LPC": 16, "NWARPS": 8, "TILE": 64, "CHK_TILE": 256, "VAR_B": 0, "VAR_C": 0}),
+    ("v2", {"DSTATE": 5, "LPC": 4, "NWARPS": 2, "TILE": 16, "CHK_TILE": 128, "VAR_B": 1, "VAR_C": 0}),
+    ("v2", {"DSTATE": 16, "LPC": 16, "NWARPS": 4, "TILE": 128, "UNROLL_BLOCKS": 4, "STATES_ONLY": 1}),
+    ("v2", {"DSTATE": 7, "LPC": 8, "NWARPS": 2, "TILE": 32, "STATES_ONLY": 1, "VAR_B": 0, "VAR_C": 0}),
     ("v2_backward", {"DSTATE": 16, "CHUNK": 8, "NWARPS": 8}),
     ("v2_backward", {"DSTATE": 7, "CHUNK": 4, "NWARPS": 2}),
 ]

@@ -14,6 +14,7 @@
 
 import numpy as np
 from matplotlib.collections import LineCollection
+from matplotlib.ticker import MaxNLocator
 
 from mamba_edu.plot.base import new_figure
 from mamba_edu.scans.parallel import SCAN_METHODS, scan_trace
@@ -106,6 +107,9 @@ def scan_figure(n=8, method="hillis_steele", step=None, chunk_size=3, fig=None):
     ax_cost.set(title="(c) work vs depth", xlabel="depth (levels)", ylabel="work (combines)")
     ax_cost.legend(loc="lower right", fontsize=8)
     art["summary"] = ax_cost.text(0.02, 0.98, "", transform=ax_cost.transAxes, va="top", fontsize=8)
+    for ax in (ax_tree, ax_cov, ax_cost):  # slots, levels, steps and counts are whole numbers
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
     update_scan_figure(fig, n, method, step, chunk_size)
     return fig
@@ -223,13 +227,15 @@ def benchmark_figure(record, label="recorded", fig=None):
     kernel_names = sorted({r["kernel"] for r in rows})
     colors = [f"C{kernel_names.index(r['kernel']) % 10}" for r in rows]
     art["bars"] = ax.barh(y, [r["us"] for r in rows], color=colors)
-    for yi, r in zip(y, rows):
-        ax.text(r["us"] * 1.05, yi, f"{r['us']:.0f} µs", va="center", fontsize=7)
+    for yi, r in zip(y, rows):  # the value, right of the bar and of its markers
+        right = max(r["us"], r.get("official_us") or 0, r.get("target_us") or 0)
+        ax.text(right * 1.12, yi, f"{r['us']:.0f} µs", va="center", fontsize=7)
     has = lambda key: [(r[key], yi) for yi, r in zip(y, rows) if r.get(key) is not None]
     off, tgt = has("official_us"), has("target_us")
     (art["official"],) = ax.plot([v for v, _ in off], [yi for _, yi in off], "k|", ms=14, mew=2,
                                  label="official Mamba kernel")
-    (art["targets"],) = ax.plot([v for v, _ in tgt], [yi for _, yi in tgt], "r|", ms=14, mew=2, label="target")
+    (art["targets"],) = ax.plot([v for v, _ in tgt], [yi for _, yi in tgt], "D", ms=6, mfc="gold", mec="k",
+                                label="target")
     art["labels"] = labels
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
@@ -237,5 +243,6 @@ def benchmark_figure(record, label="recorded", fig=None):
     ax.set_xlabel("time per call (µs, log scale)")
     ax.set_title(f"{label}: {record.get('device', '?')}, {record.get('date', '?')}", fontsize=10)
     if off or tgt:
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    ax.set_xlim(right=max(r["us"] for r in rows) * 4)
     return fig

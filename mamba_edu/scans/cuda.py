@@ -8,12 +8,16 @@ Three kernels, from simple to fast, all shipped as readable CUDA C++ in ``scans/
 * ``"v1"`` — the lesson's block-level parallel scan (Hillis–Steele in shared memory) of the
   already-discretized recurrence h_t = Ā_t h_{t−1} + B̄_t u_t. Ā and B̄u are first written out as
   (b, d, n, l) arrays and h is read back for y = C·h: the memory traffic that v2 removes.
-* ``"v2"`` — the fused production kernel (forward and backward): softplus, discretization, a
-  two-level chunked scan (a sequential fold per lane, then a warp-shuffle Hillis–Steele across
-  32 lanes, then a carry from tile to tile), the C contraction, the D skip and the z gate, all in
-  registers and shared memory. Nothing of size (b, d, l, n) touches global memory. The backward
-  kernel replays each tile from a saved checkpoint state and runs the mirrored (reverse-time)
-  adjoint scan.
+* ``"v2"`` — the fused production kernel, forward and backward: softplus, discretization, scan,
+  C contraction, D skip and z gate in registers and shared memory; nothing of size (b, d, l, n)
+  touches global memory. The *forward* spreads the n states of a channel over 16 lanes (each lane
+  runs its states' recurrences sequentially, so b·d·16 threads keep the GPU busy even when b·d is
+  small) and sums y = C·h across the lanes with a warp-shuffle "transpose-reduce"; tiles of time
+  are copied into shared memory with ``cp.async`` while the previous tile is computed
+  (:mod:`mamba_edu.scans.emulate` replays this in numpy). The *backward* is the lesson's chunked
+  scan: each lane folds a chunk of steps, a Hillis–Steele scan over the 32 lanes of a warp joins
+  the chunks, a carry joins the tiles; it replays the forward from checkpoint states saved every
+  32·CHUNK steps, then runs the mirrored (reverse-time) adjoint scan.
 
 :func:`selective_scan_cupy` has the arguments and semantics of :func:`mamba_edu.selective_scan`
 (the official ``selective_scan_fn``) for float32 inputs with a real A. torch CUDA tensors in →
@@ -41,7 +45,8 @@ VERSIONS = ("v0", "v1", "v2")
 
 # v2 forward: LPC lanes per channel share its n states; blocks of NWARPS warps; TILE steps per
 # shared-memory tile; MIN_BLOCKS caps registers (None: the kernel's default, 32 warps per SM).
-FORWARD = {"lpc": 16, "nwarps": 8, "tile": 64, "min_blocks": None}
+FORWARD = {"lpc": 16, "nwarps": 4, "tile": 128, "min_blocks": 4, "unroll": 4, "segments": None}
+TARGET_WARPS = 2048  # with fewer warps than this (small b·d), also split time into segments (see v2_forward.cu)
 # v2 backward: each lane owns CHUNK consecutive steps (a tile is 32·CHUNK steps), a block of
 # NWARPS warps handles NWARPS channels. Tuned on an H200 (benchmarks/gpu_scan.py --sweep).
 CHUNK = 8
@@ -147,11 +152,37 @@ def v2_shared_bytes(n, chunk=CHUNK, nwarps=NWARPS, backward=False, forward=None)
     return 4 * (2 * (2 * n + 3 * channels) * t_pad + channels * t_pad)  # 2 × (B, C, u, delta, z) + delta·u
 
 
-def _forward_defines(n, chunk, forward):
+def time_segments(b, d, l, chunk=CHUNK, forward=None):
+    """How v2's forward splits time: (segments, seg_len).
+
+    One segment when b·d channels give enough warps; otherwise enough segments to reach about
+    TARGET_WARPS warps, each at least 1024 steps long and a multiple of the tile and of the
+    backward's checkpoint spacing (32·chunk). ``forward={"segments": k}`` forces k (for tests).
+    """
     cfg = {**FORWARD, **(forward or {})}
-    defines = dict(DSTATE=n, LPC=cfg["lpc"], NWARPS=cfg["nwarps"], TILE=cfg["tile"], CHK_TILE=32 * chunk)
+    align = math.lcm(cfg["tile"], 32 * chunk)
+    if cfg["segments"] is not None:
+        want = int(cfg["segments"])
+    else:
+        warps = b * d * cfg["lpc"] / 32
+        want = min(-(-TARGET_WARPS // max(1, int(warps))), l // max(1024, align))
+    want = max(1, want)
+    seg_len = _ceil_div(_ceil_div(l, want), align) * align
+    return _ceil_div(l, seg_len), seg_len
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+def _forward_defines(n, chunk, forward, var_B=True, var_C=True):
+    cfg = {**FORWARD, **(forward or {})}
+    defines = dict(DSTATE=n, LPC=cfg["lpc"], NWARPS=cfg["nwarps"], TILE=cfg["tile"], CHK_TILE=32 * chunk,
+                   VAR_B=int(var_B), VAR_C=int(var_C))
     if cfg["min_blocks"] is not None:
         defines["MIN_BLOCKS"] = cfg["min_blocks"]
+    if cfg.get("unroll", 1) != 1:
+        defines["UNROLL_BLOCKS"] = cfg["unroll"]
     return cfg, defines
 
 
@@ -198,17 +229,23 @@ def scan_forward(version, u, delta, A, B, C, D=None, z=None, delta_bias=None, de
         if h_chk is not None and h_chk.shape != (b, d, n_tiles(l, chunk), n):
             want = (b, d, n_tiles(l, chunk), n)
             raise ValueError(f"h_chk has shape {h_chk.shape}, expected (b, d, tiles, n) = {want}")
-        cfg, defines = _forward_defines(n, chunk, forward)
+        cfg, defines = _forward_defines(n, chunk, forward, B_groups is not None, C_groups is not None)
         kernel = _kernel(cp, "v2", "selective_scan_fwd_v2", **defines)
         smem = v2_shared_bytes(n, forward=cfg)
         kernel.max_dynamic_shared_size_bytes = smem
         seg = _segment(d, B_groups, C_groups)
         channels = 32 * cfg["nwarps"] // cfg["lpc"]  # per block
-        grid = ((d // seg) * (-(-seg // channels)), b)
+        blocks = (d // seg) * (-(-seg // channels))
+        segments, seg_len = time_segments(b, d, l, chunk, cfg)
+        seg_buf = cp.empty((b, d, segments, 2, n), dtype=cp.float32) if segments > 1 else None
         flags = _flags(D, z, delta_bias, delta_softplus, last_state, h_chk)
         args = (u, delta, A, B, C, pick(D), pick(z), pick(delta_bias), out, pick(last_state), pick(h_chk),
-                *ints, np.int32(seg), np.int32(flags))
-        kernel(grid, (32 * cfg["nwarps"],), args, shared_mem=smem)
+                pick(seg_buf), np.int32(seg_len), *ints, np.int32(seg), np.int32(flags))
+        if segments > 1:  # pass 1: final state and decay of every segment but the last
+            first = _kernel(cp, "v2", "selective_scan_fwd_v2", **defines, STATES_ONLY=1)
+            first.max_dynamic_shared_size_bytes = smem
+            first((blocks, b, segments - 1), (32 * cfg["nwarps"],), args, shared_mem=smem)
+        kernel((blocks, b, segments), (32 * cfg["nwarps"],), args, shared_mem=smem)
     else:
         raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
 

@@ -6,6 +6,9 @@ from mamba_edu.plot.scan import _trace, scan_figure, update_scan_figure
 from mamba_edu.scans.parallel import SCAN_METHODS
 from mamba_edu.widgets.base import Explorer, live_figure
 
+# short readouts (a slider's readout is narrow); the figure's title spells the method out
+METHOD_LABELS = {"sequential": "loop", "hillis_steele": "H–Steele", "blelloch": "Blelloch", "chunked": "chunked"}
+
 
 def scan_explorer(n=8, method="hillis_steele", chunk_size=3):
     """Sliders for the sequence length, the method, the chunk size and the level shown.
@@ -22,7 +25,8 @@ def scan_explorer(n=8, method="hillis_steele", chunk_size=3):
     levels = len(_trace(n, method, chunk_size).levels)
     controls = {
         "n": W.IntSlider(value=n, min=2, max=32, description="length l"),
-        "method": W.SelectionSlider(options=list(SCAN_METHODS), value=method, description="method"),
+        "method": W.SelectionSlider(options=[(METHOD_LABELS[m], m) for m in SCAN_METHODS], value=method,
+                                    description="method"),
         "chunk_size": W.IntSlider(value=chunk_size, min=1, max=16, description="chunk c"),
         "step": W.IntSlider(value=levels, min=0, max=levels, description="level"),
     }

@@ -398,15 +398,27 @@ def explorer_locator(page, explorer: Explorer):
     return page.locator(f'[data-mtest-explorer="{explorer.index}"]')
 
 
-def wait_for_canvases(page, explorer: Explorer, timeout_ms: float = 20_000):
-    """Wait until the explorer's ipympl figure has been painted at least once."""
-    page.wait_for_function(
-        """(k) => { const b = document.querySelector(`[data-mtest-explorer="${k}"]`);
-                    return Array.from(b.querySelectorAll('.jupyter-matplotlib canvas'))
-                      .some(c => c.width > 0 && window.__mtest.draws.some(d => d.canvas === c)); }""",
-        arg=explorer.index,
-        timeout=timeout_ms,
-    )
+# Painted = a canvas shows more than one colour, and nothing was drawn on it for `quietMs`.
+PAINTED_JS = """
+([k, quietMs]) => {
+  const box = document.querySelector(`[data-mtest-explorer="${k}"]`);
+  const now = performance.now();
+  return Array.from(box.querySelectorAll('.jupyter-matplotlib canvas')).some(c => {
+    if (!c.width || !c.height) return false;
+    const draws = window.__mtest.draws.filter(d => d.canvas === c);
+    if (!draws.length || now - draws[draws.length - 1].t < quietMs) return false;
+    const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    for (let i = 4; i < data.length; i += 4)
+      if (data[i] !== data[0] || data[i + 1] !== data[1] || data[i + 2] !== data[2]) return true;
+    return false;
+  });
+}
+"""
+
+
+def wait_for_canvases(page, explorer: Explorer, timeout_ms: float = 60_000, quiet_ms: float = 400):
+    """Wait until the explorer's ipympl figure shows a painted image and has stopped redrawing."""
+    page.wait_for_function(PAINTED_JS, arg=[explorer.index, quiet_ms], timeout=timeout_ms, polling=100)
 
 
 def move_slider(page, explorer: Explorer, slider: dict, key: str = "PageUp", timeout_ms: float = 15_000):
@@ -419,13 +431,17 @@ def move_slider(page, explorer: Explorer, slider: dict, key: str = "PageUp", tim
     handle = page.locator(f'[data-mtest-slider="{slider["id"]}"] .noUi-handle').first
     handle.scroll_into_view_if_needed()
     handle.focus()
-    value_before = handle.get_attribute("aria-valuenow")
+
+    def value():  # aria-valuetext has the full value; aria-valuenow is rounded to one decimal
+        return handle.get_attribute("aria-valuetext") or handle.get_attribute("aria-valuenow")
+
+    value_before = value()
     result = {"moved": False, "changed": False, "latency_ms": None, "value_before": value_before}
     opposite = {"PageUp": "PageDown", "PageDown": "PageUp", "ArrowUp": "ArrowDown", "ArrowDown": "ArrowUp"}
     for k in (key, opposite.get(key, key)):
         before = page.evaluate(CANVAS_STATE_JS, explorer.index)
         page.keyboard.press(k)
-        value_after = handle.get_attribute("aria-valuenow")
+        value_after = value()
         if value_after == value_before:
             continue  # at the end of its range: try the other direction
         result.update(moved=True, value_after=value_after)

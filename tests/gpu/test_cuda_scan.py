@@ -159,6 +159,9 @@ TILINGS = [  # (v2 forward tile shape, backward chunk = checkpoint spacing / 32,
     (dict(lpc=16, nwarps=4, tile=128, min_blocks=2), 16, 16),
     (dict(lpc=32, nwarps=1, tile=32), 4, 16),
     (dict(lpc=16, nwarps=8, tile=64), 8, 20),
+    (dict(lpc=16, nwarps=8, tile=64, segments=3), 8, 16),  # time split over the grid (two passes)
+    (dict(lpc=4, nwarps=2, tile=16, segments=4), 4, 5),
+    (dict(segments=8), 1, 16),
 ]
 
 
@@ -177,6 +180,15 @@ def test_v2_tile_shapes_agree(forward, chunk, n, rng):
         _, h_k = reference(cut)
         assert rel_err(h_chk[:, :, k], h_k) < FWD_TOL
     assert np.all(h_chk[:, :, 0] == 0)
+
+
+def test_time_segments():
+    """Few channels: time is split (aligned to tiles and checkpoints); many channels: not."""
+    assert cuda.time_segments(8, 1536, 2048) == (1, 2048)
+    segments, seg_len = cuda.time_segments(1, 1536, 16384)
+    assert segments > 1 and seg_len * (segments - 1) < 16384 <= seg_len * segments
+    assert seg_len % cuda.FORWARD["tile"] == 0 and seg_len % (32 * cuda.CHUNK) == 0
+    assert cuda.time_segments(1, 3, 100) == (1, 256)
 
 
 def test_public_function_torch_and_cupy(rng):
@@ -209,6 +221,19 @@ def test_matches_library_selective_scan(rng):
     t = {k: None if v is None else torch.tensor(v, dtype=torch.float32, device=dev) for k, v in inputs.items()}
     got = cuda.selective_scan_cupy(**t, delta_softplus=True)
     assert rel_err(got.cpu().numpy(), want) < FWD_TOL
+
+
+def test_numpy_emulation_reproduces_the_kernel(rng):
+    """mamba_edu.scans.emulate runs v2's algorithm on the CPU: same result as the kernel (float32)."""
+    from mamba_edu.scans.emulate import selective_scan_v2_emulated
+
+    inputs = make_inputs(rng, 2, 5, 700, 16)
+    out, last = run_poisoned("v2", inputs)
+    x32 = {k: None if v is None else v.astype(np.float32) for k, v in inputs.items()}
+    emu, emu_last = selective_scan_v2_emulated(**x32, delta_softplus=True, chunk=cuda.FORWARD["tile"],
+                                               lanes_per_channel=cuda.FORWARD["lpc"], return_last_state=True)
+    assert rel_err(out, emu) < 2e-6
+    assert rel_err(last, emu_last) < 2e-6
 
 
 # ---------------------------------------------------------------- backward ----------

@@ -1,10 +1,14 @@
 // Kernel v2, backward (lesson 5): gradients of the fused selective scan.
 //
-// Same work split as v2_forward.cu (one warp per channel, tiles of T = 32 * CHUNK steps, lane i
-// owns CHUNK consecutive steps), but the tiles are visited from last to first. For each tile and
-// state k the warp
+// Work split (the lesson's chunked scan, twice): one warp per channel (b, d); a block of NWARPS
+// warps takes NWARPS channels that share B and C. Time goes in tiles of T = 32 * CHUNK steps,
+// visited from last to first; lane i owns the CHUNK consecutive steps [i*CHUNK, (i+1)*CHUNK) of a
+// tile. For each tile and state k the warp
 //   1. replays the forward scan of the tile from the checkpoint h_chk (the state entering the tile,
-//      saved by the forward kernel), keeping h_{t-1} of its CHUNK steps in registers;
+//      saved by the forward kernel every T steps): each lane folds its CHUNK steps into one affine
+//      map h -> P h + Q, a Hillis-Steele scan of those maps over the 32 lanes (warp shuffles, 5
+//      levels) gives the state entering each lane's chunk, and the lane replays its steps, keeping
+//      h_{t-1} of its CHUNK steps in registers;
 //   2. runs the adjoint (reverse-time) scan  lambda_t = C_t[k] g_t + a_{t+1} lambda_{t+1}, where
 //      g_t = dL/dy_t. In the variable nu_t = a_t lambda_t (what flows back to step t-1) it is the
 //      affine recurrence nu_t = a_t nu_{t+1} + a_t C_t[k] g_t: the same chunked scan as the forward,

@@ -19,6 +19,12 @@
 // Optionally (h_chk != 0) the state entering every CHK_TILE-step tile is saved for the backward
 // kernel (v2_backward.cu uses tiles of 32*CHUNK steps).
 //
+// Few channels (small b*d) leave the GPU idle. Then the sequence is also cut into gridDim.z segments
+// of seg_len steps — the lesson's chunked scan at the level of the grid: a first launch compiled with
+// STATES_ONLY=1 runs every segment but the last from h = 0 and writes only its final state and its
+// total decay exp(A * sum(delta)) to seg_buf (b, d, segments, 2, n); the second launch starts segment
+// z from the state obtained by folding segments 0 .. z-1 (h = decay * h + h_end), and computes y.
+//
 // Layout: u, delta, z, out: (b, d, l); A: (d, n); B, C: (b, g, n, l) with *_groups = g > 0, or
 // fixed (d, n) with g = 0; D, delta_bias: (d,); last_state: (b, d, n); h_chk: (b, d, tiles, n).
 // Channels are numbered in segments of `seg` consecutive channels that share one B group and one
@@ -39,8 +45,21 @@
 #ifndef MIN_BLOCKS
 #define MIN_BLOCKS (1024 / (32 * NWARPS))  // ask the compiler to fit 32 warps per SM (<= 64 registers)
 #endif
+#ifndef UNROLL_BLOCKS
+#define UNROLL_BLOCKS 1  // blocks of LPC steps unrolled together (more independent work per warp)
+#endif
 #ifndef CHK_TILE
 #define CHK_TILE 256 // checkpoint spacing for the backward kernel (a multiple of LPC)
+#endif
+
+#ifndef STATES_ONLY
+#define STATES_ONLY 0  // 1: first pass over segments (final state and decay only, no output)
+#endif
+#ifndef VAR_B
+#define VAR_B 1      // 1: B varies with time (b_groups > 0); 0: fixed (d, n). Compiled in, so the inner
+#endif               //    loop has no branch or register copies for the layout it does not use
+#ifndef VAR_C
+#define VAR_C 1
 #endif
 
 #define NTHREADS (32 * NWARPS)
@@ -114,6 +133,7 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
     const float* __restrict__ B, const float* __restrict__ C, const float* __restrict__ D,
     const float* __restrict__ z, const float* __restrict__ delta_bias,
     float* __restrict__ out, float* __restrict__ last_state, float* __restrict__ h_chk,
+    float* __restrict__ seg_buf, int seg_len,
     int batch, int dim, int seqlen, int b_groups, int c_groups, int seg, int flags)
 {
     // shared memory: two buffers of [B tile (DSTATE, TP) | C tile | u (CPB, TP) | delta | z], then delta*u (CPB, TP)
@@ -131,7 +151,10 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
     const int d0 = seg_id * seg + first;                              // block's first channel
     const int di = d0 + (active ? ch : 0);
     const long long row = ((long long)bi * dim + di) * seqlen;
-    const int n_tiles = (seqlen + TILE - 1) / TILE;
+    const int t_begin = blockIdx.z * seg_len;                         // this block's segment of time
+    const int t_end = min(t_begin + seg_len, seqlen);
+    const int n_tiles = (t_end - t_begin + TILE - 1) / TILE;
+    const int n_seg = (seqlen + seg_len - 1) / seg_len;
     const int n_chk = (seqlen + CHK_TILE - 1) / CHK_TILE;
     const bool vec = (seqlen & 3) == 0;
 
@@ -140,35 +163,59 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
     const long long row0 = ((long long)bi * dim + d0) * seqlen;       // block's first channel row
 
     // this lane's states: s = sl + LPC * i; padding states (s >= DSTATE) get A = B = C = 0
-    float As[SPL], h[SPL], Bfix[SPL], Cfix[SPL];
+    float As[SPL], h[SPL];
+#if !VAR_B
+    float Bfix[SPL];
+#endif
+#if !VAR_C && !STATES_ONLY
+    float Cfix[SPL];
+#endif
 #pragma unroll
     for (int i = 0; i < SPL; ++i) {
         const int s = sl + LPC * i;
         const bool live = s < DSTATE;
         As[i] = live ? A[di * DSTATE + s] * LOG2E : 0.f;
-        Bfix[i] = (live && b_groups == 0) ? B[di * DSTATE + s] : 0.f;
-        Cfix[i] = (live && c_groups == 0) ? C[di * DSTATE + s] : 0.f;
+#if !VAR_B
+        Bfix[i] = live ? B[di * DSTATE + s] : 0.f;
+#endif
+#if !VAR_C && !STATES_ONLY
+        Cfix[i] = live ? C[di * DSTATE + s] : 0.f;
+#endif
         h[i] = 0.f;
-        if (active && live && (flags & FLAG_CHECKPOINT)) h_chk[((long long)bi * dim + di) * n_chk * DSTATE + s] = 0.f;
+#if !STATES_ONLY
+        // state entering the segment: fold the earlier segments' (decay, final state) pairs
+        for (int z = 0; z < (int)blockIdx.z; ++z) {
+            const float* sb = seg_buf + ((((long long)bi * dim + di) * n_seg + z) * 2) * DSTATE;
+            if (live) h[i] = sb[DSTATE + s] * h[i] + sb[s];
+        }
+        if (active && live && (flags & FLAG_CHECKPOINT) && blockIdx.z == 0)
+            h_chk[((long long)bi * dim + di) * n_chk * DSTATE + s] = 0.f;
+#endif
     }
+#if STATES_ONLY
+    float dl_sum = 0.f;  // sum of this channel's delta over the segment: its decay is exp(A * dl_sum)
+    (void)row; (void)n_chk;  // no output, no checkpoints in the first pass
+#endif
+#if !STATES_ONLY
     const float Dd = (flags & FLAG_D) ? D[di] : 0.f;
+#endif
 
     auto prefetch = [&](int tile, int buf) {
         float* base = smem + buf * BUF_FLOATS;
-        const int t0 = tile * TILE;
-        if (b_groups > 0) copy_rows(base, B, DSTATE, [&](int r) { return b_base + (long long)r * seqlen; }, t0, seqlen, vec);
-        if (c_groups > 0) copy_rows(base + DSTATE * TP, C, DSTATE, [&](int r) { return c_base + (long long)r * seqlen; }, t0, seqlen, vec);
+        const int t0 = t_begin + tile * TILE;
+        if (VAR_B) copy_rows(base, B, DSTATE, [&](int r) { return b_base + (long long)r * seqlen; }, t0, seqlen, vec);
+        if (VAR_C && !STATES_ONLY) copy_rows(base + DSTATE * TP, C, DSTATE, [&](int r) { return c_base + (long long)r * seqlen; }, t0, seqlen, vec);
         auto chan_row = [&](int r) { return r < n_active ? row0 + (long long)r * seqlen : -1LL; };
         float* rows = base + 2 * DSTATE * TP;
         copy_rows(rows, u, CPB, chan_row, t0, seqlen, vec);
         copy_rows(rows + CPB * TP, delta, CPB, chan_row, t0, seqlen, vec);
-        if (flags & FLAG_Z) copy_rows(rows + 2 * CPB * TP, z, CPB, chan_row, t0, seqlen, vec);
+        if ((flags & FLAG_Z) && !STATES_ONLY) copy_rows(rows + 2 * CPB * TP, z, CPB, chan_row, t0, seqlen, vec);
     };
 
     prefetch(0, 0);
     cp_async_commit();
     for (int tile = 0; tile < n_tiles; ++tile) {
-        const int t0 = tile * TILE;
+        const int t0 = t_begin + tile * TILE;
         if (tile + 1 < n_tiles) {  // copy the next tile while this one is computed
             prefetch(tile + 1, (tile + 1) & 1);
             cp_async_commit();
@@ -178,8 +225,12 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
         }
         __syncthreads();  // this tile's copies, made by every thread, are now visible to all
 
+#if VAR_B
         const float* sB = smem + (tile & 1) * BUF_FLOATS;
-        const float* sC = sB + DSTATE * TP;
+#endif
+#if VAR_C && !STATES_ONLY
+        const float* sC = smem + (tile & 1) * BUF_FLOATS + DSTATE * TP;
+#endif
         float* sU = smem + (tile & 1) * BUF_FLOATS + 2 * DSTATE * TP;
         float* sDl = sU + CPB * TP;
         float* sZ = sDl + CPB * TP;
@@ -194,42 +245,59 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
             }
             sDl[r * TP + j] = dv;
             sDu[r * TP + j] = dv * sU[r * TP + j];
-            if (flags & FLAG_Z) { const float zv = sZ[r * TP + j]; sZ[r * TP + j] = zv / (1.f + __expf(-zv)); }
+            if ((flags & FLAG_Z) && !STATES_ONLY) { const float zv = sZ[r * TP + j]; sZ[r * TP + j] = zv / (1.f + __expf(-zv)); }
         }
         __syncthreads();
 
         const float* myDl = sDl + ch * TP;
         const float* myDu = sDu + ch * TP;
-#pragma unroll 1
+        constexpr int unroll_blocks = UNROLL_BLOCKS;
+#pragma unroll unroll_blocks
         for (int j0 = 0; j0 < TILE; j0 += LPC) {  // blocks of LPC steps
+#if !STATES_ONLY
             float p[LPC];  // this lane's part of y at steps j0 .. j0 + LPC - 1
 #pragma unroll
             for (int k = 0; k < LPC; ++k) p[k] = 0.f;
+#endif
 #pragma unroll
             for (int k4 = 0; k4 < LPC; k4 += 4) {
                 const float4 dl4 = *reinterpret_cast<const float4*>(myDl + j0 + k4);  // same address for the
                 const float4 du4 = *reinterpret_cast<const float4*>(myDu + j0 + k4);  // channel's lanes: broadcast
                 const float dl[4] = {dl4.x, dl4.y, dl4.z, dl4.w}, du[4] = {du4.x, du4.y, du4.z, du4.w};
+#if STATES_ONLY
+                dl_sum += (dl[0] + dl[1]) + (dl[2] + dl[3]);
+#endif
 #pragma unroll
                 for (int i = 0; i < SPL; ++i) {
                     const int s = min(sl + LPC * i, DSTATE - 1);
-                    float Bv[4], Cv[4];
-                    if (b_groups > 0) {
-                        const float4 b4 = *reinterpret_cast<const float4*>(sB + s * TP + j0 + k4);
-                        Bv[0] = b4.x; Bv[1] = b4.y; Bv[2] = b4.z; Bv[3] = b4.w;
-                    } else { Bv[0] = Bv[1] = Bv[2] = Bv[3] = Bfix[i]; }
-                    if (c_groups > 0) {
-                        const float4 c4 = *reinterpret_cast<const float4*>(sC + s * TP + j0 + k4);
-                        Cv[0] = c4.x; Cv[1] = c4.y; Cv[2] = c4.z; Cv[3] = c4.w;
-                    } else { Cv[0] = Cv[1] = Cv[2] = Cv[3] = Cfix[i]; }
-                    const float live = sl + LPC * i < DSTATE ? 1.f : 0.f;
+#if VAR_B
+                    const float4 b4 = *reinterpret_cast<const float4*>(sB + s * TP + j0 + k4);
+                    const float Bv[4] = {b4.x, b4.y, b4.z, b4.w};
+#else
+                    const float Bv[4] = {Bfix[i], Bfix[i], Bfix[i], Bfix[i]};
+#endif
+#if STATES_ONLY
+#elif VAR_C
+                    const float4 c4 = *reinterpret_cast<const float4*>(sC + s * TP + j0 + k4);
+                    const float Cv[4] = {c4.x, c4.y, c4.z, c4.w};
+#else
+                    const float Cv[4] = {Cfix[i], Cfix[i], Cfix[i], Cfix[i]};
+#endif
+#if DSTATE % LPC == 0
+                    const float live = 1.f;  // every lane has a real state
+#else
+                    const float live = sl + LPC * i < DSTATE ? 1.f : 0.f;  // padding states stay 0
+#endif
 #pragma unroll
                     for (int k = 0; k < 4; ++k) {
                         h[i] = exp2f(dl[k] * As[i]) * h[i] + du[k] * Bv[k] * live;  // A_bar h + B_bar u
+#if !STATES_ONLY
                         p[k4 + k] += Cv[k] * h[i];
+#endif
                     }
                 }
             }
+#if !STATES_ONLY
             // transpose-reduce across the channel's LPC lanes: afterwards p[0] is y at step j0 + sl
             if (LPC >= 32) reduce_level<16>(p, sl);
             if (LPC >= 16) reduce_level<8>(p, sl);
@@ -250,11 +318,23 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
                         if (sl + LPC * i < DSTATE)
                             h_chk[(((long long)bi * dim + di) * n_chk + c) * DSTATE + sl + LPC * i] = h[i];
             }
+#endif
         }
         __syncthreads();  // everyone is done with this buffer before the next prefetch refills it
     }
-    if (active && (flags & FLAG_LAST_STATE))
+#if STATES_ONLY
+    if (active)
+#pragma unroll
+        for (int i = 0; i < SPL; ++i)
+            if (sl + LPC * i < DSTATE) {
+                float* sb = seg_buf + ((((long long)bi * dim + di) * n_seg + blockIdx.z) * 2) * DSTATE;
+                sb[sl + LPC * i] = h[i];
+                sb[DSTATE + sl + LPC * i] = exp2f(dl_sum * As[i]);  // product of the segment's A_bar
+            }
+#else
+    if (active && (flags & FLAG_LAST_STATE) && (int)blockIdx.z == n_seg - 1)
 #pragma unroll
         for (int i = 0; i < SPL; ++i)
             if (sl + LPC * i < DSTATE) last_state[((long long)bi * dim + di) * DSTATE + sl + LPC * i] = h[i];
+#endif
 }
