@@ -14,9 +14,8 @@ Every row times the same computation, y = selective scan(u, Δ, A, B, C, D) in f
 * ``torch``   the readable reference ``mamba_edu.scans.selective.selective_scan_ref`` (forward only
   at large shapes: autograd through its per-step loop is very slow), when it is available.
 
-It also reports the one-time numba compile cost and the peak memory (``ru_maxrss`` growth of a
-fresh subprocess is not portable, so the peak of the tensors each method allocates is measured
-with ``tracemalloc``-free accounting: resident-set growth around one forward+backward call).
+It also reports the one-time numba compile cost (fresh process, empty cache) and the peak memory
+that one forward+backward adds on top of its inputs (growth of ``ru_maxrss`` in a fresh process, Linux).
 """
 
 import argparse
@@ -106,13 +105,17 @@ def rss_mb():
 
 
 def peak_memory_mb(method, shape):
-    """Peak resident-memory growth (MiB) of one forward+backward, in a fresh subprocess."""
+    """Peak memory (MiB) one forward+backward adds on top of its inputs, in a fresh subprocess.
+
+    The kernels are first warmed up (compiled) on tiny inputs; then the inputs are made and the
+    growth of the resident-set high-water mark (``ru_maxrss``) over one call is reported.
+    """
     code = (
-        f"import resource,sys,torch; sys.path.insert(0, {str(ROOT)!r}); import benchmarks.cpu_scan as m;"
-        f"inp=m.make_inputs(*{tuple(shape)!r}); args=[t.requires_grad_() for t in inp];"
-        f"m.METHODS[{method!r}](*[a.detach().clone().requires_grad_() for a in inp]).sum().backward();"  # warm/compile
-        "import gc; gc.collect(); base=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
-        f"out=m.METHODS[{method!r}](*args); out.backward(torch.ones_like(out));"
+        f"import gc,resource,sys,torch; sys.path.insert(0, {str(ROOT)!r}); import benchmarks.cpu_scan as m;"
+        f"w=[t.requires_grad_() for t in m.make_inputs(1, 4, 8, 4)]; m.METHODS[{method!r}](*w).sum().backward();"
+        f"inp=[t.requires_grad_() for t in m.make_inputs(*{tuple(shape)!r})]; gc.collect();"
+        "base=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+        f"out=m.METHODS[{method!r}](*inp); out.backward(torch.ones_like(out));"
         "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss-base)/1024)"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

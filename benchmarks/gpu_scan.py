@@ -120,7 +120,9 @@ def bench(args):
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         device=device, copy_bandwidth_GBps=round(bw, 1), cupy=cp.__version__,
         setting="fp32, z + D + delta_bias + softplus, variable B/C (b, 1, n, l)",
-        v2_tile=dict(chunk=cuda.CHUNK, nwarps=cuda.NWARPS),
+        v2_forward=dict(cuda.FORWARD, target_warps=cuda.TARGET_WARPS),
+        v2_backward=dict(chunk=cuda.CHUNK, nwarps=cuda.NWARPS),
+        official_kernel_us="the official Mamba CUDA kernel on the same GPU (GUIDE.md, issue 6), for comparison",
         timing="CUDA events per launch, warm-up 3, median of `repeats`",
         command="PYTHONPATH=. python benchmarks/gpu_scan.py", rows=rows,
     )
@@ -163,7 +165,8 @@ def bench_shape(cp, shape, bw, args):
         row = dict(shape=list(shape), kernel=name, us=round(us, 1), GBps=round(nbytes / us / 1e3, 1),
                    pct_copy_bw=round(100 * nbytes / us / 1e3 / bw, 1), repeats=reps,
                    speedup_vs_torch_loop=None if ref_us is None or "backward" in name else round(ref_us / us, 1),
-                   target_us=TARGETS_US.get((name, shape)), official_us=OFFICIAL_US.get((name, shape)))
+                   target_us=TARGETS_US.get((name, shape)), official_us=OFFICIAL_US.get((name, shape)),
+                   time_segments=cuda.time_segments(b, d, l)[0] if name.startswith("v2") else None)
         if row["target_us"] is not None:
             row["target_met"] = us <= row["target_us"]
         rows.append(row)
@@ -178,9 +181,11 @@ def sweep(args):
     """Time v2's forward at other tile shapes, and its backward at other (chunk, nwarps)."""
     import cupy as cp
 
-    forwards = [{}, dict(segments=1), dict(segments=2), dict(segments=4), dict(segments=6),
-                dict(nwarps=8, min_blocks=2, segments=4), dict(nwarps=2, min_blocks=8, segments=2)]
-    for b, d, l, n in SHAPES[:2]:
+    forwards = [{}, dict(unroll=2), dict(tile=64, unroll=4), dict(nwarps=8, min_blocks=2),
+                dict(nwarps=8, min_blocks=2, unroll=2), dict(nwarps=8, min_blocks=2, tile=64),
+                dict(nwarps=2, min_blocks=8), dict(nwarps=4, min_blocks=3), dict(lpc=8, nwarps=4, min_blocks=4),
+                dict(lpc=8, nwarps=8, tile=64, min_blocks=3)]
+    for b, d, l, n in [SHAPES[i] for i in args.sweep_shapes]:
         x = inputs(cp, b, d, l, n)
         args_ = [x[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
         out = cp.empty((b, d, l), dtype=cp.float32)
@@ -224,6 +229,45 @@ def ablate(args):
                                                        D, z, bias, sp, out=out), 20)  # noqa: B023
             print(f"ablate {(b, d, l, n)} {name:28s} {us:8.1f} us", flush=True)
         cp.get_default_memory_pool().free_all_blocks()
+
+
+def accuracy(args):
+    """Print ‖got − ref‖ / ‖ref‖ of v2 (forward at several l; gradients) against a float64 torch loop."""
+    import torch
+    import torch.nn.functional as F
+
+    def ref(u, delta, A, B, C, D, z, delta_bias):  # float64 loop over time, B, C (b, 1, n, l)
+        dl = F.softplus(delta + delta_bias[:, None])
+        h = torch.zeros(u.shape[0], u.shape[1], A.shape[1], dtype=u.dtype, device=u.device)
+        ys = []
+        for t in range(u.shape[2]):
+            h = torch.exp(dl[:, :, t, None] * A) * h + dl[:, :, t, None] * B[:, :, :, t] * u[:, :, t, None]
+            ys.append((C[:, :, :, t] * h).sum(-1))
+        return (torch.stack(ys, -1) + D[:, None] * u) * F.silu(z), h
+
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    names = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+
+    def make(b, d, l, n):
+        r = lambda *shape: torch.randn(*shape, generator=gen, device="cuda", dtype=torch.float64)
+        return dict(u=r(b, d, l), delta=r(b, d, l) - 1.5, A=-torch.exp(r(d, n)), B=r(b, 1, n, l), C=r(b, 1, n, l),
+                    D=r(d), z=r(b, d, l), delta_bias=0.5 * r(d))
+
+    rel = lambda got, want: float((got.double() - want).norm() / want.norm())
+    for b, d, l, n in [(2, 5, 1, 16), (2, 5, 7, 16), (2, 5, 64, 16), (2, 5, 2048, 16), (1, 5, 16384, 16)]:
+        x = make(b, d, l, n)
+        want, h = ref(*(x[k] for k in names))
+        got, last = cuda.selective_scan_cupy(**{k: v.float() for k, v in x.items()}, delta_softplus=True,
+                                             return_last_state=True)
+        print(f"accuracy forward {(b, d, l, n)}: out {rel(got, want):.2e}  last state {rel(last, h):.2e}", flush=True)
+    x = make(2, 5, 2048, 16)
+    dout = torch.randn(2, 5, 2048, generator=gen, device="cuda", dtype=torch.float64)
+    x64 = {k: v.clone().requires_grad_() for k, v in x.items()}
+    ref(*(x64[k] for k in names))[0].backward(dout)
+    x32 = {k: v.float().requires_grad_() for k, v in x.items()}
+    cuda.selective_scan_cupy(**x32, delta_softplus=True).backward(dout.float())
+    errors = "  ".join(f"{k} {rel(x32[k].grad, x64[k].grad):.1e}" for k in names)
+    print(f"accuracy gradients (2, 5, 2048, 16): {errors}")
 
 
 def sanitize():
@@ -280,8 +324,12 @@ def main():
     parser.add_argument("--chunk", type=int, default=cuda.CHUNK, help="v2 tile: steps per lane (with --profile-once)")
     parser.add_argument("--nwarps", type=int, default=cuda.NWARPS, help="v2 tile: warps per block (--profile-once)")
     parser.add_argument("--shape", type=int, default=0, help="index into SHAPES (with --profile-once)")
+    parser.add_argument("--sweep-shapes", type=int, nargs="+", default=[0, 1], help="indices into SHAPES")
     parser.add_argument("--ablate", action="store_true", help="time v2's forward with parts switched off")
+    parser.add_argument("--accuracy", action="store_true", help="print v2's errors against a float64 loop")
     args = parser.parse_args()
+    if args.accuracy:
+        return accuracy(args)
     if args.ablate:
         return ablate(args)
     if args.profile_once:

