@@ -19,7 +19,9 @@ time, with its layout engine and with the layout frozen (``--no-baseline`` skips
 """
 
 import argparse
+import contextlib
 import datetime
+import io
 import json
 import os
 import platform
@@ -90,7 +92,8 @@ def agg_draw_ms(lesson: Path, repeat: int = 5) -> dict:
         if not re.search(rf"\b{name}\s*\(", source):
             continue
         try:
-            fig = getattr(widgets, name)().fig
+            with contextlib.redirect_stdout(io.StringIO()):  # the Agg fallback displays a PNG
+                fig = getattr(widgets, name)().fig
         except Exception as exc:  # an explorer that needs arguments: report, don't guess
             out[name] = {"error": f"{type(exc).__name__}: {exc}"}
             continue
@@ -167,7 +170,8 @@ def main(argv=None):
                 with JupyterLab(lessons=Path(tmp)) as lab:
                     per_slider = measure_lesson(lab, browser, baseline, args.moves)
                 every = [x for values in per_slider.values() for x in values]
-                lessons["(baseline: one line)"] = {**summarise(every), "sliders": {}}
+                sliders = {k: summarise(v) for k, v in per_slider.items()}
+                lessons["(baseline: one line)"] = {**summarise(every), "sliders": sliders}
         with JupyterLab() as lab:
             for path in paths:
                 per_slider = measure_lesson(lab, browser, path, args.moves)

@@ -62,6 +62,43 @@ def test_bench_command_prints_table_and_reports_missing_gpu(monkeypatch, capsys)
     assert any(line.startswith("gpu") and "no CUDA GPU" in line for line in lines)
 
 
+def test_bench_gpu_rows_plumbing_without_a_gpu(monkeypatch):
+    """The GPU branch, run on the CPU: CUDA transfers, events and the CuPy kernel replaced by fakes."""
+    import torch
+
+    import mamba_edu
+
+    class FakeEvent:
+        clock = 0.0
+
+        def __init__(self, enable_timing=True):
+            self.t = None
+
+        def record(self):
+            FakeEvent.clock += 1.5
+            self.t = FakeEvent.clock
+
+        def elapsed_time(self, end):
+            return end.t - self.t
+
+    calls = []
+
+    def fake_cupy(u, delta, A, B, C, D):
+        calls.append(u.shape)
+        return mamba_edu.selective_scan(u, delta, A, B, C, D)
+
+    monkeypatch.setattr(cli, "_gpu_usable", lambda: True)
+    monkeypatch.setattr(cli, "_cupy_scan", fake_cupy)
+    monkeypatch.setattr(torch.Tensor, "cuda", lambda self: self)
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    rows = cli.bench_rows((1, 2, 8, 2), repeat=1, gpu=True)
+    gpu = {r["method"]: r for r in rows if r["device"] == "gpu"}
+    assert gpu["cupy"]["forward_ms"] == pytest.approx(1.5) and gpu["cupy"]["fwd_bwd_ms"] == pytest.approx(1.5)
+    assert gpu["cupy"]["note"] == "" and calls and calls[0] == (1, 2, 8)
+    assert "torch" in gpu and gpu["torch"]["forward_ms"] == pytest.approx(1.5), gpu
+
+
 def test_bench_rejects_bad_shape(capsys):
     assert cli.main(["bench", "--shape", "1", "0", "8", "2"]) == 2
     assert "--shape" in capsys.readouterr().err

@@ -159,9 +159,9 @@ def test_trainer_stops_at_target_accuracy():
 # -- run_experiment and the CLI -------------------------------------------------------------------
 TINY = {
     "selective-copying": dict(n_data=2, n_noise=6, n_values=3, d_model=8, n_layer=1, d_state=4, steps=4, batch=4,
-                              eval_batch=8, eval_every=2),
+                              eval_batch=8, eval_every=2, stop_at=None),
     "induction-heads": dict(length=8, vocab_size=5, test_lengths=[8, 16, 32], d_model=8, n_layer=1, d_state=4,
-                            steps=4, batch=4, eval_batch=8, eval_every=2),
+                            steps=4, batch=4, eval_batch=8, eval_every=2, stop_at=None),
 }
 
 
@@ -171,7 +171,7 @@ def test_run_experiment_tiny_returns_jsonable_results(name):
     again = json.loads(json.dumps(result))  # JSON-able as it is
     assert again["task"] == name and again["steps"] == 4 and again["seconds"] > 0
     for kind in ("lti", "selective"):
-        assert 0.0 <= again[f"{kind}_accuracy"] <= 1.0
+        assert 0.0 <= again[f"{kind}_accuracy"] <= 1.0 and again[f"{kind}_steps"] == 4
         assert [h["step"] for h in again["history"][kind]] == [2, 4]
         assert again["history"][kind][-1]["accuracy"] == again[f"{kind}_accuracy"]
     if name == "induction-heads":
@@ -179,6 +179,11 @@ def test_run_experiment_tiny_returns_jsonable_results(name):
         assert again["max_extrapolation"] in (0.0, 1.0, 2.0, 4.0)
     # seeded: the same call gives the same numbers
     assert run_experiment(name, progress=False, **TINY[name])["selective_accuracy"] == result["selective_accuracy"]
+
+
+def test_run_experiment_stops_each_model_at_stop_at():
+    result = run_experiment("induction-heads", progress=False, **{**TINY["induction-heads"], "stop_at": 0.0})
+    assert result["steps"] == 4 and result["lti_steps"] == result["selective_steps"] == 2
 
 
 def test_quick_and_full_configs_exist_for_every_task():

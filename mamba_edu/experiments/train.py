@@ -24,17 +24,17 @@ from mamba_edu.mamba.model import MambaLM
 # The quick configurations finish in a few minutes on 2 CPU cores; --full ones are larger.
 CONFIGS = {
     "selective-copying": {
-        "quick": dict(n_data=4, n_noise=252, n_values=8, d_model=32, n_layer=2, d_state=16, steps=1000,
-                      batch=32, lr=3e-3, eval_batch=512, eval_every=100),
-        "full": dict(n_data=16, n_noise=1008, n_values=16, d_model=64, n_layer=2, d_state=16, steps=8000,
-                     batch=32, lr=2e-3, eval_batch=1024, eval_every=500),
+        "quick": dict(n_data=4, n_noise=252, n_values=8, d_model=32, n_layer=2, d_state=8, steps=2000,
+                      batch=32, lr=3e-3, eval_batch=512, eval_every=100, stop_at=0.99),
+        "full": dict(n_data=16, n_noise=1008, n_values=16, d_model=64, n_layer=2, d_state=16, steps=10000,
+                     batch=32, lr=2e-3, eval_batch=1024, eval_every=500, stop_at=0.995),
     },
     "induction-heads": {
         "quick": dict(length=64, vocab_size=16, test_lengths=[64, 128, 256, 512], d_model=32, n_layer=2,
-                      d_state=16, steps=1000, batch=32, lr=3e-3, eval_batch=512, eval_every=100),
+                      d_state=16, steps=2000, batch=32, lr=3e-3, eval_batch=512, eval_every=100, stop_at=0.99),
         "full": dict(length=256, vocab_size=16, test_lengths=[256, 512, 1024, 2048, 4096, 8192, 16384],
-                     d_model=64, n_layer=2, d_state=16, steps=8000, batch=32, lr=2e-3, eval_batch=512,
-                     eval_every=500),
+                     d_model=64, n_layer=2, d_state=16, steps=10000, batch=32, lr=2e-3, eval_batch=512,
+                     eval_every=500, stop_at=0.995),
     },
 }
 TASKS = list(CONFIGS)
@@ -172,12 +172,15 @@ def run_experiment(name, full=False, seed=0, progress=True, **overrides):
     progress : bool
         tqdm progress bars.
     **overrides
-        Replace entries of the configuration (e.g. ``steps=50, n_noise=20`` for a tiny run).
+        Replace entries of the configuration (e.g. ``steps=50, n_noise=20`` for a tiny run). Both models
+        get the same budget of ``steps``; each stops early once its evaluation accuracy reaches
+        ``stop_at`` (``None``: never).
 
     Returns
     -------
     dict (JSON-able)
-        ``task``, ``lti_accuracy``, ``selective_accuracy`` (on the training length), ``steps``,
+        ``task``, ``lti_accuracy``, ``selective_accuracy`` (on the training length), ``steps`` (the
+        budget), ``lti_steps`` and ``selective_steps`` (steps run),
         ``seconds`` (both trainings and evaluations), ``config``, ``history`` (accuracy vs steps for
         each model); for induction heads also ``lti_by_length`` and ``selective_by_length``
         (accuracy at each test length) and ``max_extrapolation`` (the longest test length / training
@@ -206,8 +209,10 @@ def run_experiment(name, full=False, seed=0, progress=True, **overrides):
         model = build_model(kind, vocab, cfg["d_model"], cfg["n_layer"], cfg["d_state"], seed)
         gen = torch.Generator().manual_seed(seed)  # the same training batches for both models
         out = train(model, lambda step, gen=gen: make(gen, cfg["batch"]), cfg["steps"], cfg["lr"],
-                    eval_set=eval_set, eval_every=cfg["eval_every"], desc=f"{name} {kind}", progress=progress)
+                    eval_set=eval_set, eval_every=cfg["eval_every"], desc=f"{name} {kind}", progress=progress,
+                    target_accuracy=cfg["stop_at"])
         result[f"{kind}_accuracy"] = out["accuracy"]
+        result[f"{kind}_steps"] = out["steps"]
         result[f"{kind}_seconds"] = out["seconds"]
         result["history"][kind] = out["history"]
         if extra:

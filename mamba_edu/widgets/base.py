@@ -9,6 +9,7 @@ a control changes; ``update`` must set new data on the figure's existing artists
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
+from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
 
 
 def live_figure(figsize=(10, 3.2)):
@@ -16,6 +17,21 @@ def live_figure(figsize=(10, 3.2)):
     with plt.ioff():
         fig = plt.figure(figsize=figsize, layout="constrained")
     return fig
+
+
+def freeze_layout(fig):
+    """Lay the figure out once, then keep the axes where they are.
+
+    A constrained layout is re-solved at every draw, which costs as much as drawing the
+    artists; slider moves only change data, so the layout can be computed once.
+    """
+    if not isinstance(fig.get_layout_engine(), (ConstrainedLayoutEngine, TightLayoutEngine)):
+        return
+    fig.canvas.draw()  # solve the layout with the first data
+    try:
+        fig.set_layout_engine("none")
+    except RuntimeError:  # e.g. a colorbar made with an incompatible engine: keep re-solving
+        pass
 
 
 def _is_widget_canvas(fig) -> bool:
@@ -54,6 +70,7 @@ class Explorer(W.VBox):
         for widget in self.controls.values():
             widget.observe(self._on_change, names="value")
         self.refresh()
+        freeze_layout(fig)
 
     def values(self) -> dict:
         return {name: widget.value for name, widget in self.controls.items()}

@@ -218,12 +218,18 @@ async () => {
 """
 
 RUN_ALL_JS = """
-async () => {
+async (timeoutMs) => {
   const app = window.jupyterapp;
   const panel = app.shell.currentWidget;
-  const ok = await app.commands.execute('notebook:run-all-cells');
+  const deadline = Date.now() + timeoutMs;
+  const timeout = new Promise((_, reject) => setTimeout(
+    () => reject(new Error(`Run All did not finish within ${timeoutMs / 1000} s`)), timeoutMs));
+  const ok = await Promise.race([app.commands.execute('notebook:run-all-cells'), timeout]);
   const kernel = panel.sessionContext.session.kernel;
-  while (kernel.status !== 'idle') await new Promise(r => setTimeout(r, 100));
+  while (kernel.status !== 'idle') {
+    if (Date.now() > deadline) throw new Error('the kernel stayed busy after Run All');
+    await new Promise(r => setTimeout(r, 100));
+  }
   const errors = [];
   let notRun = 0;
   const cells = panel.content.model.cells;
@@ -375,9 +381,9 @@ class Browser:
         return page
 
 
-def run_all_cells(page) -> dict:
+def run_all_cells(page, timeout_s: float = 600) -> dict:
     """Run every cell (JupyterLab's *Run All*); return ``{ok, errors, notRun}``."""
-    return page.evaluate(RUN_ALL_JS)
+    return page.evaluate(RUN_ALL_JS, 1000 * timeout_s)
 
 
 def close_notebook(page):
@@ -388,10 +394,21 @@ def close_notebook(page):
         page.close()
 
 
-def find_explorers(page, settle_ms: float = 500) -> list[Explorer]:
-    """Every rendered explorer (a widget box with sliders and an ipympl canvas) in the page."""
-    page.wait_for_timeout(settle_ms)  # widget views render just after the kernel goes idle
-    return [Explorer(e["index"], e["sliders"]) for e in page.evaluate(TAG_EXPLORERS_JS)]
+def find_explorers(page, stable_ms: float = 1500, timeout_ms: float = 30_000) -> list[Explorer]:
+    """Every rendered explorer (a widget box with sliders and an ipympl canvas) in the page.
+
+    Widget views render just after the kernel goes idle, so the page is searched until the
+    explorers and their sliders have stayed the same for ``stable_ms``.
+    """
+    found, since, start = None, 0.0, time.monotonic()
+    while True:
+        now = page.evaluate(TAG_EXPLORERS_JS)
+        key = [len(e["sliders"]) for e in now]
+        if key != found:
+            found, since = key, time.monotonic()
+        elif time.monotonic() - since >= stable_ms / 1000 or time.monotonic() - start > timeout_ms / 1000:
+            return [Explorer(e["index"], e["sliders"]) for e in now]
+        page.wait_for_timeout(250)
 
 
 def explorer_locator(page, explorer: Explorer):
@@ -421,7 +438,7 @@ def wait_for_canvases(page, explorer: Explorer, timeout_ms: float = 60_000, quie
     page.wait_for_function(PAINTED_JS, arg=[explorer.index, quiet_ms], timeout=timeout_ms, polling=100)
 
 
-def move_slider(page, explorer: Explorer, slider: dict, key: str = "PageUp", timeout_ms: float = 15_000):
+def move_slider(page, explorer: Explorer, slider: dict, key: str = "PageUp", timeout_ms: float = 30_000):
     """Press ``key`` on the slider's handle (the opposite key if the value did not move).
 
     Returns ``{"moved", "changed", "latency_ms", "value_before", "value_after"}``: whether the

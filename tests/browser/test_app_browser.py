@@ -4,6 +4,7 @@ The first lesson that creates an explorer is served the way ``mamba-edu app`` se
 generated notebook, the same Voila command line); its sliders must redraw the figure.
 """
 
+import importlib.util
 import secrets
 import socket
 import subprocess
@@ -28,6 +29,7 @@ def _first_lesson_with_explorer():
 @pytest.mark.slow
 @pytest.mark.browser
 def test_app_serves_working_explorers(tmp_path):
+    assert importlib.util.find_spec("voila"), "Voila is not installed: pip install -e '.[app]'"
     lesson, nb = _first_lesson_with_explorer()
     if lesson is None:
         pytest.skip("no lesson creates an explorer yet")
