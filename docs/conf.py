@@ -60,6 +60,7 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
+    "sphinx-mathjax-offline",  # ships MathJax with the site, so formulas render without a network
 ]
 exclude_patterns = ["_build", "jupyter_execute", "**/.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
 suppress_warnings = ["mystnb.unknown_mime_type"]
@@ -73,6 +74,7 @@ nb_execution_raise_on_error = True  # a cell error fails the build
 nb_execution_show_tb = True
 nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
 nb_merge_streams = True
+nb_ipywidgets_js = {}  # no widget state is saved, so don't load the widget JavaScript from a CDN
 
 # -- autodoc ------------------------------------------------------------------------------
 autodoc_default_options = {"members": True, "member-order": "bysource", "undoc-members": False}

@@ -108,7 +108,7 @@ def accuracy_figure(results, fig=None):
     axes = np.atleast_1d(fig.subplots(1, len(results)))
     for ax, result in zip(axes, results):
         for kind, style in (("selective", "-o"), ("lti", "--s")):
-            hist = result["history"][kind]
+            hist = result["history"].get(kind, [])
             ax.plot([h["step"] for h in hist], [h["accuracy"] for h in hist], style, ms=3, label=kind)
         ax.axhline(0.95, color="0.6", lw=0.8, ls=":")
         ax.set(title=result["task"], xlabel="training step", ylabel="accuracy", ylim=(-0.02, 1.02))
@@ -120,8 +120,11 @@ def extrapolation_figure(result, fig=None):
     """Induction heads: accuracy vs test length, trained at ``result["config"]["length"]``."""
     fig = new_figure(fig, figsize=(5.5, 3.2))
     ax = fig.subplots()
+    lengths = []
     for kind, style in (("selective", "-o"), ("lti", "--s")):
-        by_length = result[f"{kind}_by_length"]
+        by_length = result.get(f"{kind}_by_length")
+        if not by_length:  # e.g. a recorded run that stopped before this model's evaluation
+            continue
         lengths = sorted(int(k) for k in by_length)
         ax.plot(lengths, [by_length[str(k)] for k in lengths], style, label=kind)
     ax.axvline(result["config"]["length"], color="0.6", lw=0.8, ls=":", label="training length")

@@ -35,7 +35,7 @@ from numba import prange
 
 # reassociation lets LLVM vectorise the sums over the n states; no "no-NaN/no-inf" assumptions
 _FAST = {"contract", "reassoc", "nsz", "arcp"}
-jit = numba.njit(parallel=True, cache=True, fastmath=_FAST)  # compiled on first call, cached on disk
+_jit = numba.njit(parallel=True, cache=True, fastmath=_FAST)  # compiled on first call, cached on disk
 
 
 @numba.njit(inline="always", fastmath={"contract"})
@@ -47,7 +47,7 @@ def _step_size(raw, bias, softplus):
     return v
 
 
-@jit
+@_jit
 def _forward(u, delta, A, B, C, D, z, bias, softplus, has_z, out, last_state):
     # u, delta, z, out: (b, d, l); A: (d, n); B, C: (b, g, l, n)  (time-major per group)
     # D, bias: (d,); last_state: (b, d, n)
@@ -81,7 +81,7 @@ def _forward(u, delta, A, B, C, D, z, bias, softplus, has_z, out, last_state):
         for j in range(n):
             last_state[bi, di, j] = h[j]
 
-@jit
+@_jit
 def _backward(u, delta, A, B, C, D, z, bias, softplus, has_z, gout,
              gu, gdelta, gz, gA_b, gD_b, gbias_b, gB_part, gC_part):
     # gradients: gu, gdelta, gz (b, d, l); gA_b (b, d, n); gD_b, gbias_b (b, d) — summed over b later;
@@ -188,8 +188,6 @@ def _as_groups(M):
 
 def _parts(b, g, per_group):
     """How many slices to cut each group's channels into for the backward workers."""
-    import numba
-
     want = 4 * numba.get_num_threads()
     return max(1, min(per_group, -(-want // (b * g))))
 

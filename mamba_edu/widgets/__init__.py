@@ -12,6 +12,7 @@ lesson explorer                         module
 3      :func:`diagonal_explorer`       :mod:`mamba_edu.widgets.diagonal`
 4      :func:`selectivity_explorer`    :mod:`mamba_edu.widgets.selectivity`
 5      :func:`scan_explorer`           :mod:`mamba_edu.widgets.scan`
+6      :func:`why_selection_explorer`  :mod:`mamba_edu.experiments.explorer`
 =====  ==============================  ===============================
 """
 
@@ -23,6 +24,7 @@ _EXPLORERS = {
     "diagonal_explorer": "mamba_edu.widgets.diagonal",
     "selectivity_explorer": "mamba_edu.widgets.selectivity",
     "scan_explorer": "mamba_edu.widgets.scan",
+    "why_selection_explorer": "mamba_edu.experiments.explorer",
 }
 
 __all__ = list(_EXPLORERS)

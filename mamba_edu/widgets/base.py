@@ -27,7 +27,7 @@ def freeze_layout(fig):
     """
     if not isinstance(fig.get_layout_engine(), (ConstrainedLayoutEngine, TightLayoutEngine)):
         return
-    fig.canvas.draw()  # solve the layout with the first data
+    fig.draw_without_rendering()  # solve the layout with the first data (without painting an ipympl canvas)
     try:
         fig.set_layout_engine("none")
     except RuntimeError:  # e.g. a colorbar made with an incompatible engine: keep re-solving
