@@ -15,14 +15,13 @@ Every row times the same computation, y = selective scan(u, Δ, A, B, C, D) in f
   at large shapes: autograd through its per-step loop is very slow), when it is available.
 
 It also reports the one-time numba compile cost (fresh process, empty cache) and the peak memory
-that one forward+backward adds on top of its inputs (growth of ``ru_maxrss`` in a fresh process, Linux).
+that one forward+backward adds on top of its inputs (growth of ``VmHWM`` in a fresh process, Linux).
 """
 
 import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -95,28 +94,19 @@ def time_call(fn, inputs, backward, repeat):
     return statistics.median(times[1:])
 
 
-def rss_mb():
-    """Current resident set size in MiB (Linux /proc), falling back to the peak."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def peak_memory_mb(method, shape):
-    """Peak memory (MiB) one forward+backward adds on top of its inputs, in a fresh subprocess.
+    """Peak memory (MiB) one forward+backward adds on top of its inputs, in a fresh subprocess (Linux).
 
     The kernels are first warmed up (compiled) on tiny inputs; then the inputs are made and the
-    growth of the resident-set high-water mark (``ru_maxrss``) over one call is reported.
+    growth of the peak resident set (``VmHWM`` in /proc/self/status: unlike ``ru_maxrss`` it is
+    not inherited from this process across exec) over one call is reported.
     """
+    hwm = "int([x for x in open('/proc/self/status') if x.startswith('VmHWM')][0].split()[1])"
     code = (
-        f"import gc,resource,sys,torch; sys.path.insert(0, {str(ROOT)!r}); import benchmarks.cpu_scan as m;"
+        f"import gc,sys,torch; sys.path.insert(0, {str(ROOT)!r}); import benchmarks.cpu_scan as m;"
         f"w=[t.requires_grad_() for t in m.make_inputs(1, 4, 8, 4)]; m.METHODS[{method!r}](*w).sum().backward();"
-        f"inp=[t.requires_grad_() for t in m.make_inputs(*{tuple(shape)!r})]; gc.collect();"
-        "base=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
-        f"out=m.METHODS[{method!r}](*inp); out.backward(torch.ones_like(out));"
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss-base)/1024)"
+        f"inp=[t.requires_grad_() for t in m.make_inputs(*{tuple(shape)!r})]; gc.collect(); base={hwm};"
+        f"out=m.METHODS[{method!r}](*inp); out.backward(torch.ones_like(out)); print(({hwm}-base)/1024)"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     try:
