@@ -186,6 +186,18 @@ def test_run_experiment_stops_each_model_at_stop_at():
     assert result["steps"] == 4 and result["lti_steps"] == result["selective_steps"] == 2
 
 
+
+@pytest.mark.parametrize("kind", ["selective", "lti"])
+def test_build_model_passes_the_initial_delta_range_to_every_block(kind):
+    # dt_min = dt_max pins the initial Δ = softplus(dt_proj.bias) of every channel to that value
+    model = build_model(kind, 6, 8, 2, 4, seed=0, dt_min=0.02, dt_max=0.02)
+    for layer in model.backbone.layers:
+        delta = torch.nn.functional.softplus(layer.mixer.dt_proj.bias.detach().double())
+        torch.testing.assert_close(delta, torch.full_like(delta, 0.02), rtol=1e-5, atol=0)
+    default = build_model(kind, 6, 8, 2, 4, seed=0)
+    delta = torch.nn.functional.softplus(default.backbone.layers[0].mixer.dt_proj.bias.detach().double())
+    assert 0.001 <= delta.min() and delta.max() <= 0.1 and delta.std() > 0.005
+
 def test_quick_and_full_configs_exist_for_every_task():
     for name in TASKS:
         assert set(CONFIGS[name]) == {"quick", "full"}
