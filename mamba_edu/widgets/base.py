@@ -62,6 +62,7 @@ class Explorer(W.VBox):
             fig.canvas.toolbar_visible = False
             fig.canvas.resizable = False
             self._view = fig.canvas
+            self._watch_first_draw(fig.canvas)
         else:
             self._view = W.Output()
         children = [W.HTML(f"<b>{title}</b>")] if title else []
@@ -72,6 +73,18 @@ class Explorer(W.VBox):
         self.refresh()
         freeze_layout(fig)
 
+    _on_screen = False
+
+    def _watch_first_draw(self, canvas):
+        """Note when the browser first asks the ipympl canvas for a full draw (it is on screen then)."""
+        handle_draw = canvas.handle_draw
+
+        def handle_draw_and_note(event):
+            self._on_screen = True
+            return handle_draw(event)
+
+        canvas.handle_draw = handle_draw_and_note
+
     def values(self) -> dict:
         return {name: widget.value for name, widget in self.controls.items()}
 
@@ -80,10 +93,18 @@ class Explorer(W.VBox):
 
     def refresh(self):
         """Run ``update`` with the current control values and redraw."""
-        self._update(self.fig, **self.values())
+        # pyplot would ask for a redraw at every set_data; mute that, one redraw follows below
+        callback, self.fig.stale_callback = self.fig.stale_callback, None
+        try:
+            self._update(self.fig, **self.values())
+        finally:
+            self.fig.stale_callback = callback
         self.redraws += 1
         if _is_widget_canvas(self.fig):
-            self.fig.canvas.draw_idle()
+            if self._on_screen:
+                self.fig.canvas.draw()  # draw now and push the image: no round trip through the browser
+            else:
+                self.fig.canvas.draw_idle()  # not shown yet: the browser asks for the first full draw
         else:
             from IPython.display import display
 
