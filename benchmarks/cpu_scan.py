@@ -19,9 +19,6 @@ that one forward+backward adds on top of its inputs (growth of ``VmHWM`` in a fr
 """
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -30,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.common import machine_info, write_json  # noqa: E402
 
 
 def make_inputs(b, d, l, n, seed=0):
@@ -203,17 +201,13 @@ def main(argv=None):
         "threads": args.threads,
         "repeat": repeat,
         "dtype": "float32",
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "load_average": os.getloadavg(), "torch": torch.__version__, "numba": numba.__version__},
+        "machine": machine_info(torch=torch.__version__, numba=numba.__version__),
         "rows": rows,
         "peak_memory_mib": memory,
         "compile_seconds": compile_s,
         "meets_target": verdict,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"wrote {out}")
+    write_json(result, args.out)
 
 
 if __name__ == "__main__":

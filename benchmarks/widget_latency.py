@@ -22,8 +22,6 @@ import argparse
 import contextlib
 import datetime
 import io
-import json
-import os
 import platform
 import sys
 import tempfile
@@ -32,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
-
+sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from labdriver import (  # noqa: E402
     Browser,
@@ -44,6 +42,8 @@ from labdriver import (  # noqa: E402
     run_all_cells,
     wait_for_canvases,
 )
+
+from benchmarks.common import machine_info, write_json  # noqa: E402
 
 TARGET_MS = 100.0
 
@@ -200,18 +200,10 @@ def main(argv=None):
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "target_median_ms": TARGET_MS,
         "moves_per_slider": args.moves,
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-            "load_average": os.getloadavg(),
-            "python": platform.python_version(),
-        },
+        "machine": machine_info(python=platform.python_version()),
         "lessons": lessons,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"wrote {out}")
+    write_json(result, args.out)
 
 
 if __name__ == "__main__":

@@ -26,12 +26,9 @@ def new_figure(fig=None, figsize=(10, 3.2)) -> matplotlib.figure.Figure:
 
 
 def to_png(fig, dpi=100) -> bytes:
-    """Render ``fig`` with Agg to PNG bytes (works whatever the notebook backend is)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
+    """Render ``fig`` to PNG bytes, whatever the notebook backend is (the figure keeps its canvas)."""
     buf = io.BytesIO()
-    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
-    canvas.print_png(buf) if dpi is None else fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format="png", dpi=dpi or fig.dpi)
     return buf.getvalue()
 
 
