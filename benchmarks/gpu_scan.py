@@ -120,7 +120,7 @@ def bench(args):
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         device=device, copy_bandwidth_GBps=round(bw, 1), cupy=cp.__version__,
         setting="fp32, z + D + delta_bias + softplus, variable B/C (b, 1, n, l)",
-        v2_forward=dict(cuda.FORWARD, target_warps=cuda.TARGET_WARPS),
+        v2_forward=dict(cuda.FORWARD, split_below_warps=cuda.SPLIT_BELOW_WARPS, target_warps=cuda.TARGET_WARPS),
         v2_backward=dict(chunk=cuda.CHUNK, nwarps=cuda.NWARPS),
         official_kernel_us="the official Mamba CUDA kernel on the same GPU (GUIDE.md, issue 6), for comparison",
         timing="CUDA events per launch, warm-up 3, median of `repeats`",
@@ -208,6 +208,26 @@ def sweep(args):
                 print(f"sweep {(b, d, l, n)} backward chunk={chunk} nwarps={nwarps}: {us:8.1f} us", flush=True)
             except Exception as err:
                 print(f"sweep {(b, d, l, n)} backward chunk={chunk} nwarps={nwarps}: failed: {err}", flush=True)
+        cp.get_default_memory_pool().free_all_blocks()
+
+
+def sweep_segments(args):
+    """Time v2's forward with the sequence cut into k time segments (see time_segments), for several k."""
+    import cupy as cp
+
+    configs = json.loads(args.configs) if args.configs else [{}, dict(nwarps=8, min_blocks=2)]
+    for b, d, l, n in [SHAPES[i] for i in args.sweep_shapes]:
+        x = inputs(cp, b, d, l, n)
+        args_ = [x[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
+        out = cp.empty((b, d, l), dtype=cp.float32)
+        print(f"segments {(b, d, l, n)}: default {cuda.time_segments(b, d, l)}", flush=True)
+        for fwd in configs:
+            for k in args.segments:
+                if cuda.time_segments(b, d, l, forward=dict(fwd, segments=k))[0] != k:
+                    continue  # l too short for k aligned segments
+                us = time_us(cp, lambda: cuda.scan_forward("v2", *args_, True, out=out,  # noqa: B023
+                                                           forward=dict(fwd, segments=k)), 20)  # noqa: B023
+                print(f"segments {(b, d, l, n)} {fwd} k={k:3d}: {us:8.1f} us", flush=True)
         cp.get_default_memory_pool().free_all_blocks()
 
 
@@ -325,6 +345,9 @@ def main():
     parser.add_argument("--nwarps", type=int, default=cuda.NWARPS, help="v2 tile: warps per block (--profile-once)")
     parser.add_argument("--shape", type=int, default=0, help="index into SHAPES (with --profile-once)")
     parser.add_argument("--sweep-shapes", type=int, nargs="+", default=[0, 1], help="indices into SHAPES")
+    parser.add_argument("--sweep-segments", action="store_true", help="time v2's forward at several time segments")
+    parser.add_argument("--segments", type=int, nargs="+", default=[1, 2, 4, 8, 16], help="with --sweep-segments")
+    parser.add_argument("--configs", default=None, help='with --sweep-segments: JSON list of v2 overrides')
     parser.add_argument("--ablate", action="store_true", help="time v2's forward with parts switched off")
     parser.add_argument("--accuracy", action="store_true", help="print v2's errors against a float64 loop")
     args = parser.parse_args()
@@ -332,6 +355,8 @@ def main():
         return accuracy(args)
     if args.ablate:
         return ablate(args)
+    if args.sweep_segments:
+        return sweep_segments(args)
     if args.profile_once:
         return profile_once(args)
     if args.sanitize:

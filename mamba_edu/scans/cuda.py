@@ -49,8 +49,13 @@ VERSIONS = ("v0", "v1", "v2")
 # its n states; blocks of nwarps warps; tile steps per shared-memory tile; min_blocks caps the
 # registers (None: the kernel's default, 32 warps per SM); unroll: blocks of lpc steps unrolled
 # together; segments: time segments over the grid (None: chosen by time_segments).
-FORWARD = {"lpc": 16, "nwarps": 4, "tile": 128, "min_blocks": 4, "unroll": 4, "segments": None}
-TARGET_WARPS = 1536  # with fewer warps than this (small b·d), also split time into segments (see v2_forward.cu)
+FORWARD = {"lpc": 16, "nwarps": 8, "tile": 64, "min_blocks": 3, "unroll": 4, "segments": None}
+# Few channels (small b·d) leave the GPU idle: with fewer than SPLIT_BELOW_WARPS warps, time is also
+# split into segments (see v2_forward.cu), enough to reach about TARGET_WARPS warps. Measured on an
+# H200 (benchmarks/gpu_scan.py --sweep-segments): at (1, 1536, 16384, 16), 768 warps, 1 segment takes
+# 995 µs, 4 take 641 µs, 16 take 614 µs; at (8, 1536, 2048, 16), 6144 warps, 1 segment 397 µs, 2 take 521 µs.
+SPLIT_BELOW_WARPS = 2048
+TARGET_WARPS = 12288
 # v2 backward: each lane owns CHUNK consecutive steps (a tile is 32·CHUNK steps), a block of
 # NWARPS warps handles NWARPS channels. Tuned on an H200 (benchmarks/gpu_scan.py --sweep).
 CHUNK = 8
@@ -159,17 +164,19 @@ def v2_shared_bytes(n, chunk=CHUNK, nwarps=NWARPS, backward=False, forward=None)
 def time_segments(b, d, l, chunk=CHUNK, forward=None):
     """How v2's forward splits time: (segments, seg_len).
 
-    One segment when b·d channels give enough warps; otherwise enough segments to reach about
-    TARGET_WARPS warps, each at least 1024 steps long and a multiple of the tile and of the
-    backward's checkpoint spacing (32·chunk). ``forward={"segments": k}`` forces k (for tests).
+    One segment when b·d channels give at least SPLIT_BELOW_WARPS warps; otherwise enough segments
+    to reach about TARGET_WARPS warps, each at least 1024 steps long and a multiple of the tile and of
+    the backward's checkpoint spacing (32·chunk). ``forward={"segments": k}`` forces k (for tests).
     """
     cfg = {**FORWARD, **(forward or {})}
     align = math.lcm(cfg["tile"], 32 * chunk)
+    warps = max(1, b * d * cfg["lpc"] // 32)
     if cfg["segments"] is not None:
         want = int(cfg["segments"])
+    elif warps >= SPLIT_BELOW_WARPS:
+        want = 1
     else:
-        warps = b * d * cfg["lpc"] / 32
-        want = min(-(-TARGET_WARPS // max(1, int(warps))), l // max(1024, align))
+        want = min(-(-TARGET_WARPS // warps), l // max(1024, align))
     want = max(1, want)
     seg_len = _ceil_div(_ceil_div(l, want), align) * align
     return _ceil_div(l, seg_len), seg_len
