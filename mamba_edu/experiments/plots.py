@@ -15,7 +15,7 @@ from mamba_edu.experiments.tasks import (
     induction_heads_batch,
     selective_copying_batch,
 )
-from mamba_edu.plot.base import new_figure
+from mamba_edu.plot.base import new_figure, set_sticky_xmax
 
 # colours of the token strips: noise/ordinary tokens grey, markers/triggers black, data in colour
 _N_COLOURS = 12
@@ -90,6 +90,7 @@ def update_tasks_figure(fig, copying, induction):
         image = art[key]
         image.set_data(codes)
         image.set_extent((-0.5, codes.shape[1] - 0.5, codes.shape[0] - 0.5, -0.5))
+        set_sticky_xmax(image.axes, codes.shape[1] - 0.5, xmin=-0.5)  # moved in steps only when needed
     answers = [row[row != IGNORE].tolist() for row in np.asarray(copying[1])]
     art["copying_answers"].set_text(f"answers, row 1: {answers[0]}")
     art["induction_answers"].set_text(f"answer, row 1: {int(np.asarray(induction[1])[0, -1])}")

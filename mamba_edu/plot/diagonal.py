@@ -18,7 +18,7 @@ import numpy as np
 from mamba_edu.convolution import lti_scan, ssm_kernel, transfer_function
 from mamba_edu.diagonal import conjugate_pairs, s4d_inv, s4d_lin, s4d_real
 from mamba_edu.discretization import discretize_diag
-from mamba_edu.plot.base import new_figure
+from mamba_edu.plot.base import new_figure, set_sticky_xmax
 
 INITS = {"S4D-Lin": s4d_lin, "S4D-Inv": s4d_inv, "S4D-Real": s4d_real}
 _KERNEL_PANELS = {"S4D-Lin": "lin", "S4D-Inv": "inv", "S4D-Real": "real"}
@@ -156,17 +156,19 @@ def update_diagonal_figure(fig, re_lambda, im_lambda, delta, n, init):
     axes["mode"].set_title(f"(a) one mode λ = {re_lambda:.2f} ± {im_lambda:.2f}i: f = Im λ/2π = {f:.3f}",
                            fontsize=9)
 
-    decay = state_decay(init, n, delta, L)
-    art["states"].set_data(decay)
-    art["states"].set_extent((0, t[-1] + delta, n - 0.5, -0.5))
-    axes["states"].set_title(f"(b) state decay, {init}, n = {n}", fontsize=9)
-
     omega = art["freq"].get_xdata()
     art["freq"].set_ydata(mode_frequency_response(re_lambda, im_lambda, delta, omega))
     art["freq_marker"].set_xdata([im_lambda * delta] * 2)
 
-    for name, key in _KERNEL_PANELS.items():
-        art[f"kernel_{key}"].set_data(t, init_kernel(name, n, delta, L))
-    for key in ("mode", "states", "lin", "inv", "real"):
-        axes[key].set_xlim(0, t[-1] + delta)
+    # panels (b) and (c) depend on the init, n and Δ only: left alone (and not repainted by an
+    # explorer) when only λ moved
+    if getattr(fig, "mamba_inits_shown", None) != (init, n, delta):
+        fig.mamba_inits_shown = (init, n, delta)
+        art["states"].set_data(state_decay(init, n, delta, L))
+        art["states"].set_extent((0, t[-1] + delta, n - 0.5, -0.5))
+        axes["states"].set_title(f"(b) state decay, {init}, n = {n}", fontsize=9)
+        for name, key in _KERNEL_PANELS.items():
+            art[f"kernel_{key}"].set_data(t, init_kernel(name, n, delta, L))
+    for key in ("mode", "states", "lin", "inv", "real"):  # time axes: moved in steps only when needed
+        set_sticky_xmax(axes[key], t[-1] + delta)
     return fig

@@ -9,7 +9,7 @@ Three panels for the 2-state oscillator A = [[α, −β], [β, α]] (:func:`mamb
 import numpy as np
 
 from mamba_edu.lti import oscillator
-from mamba_edu.plot.base import new_figure
+from mamba_edu.plot.base import new_figure, sticky_limit
 
 DEFAULT_T = np.linspace(0.0, 10.0, 400)
 EIG_LIMITS = (-2.5, 1.0, -10.5, 10.5)  # re_min, re_max, im_min, im_max shown in panel (b)
@@ -81,9 +81,11 @@ def update_lti_figure(fig, alpha, beta):
     art["envelope_lower"].set_ydata(-envelope)
     art["eigenvalues"].set_offsets([[alpha, beta], [alpha, -beta]])
     art["trajectory"].set_data(h1, h2)
-    # keep growing (unstable) responses on screen, but cap the zoom so decay stays readable
+    # keep growing (unstable) responses on screen, but cap the zoom so decay stays readable; the
+    # limits move in steps (1, 2, 5, 10, ...) only when they must, so most moves repaint only the data
     peak = min(max(1.05, float(envelope.max()) * 1.05), 1e3)
-    art["impulse"].axes.set_ylim(-peak, peak)
-    art["trajectory"].axes.set_xlim(-peak, peak)
-    art["trajectory"].axes.set_ylim(-peak, peak)
+    m = sticky_limit(art["impulse"].axes.get_ylim()[1], peak)
+    art["impulse"].axes.set_ylim(-m, m)
+    art["trajectory"].axes.set_xlim(-m, m)
+    art["trajectory"].axes.set_ylim(-m, m)
     return fig

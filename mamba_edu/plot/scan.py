@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.ticker import MaxNLocator
 
-from mamba_edu.plot.base import new_figure
+from mamba_edu.plot.base import new_figure, sticky_limit
 from mamba_edu.scans.parallel import SCAN_METHODS, scan_trace
 
 DONE, CURRENT, LATER = "C0", "C3", (0.86, 0.86, 0.86)
@@ -120,6 +120,11 @@ def update_scan_figure(fig, n, method, step=None, chunk_size=3):
     art = fig.mamba_artists
     trace = _trace(n, method, chunk_size)
     n_levels = len(trace.levels)
+    # axes limits that depend on the length only (not on the method, level or chunk size), so that
+    # most slider moves leave the axes alone and only the data is repainted
+    others = {name: trace if name == method else _trace(n, name, chunk_size) for name in SCAN_METHODS}
+    size = max(t.size for t in others.values())
+    most_levels = max(len(t.levels) for t in others.values())
     step = n_levels if step is None else int(np.clip(step, 0, n_levels))
     fig.mamba_state = {"trace": trace, "step": step}
 
@@ -135,8 +140,8 @@ def update_scan_figure(fig, n, method, step=None, chunk_size=3):
     art["copies"].set_segments(copy)
     art["copies"].set_color(_level_colors(copy_lv, step))
     ax = art["nodes"].axes
-    ax.set_xlim(-0.7, trace.size - 0.3)
-    ax.set_ylim(n_levels + 0.6, -0.6)
+    ax.set_xlim(-0.7, size - 0.3)
+    ax.set_ylim(most_levels + 0.6, -0.6)
     phase = trace.levels[step - 1].phase if step else "the inputs"
     ax.set_title(f"(a) {method}, l = {n}: level {step}/{n_levels}, {phase}", fontsize=10)
 
@@ -145,13 +150,13 @@ def update_scan_figure(fig, n, method, step=None, chunk_size=3):
     goal = [((-0.4, i), ((i - 1 if trace.exclusive else i) + 0.4, i)) for i in range(trace.size)]
     art["goal"].set_segments(goal)
     ax = art["coverage"].axes
-    ax.set_xlim(-0.7, trace.size - 0.3)
-    ax.set_ylim(trace.size - 0.4, -0.6)
+    ax.set_xlim(-0.7, size - 0.3)
+    ax.set_ylim(size - 0.4, -0.6)
 
     # (c) work vs depth of every method at this length, and the current method's progress
     points = []
     for name, label in zip(SCAN_METHODS, art["labels"]):
-        t = trace if name == method else _trace(n, name, chunk_size)
+        t = others[name]
         points.append((t.depth, t.work))
         label.set_position((t.depth, t.work))
         label.set_fontweight("bold" if name == method else "normal")
@@ -161,8 +166,8 @@ def update_scan_figure(fig, n, method, step=None, chunk_size=3):
     art["summary"].set_text(f"{method}: work {work_so_far}/{trace.work}, depth {depth_so_far}/{trace.depth}\n"
                             f"sequential: work {n - 1}, depth {n - 1}")
     ax = art["methods"].axes
-    ax.set_xlim(-0.5, max(p[0] for p in points) * 1.25 + 1)
-    ax.set_ylim(-0.5, max(p[1] for p in points) * 1.3 + 1)
+    ax.set_xlim(-0.5, sticky_limit(ax.get_xlim()[1], max(p[0] for p in points) * 1.25 + 1))
+    ax.set_ylim(-0.5, sticky_limit(ax.get_ylim()[1], max(p[1] for p in points) * 1.3 + 1))
     return fig
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.patches import Patch
 
 from mamba_edu.discretization import discretize_diag
-from mamba_edu.plot.base import new_figure
+from mamba_edu.plot.base import new_figure, set_sticky_symmetric_ylim
 from mamba_edu.scans.selective import selective_scan
 
 A_SCALES = np.array([1.0, 2.0, 4.0])  # the three channels: A_k = A · scale_k
@@ -144,8 +144,9 @@ def selectivity_figure(u=None, is_signal=None, selectivity=4.0, A=-1.0, delta_bi
 
 
 def _set_ylim(ax, *arrays):
+    """Symmetric y-limits around the data, moved in steps only when needed (see sticky_limit)."""
     peak = max(1e-3, max(float(np.abs(a).max()) for a in arrays)) * 1.1
-    ax.set_ylim(-peak, peak)
+    set_sticky_symmetric_ylim(ax, peak)
 
 
 def update_selectivity_figure(fig, selectivity, A, delta_bias=-1.0, rule="zoh"):

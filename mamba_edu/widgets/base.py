@@ -7,9 +7,13 @@ a control changes; ``update`` must set new data on the figure's existing artists
 (Agg in tests, inline) the figure is shown as a PNG in an ``Output`` that is refreshed.
 """
 
+from functools import partial
+
 import ipywidgets as W
 import matplotlib.pyplot as plt
 from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
+
+from mamba_edu.widgets.blit import Blitter, diff_image
 
 
 def live_figure(figsize=(10, 3.2)):
@@ -57,6 +61,8 @@ class Explorer(W.VBox):
         self._update = update
         self.redraws = 0
         if _is_widget_canvas(fig):
+            self._blitter = Blitter(fig)
+            fig.canvas.get_diff_image = partial(diff_image, fig.canvas)  # a faster PNG encoder for each frame
             fig.canvas.header_visible = False
             fig.canvas.footer_visible = False
             fig.canvas.toolbar_visible = False
@@ -81,7 +87,15 @@ class Explorer(W.VBox):
 
         def handle_draw_and_note(event):
             self._on_screen = True
-            return handle_draw(event)
+            self._blitter.invalidate()  # the browser asked for a full picture: the background is redrawn too
+            callback, self.fig.stale_callback = self.fig.stale_callback, None  # no redraw request from drawing
+            try:
+                handle_draw(event)
+            finally:
+                self.fig.stale_callback = callback
+            # draw once more with the same values (the same picture): this finds the artists that
+            # move and keeps the rest as the background, so that the first slider move is fast too
+            self.refresh()
 
         canvas.handle_draw = handle_draw_and_note
 
@@ -93,19 +107,20 @@ class Explorer(W.VBox):
 
     def refresh(self):
         """Run ``update`` with the current control values and redraw."""
-        # pyplot would ask for a redraw at every set_data; mute that, one redraw follows below
+        # pyplot asks the browser for a redraw whenever an artist turns stale (every set_data, and
+        # even layout bookkeeping while drawing); mute that here: this method draws once itself
         callback, self.fig.stale_callback = self.fig.stale_callback, None
         try:
             self._update(self.fig, **self.values())
+            self.redraws += 1
+            if _is_widget_canvas(self.fig):
+                if self._on_screen:
+                    self._blitter.redraw()  # repaint what changed and push the image: no round trip
+                else:
+                    self.fig.canvas.draw_idle()  # not shown yet: the browser asks for the first full draw
         finally:
             self.fig.stale_callback = callback
-        self.redraws += 1
-        if _is_widget_canvas(self.fig):
-            if self._on_screen:
-                self.fig.canvas.draw()  # draw now and push the image: no round trip through the browser
-            else:
-                self.fig.canvas.draw_idle()  # not shown yet: the browser asks for the first full draw
-        else:
+        if not _is_widget_canvas(self.fig):
             from IPython.display import display
 
             from mamba_edu.plot.base import show_static
