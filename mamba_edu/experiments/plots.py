@@ -80,6 +80,8 @@ def tasks_figure(copying, induction, fig=None):
     ax_i.set(
              xlabel="position", ylabel="example", yticks=[])
     update_tasks_figure(fig, copying, induction)
+    for image in (art["copying"], art["induction"]):  # start tight; updates move the limit in steps
+        image.axes.set_xlim(-0.5, image.get_array().shape[1] - 0.5)
     return fig
 
 

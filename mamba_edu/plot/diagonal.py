@@ -138,6 +138,8 @@ def diagonal_figure(re_lambda=-0.3, im_lambda=4.0, delta=0.05, n=16, init="S4D-L
         ax.set_xlabel("time t = Δk")
         ax.set_title(f"(c) kernel K / max|K|, {name}", fontsize=9)
     update_diagonal_figure(fig, re_lambda, im_lambda, delta, n, init)
+    for key in ("mode", "states", "lin", "inv", "real"):  # start tight; updates move the limit in steps
+        axes[key].set_xlim(0, fig.mamba_L * delta)
     # lay the panels out once, then freeze them: re-running the constrained layout on every
     # slider move would double the redraw time of this six-panel figure
     fig.draw_without_rendering()

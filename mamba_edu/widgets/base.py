@@ -5,6 +5,11 @@ a control changes; ``update`` must set new data on the figure's existing artists
 (``set_data``/``set_ydata``/``set_offsets``), never rebuild the figure. Under ipympl
 (``%matplotlib widget``) the figure's canvas is itself a widget; under any other backend
 (Agg in tests, inline) the figure is shown as a PNG in an ``Output`` that is refreshed.
+
+Under ipympl a slider move repaints only the artists that changed, over a saved picture of the
+rest (:class:`~mamba_edu.widgets.blit.Blitter`), and pushes that frame to the browser at once;
+keeping axes limits fixed while sliders move (``mamba_edu.plot.base.sticky_limit``) lets most
+moves take that fast path.
 """
 
 from functools import partial
@@ -13,7 +18,7 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
 
-from mamba_edu.widgets.blit import Blitter, diff_image
+from mamba_edu.widgets.blit import Blitter, full_frame
 
 
 def live_figure(figsize=(10, 3.2)):
@@ -62,7 +67,7 @@ class Explorer(W.VBox):
         self.redraws = 0
         if _is_widget_canvas(fig):
             self._blitter = Blitter(fig)
-            fig.canvas.get_diff_image = partial(diff_image, fig.canvas)  # a faster PNG encoder for each frame
+            fig.canvas.get_diff_image = partial(full_frame, fig.canvas)  # whole frames, a faster PNG encoder
             fig.canvas.header_visible = False
             fig.canvas.footer_visible = False
             fig.canvas.toolbar_visible = False
