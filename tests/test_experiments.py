@@ -18,7 +18,14 @@ from mamba_edu.experiments.tasks import (
     selective_copying_batch,
     selective_copying_vocab,
 )
-from mamba_edu.experiments.train import build_model, evaluate, masked_accuracy, train
+from mamba_edu.experiments.train import (
+    build_model,
+    evaluate,
+    masked_accuracy,
+    noise_curriculum,
+    train,
+    training_batches,
+)
 
 
 def gen(seed=0):
@@ -154,6 +161,53 @@ def test_trainer_stops_at_target_accuracy():
     out = train(model, lambda step: batch, 200, 1e-2, eval_set=batch, eval_every=5, progress=False,
                 target_accuracy=0.0)
     assert out["steps"] == 5 and len(out["history"]) == 1
+
+
+# -- the length curriculum ------------------------------------------------------------------------
+def test_noise_curriculum_grows_linearly_from_start_to_n_noise_then_stays():
+    lengths = [noise_curriculum(step, 100, 248, 16, 0.5) for step in range(100)]
+    assert lengths[0] == 16
+    assert lengths[25] == 16 + (248 - 16) // 2  # half-way up half-way through the ramp (steps 0 … 49)
+    assert all(a <= b for a, b in zip(lengths, lengths[1:]))  # never shrinks
+    assert max(lengths[:50]) < 248 and set(lengths[50:]) == {248}  # the ramp is the first half
+    assert all(noise_curriculum(s, 100, 248, None, 0.5) == 248 for s in (0, 10, 99))  # off
+    assert noise_curriculum(0, 100, 8, 16, 0.5) == 8  # never longer than the evaluation length
+    assert noise_curriculum(5, 100, 248, 16, 0.0) == 248  # an empty ramp: the full length at once
+
+
+def test_training_batches_follow_the_curriculum_and_are_the_same_for_both_models():
+    cfg = {**CONFIGS["selective-copying"]["quick"], "n_data": 3, "n_noise": 40, "n_values": 5, "batch": 6,
+           "steps": 10, "curriculum_start": 4, "curriculum_fraction": 0.5}
+    first, second = training_batches("selective-copying", cfg, 0), training_batches("selective-copying", cfg, 0)
+    for step in range(cfg["steps"]):
+        inputs, targets = first(step)
+        again = second(step)  # what the second model is trained on at this step
+        assert torch.equal(inputs, again[0]) and torch.equal(targets, again[1])
+        n_noise = noise_curriculum(step, 10, 40, 4, 0.5)
+        assert inputs.shape == targets.shape == (6, n_noise + 2 * 3)
+        assert inputs.min() >= 0 and inputs.max() < selective_copying_vocab(5)
+        memory = inputs[:, :-3]
+        assert torch.equal(memory[memory != NOISE].view(6, 3), targets[:, -3:])  # answers recoverable
+    assert first(0)[0].shape[1] == 4 + 6 and first(9)[0].shape[1] == 40 + 6
+    other = training_batches("selective-copying", cfg, 1)(0)[0]
+    assert not torch.equal(other, training_batches("selective-copying", cfg, 0)(0)[0])  # seeded
+
+
+def test_run_experiment_evaluates_at_the_full_length_with_a_curriculum(monkeypatch):
+    from mamba_edu.experiments import train as train_module
+
+    seen = []
+
+    def spy(model, inputs, targets, chunk=128):
+        seen.append(inputs.shape)
+        return evaluate(model, inputs, targets, chunk)
+
+    monkeypatch.setattr(train_module, "evaluate", spy)
+    cfg = {**TINY["selective-copying"], "n_noise": 30, "curriculum_start": 2, "curriculum_fraction": 1.0}
+    result = run_experiment("selective-copying", progress=False, **cfg)
+    assert result["config"]["curriculum_start"] == 2
+    assert result["lti_steps"] == result["selective_steps"] == 4
+    assert seen and set(seen) == {(8, 30 + 2 * 2)}  # every evaluation at the full length
 
 
 # -- run_experiment and the CLI -------------------------------------------------------------------
