@@ -154,9 +154,10 @@ def update_diagonal_figure(fig, re_lambda, im_lambda, delta, n, init):
     art["mode"].set_data(t, response)
     art["envelope_upper"].set_data(t, envelope)
     art["envelope_lower"].set_data(t, -envelope)
-    f = im_lambda / (2 * np.pi)
-    axes["mode"].set_title(f"(a) one mode λ = {re_lambda:.2f} ± {im_lambda:.2f}i: f = Im λ/2π = {f:.3f}",
-                           fontsize=9)
+    # λ is on the sliders; the title changes only with Δ (an explorer repaints changed text at every move)
+    title = f"(a) one mode λ, λ̄; Δ = {delta:g}: f = Im λ/2π per unit time"
+    if axes["mode"].get_title() != title:
+        axes["mode"].set_title(title, fontsize=9)
 
     omega = art["freq"].get_xdata()
     art["freq"].set_ydata(mode_frequency_response(re_lambda, im_lambda, delta, omega))

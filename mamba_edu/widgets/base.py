@@ -20,11 +20,17 @@ from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
 
 from mamba_edu.widgets.blit import Blitter, full_frame
 
+# Explorer figures are drawn at 84 dpi (11 inches: 924 px, which fits a notebook column). Every
+# redraw is a PNG encoded in the kernel and decoded and re-encoded by ipympl in the browser, all in
+# proportion to the pixels: at 100 dpi the 5-panel explorers took ~110 ms per move, above the
+# course's 100 ms target (benchmarks/widget_latency.py). Static figures (docs) keep 100 dpi.
+LIVE_DPI = 84
 
-def live_figure(figsize=(10, 3.2)):
+
+def live_figure(figsize=(10, 3.2), dpi=LIVE_DPI):
     """A pyplot figure for an explorer, created without being displayed by pyplot."""
     with plt.ioff():
-        fig = plt.figure(figsize=figsize, layout="constrained")
+        fig = plt.figure(figsize=figsize, dpi=dpi, layout="constrained")
     return fig
 
 
