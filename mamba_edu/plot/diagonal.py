@@ -154,8 +154,8 @@ def update_diagonal_figure(fig, re_lambda, im_lambda, delta, n, init):
     art["mode"].set_data(t, response)
     art["envelope_upper"].set_data(t, envelope)
     art["envelope_lower"].set_data(t, -envelope)
-    # λ is on the sliders; the title changes only with Δ (an explorer repaints changed text at every move)
-    title = f"(a) one mode λ, λ̄; Δ = {delta:g}: f = Im λ/2π per unit time"
+    # λ and Δ are on the sliders: a fixed title (an explorer repaints changed text at every move)
+    title = "(a) one mode λ, λ̄: frequency f = Im λ/2π per unit time"
     if axes["mode"].get_title() != title:
         axes["mode"].set_title(title, fontsize=9)
 
