@@ -12,6 +12,7 @@ keeping axes limits fixed while sliders move (``mamba_edu.plot.base.sticky_limit
 moves take that fast path.
 """
 
+from contextlib import contextmanager
 from functools import partial
 
 import ipywidgets as W
@@ -47,6 +48,20 @@ def freeze_layout(fig):
         fig.set_layout_engine("none")
     except RuntimeError:  # e.g. a colorbar made with an incompatible engine: keep re-solving
         pass
+
+
+@contextmanager
+def _no_redraw_requests(fig):
+    """Mute pyplot's "figure is stale: ask for a redraw" callback while the explorer draws itself.
+
+    pyplot asks the browser for a redraw whenever an artist turns stale (every set_data, and even
+    layout bookkeeping while drawing); an explorer draws once itself and needs none of those.
+    """
+    callback, fig.stale_callback = fig.stale_callback, None
+    try:
+        yield
+    finally:
+        fig.stale_callback = callback
 
 
 def _is_widget_canvas(fig) -> bool:
@@ -99,11 +114,8 @@ class Explorer(W.VBox):
         def handle_draw_and_note(event):
             self._on_screen = True
             self._blitter.invalidate()  # the browser asked for a full picture: the background is redrawn too
-            callback, self.fig.stale_callback = self.fig.stale_callback, None  # no redraw request from drawing
-            try:
+            with _no_redraw_requests(self.fig):
                 handle_draw(event)
-            finally:
-                self.fig.stale_callback = callback
             # draw once more with the same values (the same picture): this finds the artists that
             # move and keeps the rest as the background, so that the first slider move is fast too
             self.refresh()
@@ -118,10 +130,7 @@ class Explorer(W.VBox):
 
     def refresh(self):
         """Run ``update`` with the current control values and redraw."""
-        # pyplot asks the browser for a redraw whenever an artist turns stale (every set_data, and
-        # even layout bookkeeping while drawing); mute that here: this method draws once itself
-        callback, self.fig.stale_callback = self.fig.stale_callback, None
-        try:
+        with _no_redraw_requests(self.fig):
             self._update(self.fig, **self.values())
             self.redraws += 1
             if _is_widget_canvas(self.fig):
@@ -129,8 +138,6 @@ class Explorer(W.VBox):
                     self._blitter.redraw()  # repaint what changed and push the image: no round trip
                 else:
                     self.fig.canvas.draw_idle()  # not shown yet: the browser asks for the first full draw
-        finally:
-            self.fig.stale_callback = callback
         if not _is_widget_canvas(self.fig):
             from IPython.display import display
 
