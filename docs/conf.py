@@ -75,6 +75,9 @@ nb_execution_show_tb = True
 nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
 nb_merge_streams = True
 nb_ipywidgets_js = {}  # no widget state is saved, so don't load the widget JavaScript from a CDN
+# An output with both a widget view and HTML (the lessons' predict(...) prompts) shows its HTML here:
+# without widget JavaScript the view would be blank. Explorers have no HTML and are unaffected.
+nb_mime_priority_overrides = [("html", "text/html", 5)]
 
 # -- autodoc ------------------------------------------------------------------------------
 autodoc_default_options = {"members": True, "member-order": "bysource", "undoc-members": False}
