@@ -52,8 +52,9 @@ def main():
 
     Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
     p, q = record["selective_copying"]["probe"], record["induction_heads"]["probe"]
-    print(f"copying: {p['channels_data_larger']:.0%} of channels larger Δ on data, "
-          f"median ratio {p['median_ratio']:.2f}")
+    print(f"copying: {p['channels_data_larger']:.0%} of channels larger Δ on data, median ratio "
+          f"{p['median_ratio']:.2f}; right after data {p['channels_after_data_larger']:.0%}, "
+          f"{p['median_ratio_after_data']:.2f}")
     print(f"induction: top-8 ratio {q['top_ratio_with']:.2f} with look-back, {q['top_ratio_without']:.2f} without; "
           f"accuracy {q['accuracy']}")
     print("wrote", args.out)

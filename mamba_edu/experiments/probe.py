@@ -122,9 +122,11 @@ def probe_selective_copying(model, inputs, layer=0, example=0):
     Returns
     -------
     dict (JSON-able)
-        ``delta_data``, ``delta_noise``: per channel, the median Δ over data / noise tokens (before
-        the markers); ``ratio``: their quotient per channel; ``channels_data_larger``: the fraction of
-        channels with a larger Δ on data; ``median_ratio``; ``example``: tokens, Δ of the most selective
+        ``delta_data``, ``delta_noise``, ``delta_after_data``: per channel, the median Δ over data tokens,
+        noise tokens, and noise tokens right after a data token (before the markers; "noise" excludes the
+        latter); ``ratio`` and ``ratio_after_data``: data / noise and after-data / noise per channel;
+        ``channels_data_larger`` / ``channels_after_data_larger``: the fraction of channels where that
+        ratio exceeds 1; ``median_ratio`` / ``median_ratio_after_data``; ``example``: tokens, Δ of the most selective
         channel at every position, and that channel's state norm |h_t| after every token.
     """
     internals = block_internals(model.backbone.layers[layer].mixer, mixer_inputs(model, inputs)[layer])
@@ -133,19 +135,27 @@ def probe_selective_copying(model, inputs, layer=0, example=0):
     before_markers[:, : inputs.shape[1] - int((inputs[0] == 1).sum())] = True
     is_data = (inputs >= FIRST_DATA) & before_markers
     is_noise = (inputs == NOISE) & before_markers
+    after_data = torch.zeros_like(is_data)
+    after_data[:, 1:] = is_data[:, :-1] & is_noise[:, 1:]  # a noise token right after a data token
     d = delta.shape[1]
     data = [_median(delta[:, c][is_data]) for c in range(d)]
-    noise = [_median(delta[:, c][is_noise]) for c in range(d)]
+    noise = [_median(delta[:, c][is_noise & ~after_data]) for c in range(d)]
+    after = [_median(delta[:, c][after_data]) for c in range(d)]
     ratio = [a / b for a, b in zip(data, noise)]
-    top = max(range(d), key=lambda c: ratio[c])
+    ratio_after = [a / b for a, b in zip(after, noise)]
+    top = max(range(d), key=lambda c: max(ratio[c], ratio_after[c]))
     norm = internals["h"][example, top].norm(dim=0)  # (l,)
     return {
         "layer": layer,
         "delta_data": data,
         "delta_noise": noise,
+        "delta_after_data": after,
         "ratio": ratio,
+        "ratio_after_data": ratio_after,
         "channels_data_larger": sum(r > 1 for r in ratio) / d,
         "median_ratio": float(torch.tensor(ratio).median()),
+        "channels_after_data_larger": sum(r > 1 for r in ratio_after) / d,
+        "median_ratio_after_data": float(torch.tensor(ratio_after).median()),
         "example": {"tokens": inputs[example].tolist(), "channel": top,
                     "delta": delta[example, top].tolist(), "state_norm": norm.tolist()},
     }

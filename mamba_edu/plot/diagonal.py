@@ -119,7 +119,9 @@ def diagonal_figure(re_lambda=-0.3, im_lambda=4.0, delta=0.05, n=16, init="S4D-L
     art["states"] = ax.imshow(np.ones((1, 1)), aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
     ax.set_xlabel("time t = Δk")
     ax.set_ylabel("mode m")
-    fig.colorbar(art["states"], ax=ax, label="|h_k| / |h_0| (log scale)", extend="min")
+    # under panel (b), not to its right, where the label would sit beside panel (d)
+    cbar = fig.colorbar(art["states"], ax=ax, location="bottom", shrink=0.9, aspect=30, extend="min")
+    cbar.set_label("|h_k| / |h_0| (log scale)", fontsize=8)
 
     ax = axes["freq"]
     omega = np.linspace(0, np.pi, N_OMEGA)
