@@ -181,3 +181,14 @@ def test_benchmark_figure_plots_the_rows():
     assert art["labels"][1] == "(8, 1536, 2048, 16)  v0 forward"
     with pytest.raises(ValueError, match="no rows"):
         benchmark_figure({"rows": []})
+
+
+def test_chunk_slider_is_enabled_only_for_the_chunked_scan():
+    explorer = scan_explorer(n=8, method="hillis_steele", chunk_size=3)
+    chunk, method = explorer.controls["chunk_size"], explorer.controls["method"]
+    assert chunk.disabled
+    method.value = "chunked"
+    assert not chunk.disabled
+    method.value = "blelloch"
+    assert chunk.disabled
+    assert not scan_explorer(method="chunked").controls["chunk_size"].disabled

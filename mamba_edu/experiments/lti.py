@@ -3,8 +3,9 @@
 Explained in lesson 6. Everything else is the selective block's (in_proj, the causal conv, SiLU,
 A = −exp(A_log) with the S4D-real init, D, the SiLU(z) gate, out_proj); only ``x_proj`` is gone:
 each channel has one learned step size Δ = softplus(dt_proj.bias) and fixed vectors B, C (d, n),
-as in S4D. It is then a time-invariant system, the kind of model the paper's Table 1 calls "S4", and
-it runs as a convolution (lesson 3) instead of a scan.
+as in S4D. It is then a time-invariant system that keeps the Mamba block's conv1d and SiLU(z) gate:
+the row "Mamba architecture + S4 layer" of the paper's Table 1 (selective copying, 56.4 %), not its
+bare "S4, no gate" row (18.3 %). It runs as a convolution (lesson 3) instead of a scan.
 """
 
 import torch
@@ -15,7 +16,7 @@ from mamba_edu.mamba.block import MambaBlock, _fp32_or_wider
 
 
 class LTIMambaBlock(MambaBlock):
-    """A Mamba block whose SSM is time-invariant (the ablation of the paper's Table 1).
+    """A Mamba block whose SSM is time-invariant (Table 1's "Mamba architecture + S4 layer").
 
     Same constructor as :class:`~mamba_edu.mamba.block.MambaBlock`. Parameters as there, except:
     no ``x_proj``; ``dt_proj`` keeps only its bias (Δ per channel, initialised in [dt_min, dt_max]);

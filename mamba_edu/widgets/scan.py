@@ -20,7 +20,8 @@ def scan_explorer(n=8, method="hillis_steele", chunk_size=3):
     Returns
     -------
     Explorer (an ipywidgets VBox) with ``controls`` "n", "method", "chunk_size" and "step";
-    the step slider's maximum follows the number of levels of the current schedule.
+    the step slider's maximum follows the number of levels of the current schedule, and the
+    chunk slider is disabled unless the method is "chunked".
     """
     levels = len(_trace(n, method, chunk_size).levels)
     controls = {
@@ -40,7 +41,13 @@ def scan_explorer(n=8, method="hillis_steele", chunk_size=3):
         if at_end:
             step.value = total
 
+    def enable_chunk(change=None):
+        """The chunk size only matters for the chunked scan: the slider is disabled otherwise."""
+        controls["chunk_size"].disabled = controls["method"].value != "chunked"
+
     for name in ("n", "method", "chunk_size"):  # registered before Explorer's own observers, so they run first
         controls[name].observe(follow_levels, names="value")
+    controls["method"].observe(enable_chunk, names="value")
+    enable_chunk()
     fig = scan_figure(n, method, levels, chunk_size, fig=live_figure(figsize=(11, 3.8)))
     return Explorer(controls, fig, update_scan_figure, title="Lesson 5: the levels of a parallel scan")
