@@ -32,7 +32,7 @@ import numpy as np
 
 METHODS = ("zoh", "bilinear", "euler", "backward_euler", "mamba")
 
-# Below this |z|, phi1(z) = expm1(z)/z is evaluated by its Taylor series (error < |z|^4/120 < 1e-18).
+# Below this |w|, phi1(w) = expm1(w)/w is evaluated by its Taylor series (error < |w|^4/120 < 1e-18).
 _SERIES_BELOW = 1e-4
 
 
@@ -122,30 +122,30 @@ def _eye(xp, n, like):
 # ----------------------------------------------------------------------------------------------
 # diagonal A: everything is elementwise
 # ----------------------------------------------------------------------------------------------
-def phi1(z):
-    """phi1(z) = (exp(z) − 1) / z, with phi1(0) = 1, accurate for every z (real or complex).
+def phi1(w):
+    """phi1(w) = (exp(w) − 1) / w, with phi1(0) = 1, accurate for every w (real or complex).
 
-    ZOH's B̄ for one eigenvalue λ is ``Δ · phi1(Δλ) · B``. Computing ``(exp(z) − 1) / z``
-    directly loses all digits as z → 0 (exp(z) ≈ 1 cancels, see :func:`zoh_B_bar_naive`);
-    ``expm1`` avoids that cancellation, and the Taylor series 1 + z/2 + z²/6 + z³/24 is used for
-    |z| < 1e-4 so that z = 0 and the gradient there are exact too.
+    ZOH's B̄ for one eigenvalue λ is ``Δ · phi1(Δλ) · B``. Computing ``(exp(w) − 1) / w``
+    directly loses all digits as w → 0 (exp(w) ≈ 1 cancels, see :func:`zoh_B_bar_naive`);
+    ``expm1`` avoids that cancellation, and the Taylor series 1 + w/2 + w²/6 + w³/24 is used for
+    |w| < 1e-4 so that w = 0 and the gradient there are exact too.
 
     Parameters
     ----------
-    z : ndarray or torch.Tensor, any shape
-        Usually Δ·λ.
+    w : ndarray or torch.Tensor, any shape
+        w = Δ·λ (the notation of docs/notation.md; z is reserved for the gate).
 
     Returns
     -------
-    ndarray or torch.Tensor, same shape as ``z``.
+    ndarray or torch.Tensor, same shape as ``w``.
 
     Explained in lesson 2.
     """
-    xp = _torch_if_any(z) or np
-    small = xp.abs(z) < _SERIES_BELOW
-    z_safe = xp.where(small, xp.ones_like(z), z)  # keeps the unused branch finite (and its gradient)
-    series = 1 + z * (1 / 2 + z * (1 / 6 + z / 24))
-    return xp.where(small, series, xp.expm1(z_safe) / z_safe)
+    xp = _torch_if_any(w) or np
+    small = xp.abs(w) < _SERIES_BELOW
+    w_safe = xp.where(small, xp.ones_like(w), w)  # keeps the unused branch finite (and its gradient)
+    series = 1 + w * (1 / 2 + w * (1 / 6 + w / 24))
+    return xp.where(small, series, xp.expm1(w_safe) / w_safe)
 
 
 def zoh_B_bar_naive(A, B, delta):
