@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -471,3 +472,30 @@ def move_slider(page, explorer: Explorer, slider: dict, key: str = "PageUp", tim
 def screenshot_explorer(page, explorer: Explorer, path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     explorer_locator(page, explorer).screenshot(path=str(path), animations="disabled")
+
+
+def operate_predictions(page, timeout_ms: float = 30_000) -> list[dict]:
+    """Answer every ``predict(...)`` prompt in the page the way a learner does, and commit it.
+
+    Clicks the first choice (or types 1 into a number prompt), presses **Commit**, and waits for the
+    verdict. Returns one ``{"index", "verdict", "locked"}`` per prompt: the verdict's text and
+    whether the Commit button is disabled afterwards (a commit is final).
+    """
+    boxes = page.locator(".mamba-predict")
+    results = []
+    for i in range(boxes.count()):
+        box = boxes.nth(i)
+        box.scroll_into_view_if_needed()
+        choices = box.locator(".mamba-predict-entry button")
+        if choices.count():
+            choices.first.click()
+        else:
+            entry = box.locator(".mamba-predict-entry input")
+            entry.fill("1")
+            entry.press("Enter")
+        commit = box.locator("button.mamba-predict-commit")
+        commit.click()
+        verdict = box.locator(".mamba-predict-verdict")
+        verdict.filter(has_text=re.compile("Correct|Not yet")).wait_for(timeout=timeout_ms)
+        results.append({"index": i, "verdict": verdict.inner_text(), "locked": commit.is_disabled()})
+    return results

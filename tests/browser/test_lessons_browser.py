@@ -1,7 +1,8 @@
 """Every lesson in a real JupyterLab, driven by headless Chromium.
 
-For each ``lessons/*.ipynb``: open it, run all cells, require no error output; find every
-explorer (ipywidgets sliders with an ipympl figure), press a key on each slider's handle and
+For each ``lessons/*.ipynb``: open it, run all cells, require no error output; answer and commit
+every ``predict(...)`` prompt (at least three per lesson) and require a verdict and a locked Commit
+button; find every explorer (ipywidgets sliders with an ipympl figure), press a key on each slider's handle and
 require the figure's pixels to change, recording the keypress-to-redraw latency; save a
 screenshot of each explorer to ``docs/images/<stem>_explorer.png`` (``_explorer_2.png`` ...).
 """
@@ -16,6 +17,7 @@ from labdriver import (
     find_explorers,
     lesson_paths,
     move_slider,
+    operate_predictions,
     run_all_cells,
     screenshot_explorer,
     wait_for_canvases,
@@ -24,10 +26,16 @@ from labdriver import (
 LESSONS = lesson_paths()
 IMAGES = ROOT / "docs" / "images"
 EXPLORER_CALL = re.compile(r"\b\w+_explorer\s*\(")
+PREDICT_CALL = re.compile(r"^predict\(", flags=re.M)
 
 
 def screenshot_path(stem: str, k: int, folder=IMAGES):
     return folder / (f"{stem}_explorer.png" if k == 0 else f"{stem}_explorer_{k + 1}.png")
+
+
+def _predictions(path) -> int:
+    nb = nbformat.read(path, as_version=4)
+    return sum(len(PREDICT_CALL.findall(c.source)) for c in nb.cells if c.cell_type == "code")
 
 
 def _creates_explorer(path) -> bool:
@@ -46,6 +54,14 @@ def test_lesson_in_jupyterlab(path, jupyter_lab, chromium, latency_log, record_p
         result = run_all_cells(page)
         assert result["ok"] and not result["errors"], f"{path.name}: errors {result['errors']}"
         assert result["notRun"] == 0, f"{path.name}: {result['notRun']} code cells did not run"
+
+        answered = operate_predictions(page)
+        expected = _predictions(path)
+        assert len(answered) == expected, f"{path.name}: {expected} predict() prompts, {len(answered)} rendered"
+        for p in answered:
+            assert p["locked"], f"{path.name}, prediction {p['index']}: Commit stayed enabled ({p['verdict']!r})"
+            assert "The answer" in p["verdict"], f"{path.name}, prediction {p['index']}: {p['verdict']!r}"
+        record_property("predictions", len(answered))
 
         explorers = find_explorers(page)
         if _creates_explorer(path):
