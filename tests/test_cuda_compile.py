@@ -32,6 +32,22 @@ CASES = [
     ("v2_backward", {"DSTATE": 16, "CHUNK": 8, "NWARPS": 8}),
     ("v2_backward", {"DSTATE": 7, "CHUNK": 4, "NWARPS": 2}),
 ]
+# what the library compiles for every state size the tests cover (1 ≤ n ≤ 256)
+N_COVERED = (1, 4, 16, 48, 64, 128, 256)
+for _n in N_COVERED:
+    _chunk, _nwarps = cuda.backward_config(_n)
+    CASES.append(("v2", cuda._forward_defines(_n, _chunk, cuda.forward_config(_n))))
+    CASES.append(("v2_backward", {"DSTATE": _n, "CHUNK": _chunk, "NWARPS": _nwarps}))
+
+
+@pytest.mark.parametrize("n", N_COVERED)
+def test_shared_memory_fits_sm90(n):
+    """Every state size gets tile shapes whose shared memory fits one H100/H200 block (227 KB)."""
+    chunk, nwarps = cuda.backward_config(n)
+    assert cuda.v2_shared_bytes(n, forward=cuda.forward_config(n)) <= cuda.SMEM_LIMIT
+    assert cuda.v2_shared_bytes(n, chunk, nwarps, backward=True) <= cuda.SMEM_LIMIT
+    with pytest.raises(ValueError, match="n"):
+        cuda.forward_config(cuda.MAX_DSTATE + 1)
 
 
 def _find_nvrtc():
