@@ -455,6 +455,57 @@ def accuracy(args):
     print(f"accuracy gradients (2, 5, 2048, 16): {errors}")
 
 
+def sweep_backward(args):
+    """Time v2's backward launch alone at several (warps per block, time segments): the tuning table."""
+    import torch
+
+    for b, d, l, n in [SHAPES[i] for i in args.sweep_shapes]:
+        x = torch_inputs(b, d, l, n)
+        args_ = [x[k] for k in NAMES]
+        stream = cuda._stream(torch.cuda.current_stream().cuda_stream)
+        out = torch.empty(b, d, l, device="cuda")
+        h_chk = torch.empty(b, d, cuda.n_tiles(l), n, device="cuda")
+        with stream:
+            cuda.scan_forward("v2", *args_, True, out=out, h_chk=h_chk)
+        grads = {k: torch.empty_like(x[k2]) for k, k2 in (("du", "u"), ("ddelta", "delta"), ("dz", "z"))}
+        zeros = {k: torch.zeros_like(x[k2]) for k, k2 in (("dA", "A"), ("dB", "B"), ("dC", "C"), ("dD", "D"),
+                                                           ("ddelta_bias", "delta_bias"))}
+        tiles = cuda.n_tiles(l)
+        for nwarps in (16, 8, 4):
+            for segs in (1, 2, 3, 4, 6, 8, 12):
+                if segs > tiles:
+                    continue
+
+                def run(nwarps=nwarps, segs=segs, stream=stream):
+                    with stream:
+                        cuda.scan_backward(*args_, True, x["z"], h_chk, **grads, **zeros, nwarps=nwarps,  # noqa: B023
+                                           segments=segs)
+
+                us = time_torch(run, 10)
+                print(f"sweep-backward {(b, d, l, n)} nwarps={nwarps:2d} segments={segs:2d}: {us:8.1f} us", flush=True)
+        torch.cuda.empty_cache()
+
+
+def profile_call(args):
+    """Where the time of the as-called forward+backward goes: GPU kernels (torch profiler) vs the wall."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    for b, d, l, n in [SHAPES[i] for i in args.sweep_shapes]:
+        x = {k: v.requires_grad_() for k, v in torch_inputs(b, d, l, n).items()}
+        dout = torch.randn(b, d, l, device="cuda")
+        run = _fwd_bwd(me.selective_scan, x, dout)
+        for _ in range(3):
+            run()
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for _ in range(5):
+                run()
+            torch.cuda.synchronize()
+        print(f"profile {(b, d, l, n)} (5 calls of forward+backward)")
+        print(prof.key_averages().table(sort_by="self_device_time_total", row_limit=12, max_name_column_width=50))
+
+
 def sanitize():
     """One small launch of every kernel and layout (run under compute-sanitizer memcheck / racecheck)."""
     import cupy as cp
@@ -554,7 +605,13 @@ def main():
     parser.add_argument("--accuracy", action="store_true", help="print v2's errors against a float64 loop")
     parser.add_argument("--kernels", action="store_true", help="the per-kernel launch table (v0, v1, v2)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the main table this many times")
+    parser.add_argument("--sweep-backward", action="store_true", help="time v2's backward at several tilings")
+    parser.add_argument("--profile-call", action="store_true", help="torch profiler of the as-called fwd+bwd")
     args = parser.parse_args()
+    if args.sweep_backward:
+        return sweep_backward(args)
+    if args.profile_call:
+        return profile_call(args)
     if args.accuracy:
         return accuracy(args)
     if args.ablate:

@@ -37,11 +37,22 @@ VOCAB = 1024
 def build(which, d_model, n_layer):
     import torch
 
-    if which == "mambapy":
-        from mambapy.lm import LM
-        from mambapy.mamba import MambaConfig
+    if which == "mambapy":  # mambapy.lm imports its Mamba-2 (which needs mamba_ssm): build the same LM here
+        from mambapy.mamba import Mamba, MambaConfig, RMSNorm
 
-        return LM(MambaConfig(d_model=d_model, n_layers=n_layer), vocab_size=VOCAB).cuda()
+        class MambapyLM(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embedding = torch.nn.Embedding(VOCAB, d_model)
+                self.mamba = Mamba(MambaConfig(d_model=d_model, n_layers=n_layer))
+                self.norm_f = RMSNorm(d_model)
+                self.lm_head = torch.nn.Linear(d_model, VOCAB, bias=False)
+                self.lm_head.weight = self.embedding.weight
+
+            def forward(self, tokens):
+                return self.lm_head(self.norm_f(self.mamba(self.embedding(tokens))))
+
+        return MambapyLM().cuda()
     torch.manual_seed(0)
     return me.MambaLM(VOCAB, d_model, n_layer).cuda()
 
@@ -75,7 +86,8 @@ def step_time(which, cfg, steps):
             if i >= 2:
                 times.append(time.perf_counter() - t0)
         peak = torch.cuda.max_memory_allocated() / 2**30
-        return dict(step_ms=round(1e3 * statistics.median(times), 1), peak_GiB=round(peak, 1), loss=float(loss))
+        step_ms = round(1e3 * statistics.median(times), 1)
+        return dict(step_ms=step_ms, peak_GiB=round(peak, 1), loss=float(loss.detach()))
     finally:
         cuda.supports = original
         del model, opt

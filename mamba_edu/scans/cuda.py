@@ -61,6 +61,10 @@ TARGET_WARPS = 12288
 # NWARPS warps handles NWARPS channels. Tuned on an H200 (benchmarks/gpu_scan.py --sweep).
 CHUNK = 8
 NWARPS = 16
+# v2 backward, few channels: one warp per channel, so b·d warps; below BWD_SPLIT_BELOW_WARPS the
+# sequence is cut into time segments (two passes, see v2_backward.cu) to reach about BWD_TARGET_WARPS.
+BWD_SPLIT_BELOW_WARPS = 4096
+BWD_TARGET_WARPS = 8192
 SCAN_BLOCK = 256  # v1: threads (= steps) per block-level scan
 _FLAGS = {"D": 1, "z": 2, "delta_bias": 4, "softplus": 8, "last_state": 16, "checkpoint": 32, "check": 64}
 RECORDED_BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "gpu_scan_h200.json"
@@ -113,8 +117,13 @@ def recorded_benchmark(path=None):
     return json.loads(path.read_text())
 
 
+_CUPY = []  # the CuPy module once it imported and found a GPU (checked once per process)
+
+
 def _cupy():
     """Import CuPy and check for a GPU, or raise RuntimeError saying what is missing."""
+    if _CUPY:
+        return _CUPY[0]
     try:
         import cupy
     except ImportError as err:
@@ -128,6 +137,7 @@ def _cupy():
         raise RuntimeError(f"selective_scan_cupy needs a CUDA GPU, but CuPy found none ({err})") from err
     if count == 0:
         raise RuntimeError("selective_scan_cupy needs a CUDA GPU, but CuPy found none")
+    _CUPY.append(cupy)
     return cupy
 
 
@@ -290,31 +300,79 @@ def scan_forward(version, u, delta, A, B, C, D=None, z=None, delta_bias=None, de
         if h_chk is not None and tuple(h_chk.shape) != (b, d, n_tiles(l, chunk), n):
             want = (b, d, n_tiles(l, chunk), n)
             raise ValueError(f"h_chk has shape {tuple(h_chk.shape)}, expected (b, d, tiles, n) = {want}")
-        cfg = {**forward_config(n), **(forward or {})}
-        defines = _forward_defines(n, chunk, cfg, B_groups is not None, C_groups is not None)
-        smem = v2_shared_bytes(n, forward=cfg)
-        seg = _segment(d, B_groups, C_groups)
-        channels = 32 * cfg["nwarps"] // cfg["lpc"]  # per block
-        blocks = (d // seg) * (-(-seg // channels)) * b  # batch folded into x: no 65 535 limit
-        segments, seg_len = time_segments(b, d, l, chunk, cfg)
+        plan = _forward_plan(cp.cuda.runtime.getDevice(), b, d, l, n, B_groups, C_groups, chunk,
+                             tuple(sorted((forward or {}).items())))
+        first, kernel, blocks, threads, smem, segments, seg_len, seg = plan
         seg_buf = cp.empty((b, d, segments, 2, n), dtype=cp.float32) if segments > 1 else None
         flags = _flags(D, z, delta_bias, delta_softplus, last_state, h_chk) | (_FLAGS["check"] if err else 0)
         args = (*map(_arg, (u, delta, A, B, C, D, z, delta_bias, out, last_state, h_chk, seg_buf)),
                 np.int32(seg_len), *ints, np.int32(seg), np.int32(flags), np.uint64(err or 0))
         if segments > 1:  # pass 1: final state and decay of every segment but the last
-            first = _kernel(cp, "v2", "selective_scan_fwd_v2", **defines, STATES_ONLY=1)
-            first.max_dynamic_shared_size_bytes = smem
-            first((blocks, 1, segments - 1), (32 * cfg["nwarps"],), args, shared_mem=smem)
-        kernel = _kernel(cp, "v2", "selective_scan_fwd_v2", **defines)
-        kernel.max_dynamic_shared_size_bytes = smem
-        kernel((blocks, 1, segments), (32 * cfg["nwarps"],), args, shared_mem=smem)
+            first((blocks, 1, segments - 1), threads, args, shared_mem=smem)
+        kernel((blocks, 1, segments), threads, args, shared_mem=smem)
     else:
         raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
 
 
+@functools.lru_cache(maxsize=256)
+def _forward_plan(device, b, d, l, n, B_groups, C_groups, chunk, overrides):
+    """Kernels, grid and sizes of v2's forward for one problem shape (computed once per shape)."""
+    cp = _cupy()
+    cfg = {**forward_config(n), **dict(overrides)}
+    defines = _forward_defines(n, chunk, cfg, B_groups is not None, C_groups is not None)
+    smem = v2_shared_bytes(n, forward=cfg)
+    seg = _segment(d, B_groups, C_groups)
+    channels = 32 * cfg["nwarps"] // cfg["lpc"]  # per block
+    blocks = (d // seg) * (-(-seg // channels)) * b  # batch folded into x: no 65 535 limit
+    segments, seg_len = time_segments(b, d, l, chunk, cfg)
+    kernel = _kernel(cp, "v2", "selective_scan_fwd_v2", **defines)
+    kernel.max_dynamic_shared_size_bytes = smem
+    first = None
+    if segments > 1:
+        first = _kernel(cp, "v2", "selective_scan_fwd_v2", **defines, STATES_ONLY=1)
+        first.max_dynamic_shared_size_bytes = smem
+    return first, kernel, blocks, (32 * cfg["nwarps"],), smem, segments, seg_len, seg
+
+
+def backward_segments(b, d, l, chunk=CHUNK, segments=None):
+    """How v2's backward splits time: (segments, tiles per segment); tiles are 32·chunk steps.
+
+    One segment when the b·d channels (one warp each) give at least BWD_SPLIT_BELOW_WARPS warps;
+    otherwise enough to reach about BWD_TARGET_WARPS, each at least 2 tiles long. ``segments`` forces
+    a count (for tests and the benchmark's sweep).
+    """
+    tiles = n_tiles(l, chunk)
+    if segments is None:
+        warps = b * d
+        segments = 1 if warps >= BWD_SPLIT_BELOW_WARPS else min(-(-BWD_TARGET_WARPS // warps), tiles // 2)
+    segments = max(1, min(int(segments), tiles))
+    per = -(-tiles // segments)
+    return -(-tiles // per), per
+
+
+@functools.lru_cache(maxsize=256)
+def _backward_plan(device, b, d, l, n, B_groups, C_groups, chunk, nwarps, segments):
+    cp = _cupy()
+    defines = dict(DSTATE=n, CHUNK=chunk, NWARPS=nwarps)
+    kernel = _kernel(cp, "v2_backward", "selective_scan_bwd_v2", **defines)
+    smem = v2_shared_bytes(n, chunk, nwarps, backward=True)
+    kernel.max_dynamic_shared_size_bytes = smem
+    first = None
+    segs, per = backward_segments(b, d, l, chunk, segments)
+    if segs > 1:
+        first = _kernel(cp, "v2_backward", "selective_scan_bwd_v2", **defines, ADJ_ONLY=1)
+        first.max_dynamic_shared_size_bytes = smem
+    seg = _segment(d, B_groups, C_groups)
+    return first, kernel, (d // seg) * (-(-seg // nwarps)) * b, (32 * nwarps,), smem, seg, segs, per
+
+
 def scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dout, h_chk, *,
-                  du, ddelta, dA, dB, dC, dD=None, dz=None, ddelta_bias=None, dlast=None, chunk=None, nwarps=None):
-    """Launch v2's backward kernel. dA, dB, dC, dD, ddelta_bias must be zeroed; dlast (b, d, n) optional."""
+                  du, ddelta, dA, dB, dC, dD=None, dz=None, ddelta_bias=None, dlast=None, chunk=None, nwarps=None,
+                  segments=None):
+    """Launch v2's backward kernel. dA, dB, dC, dD, ddelta_bias must be zeroed; dlast (b, d, n) optional.
+
+    ``segments`` forces the number of time segments (default: :func:`backward_segments`).
+    """
     cp = _cupy()
     b, d, l = u.shape
     n = A.shape[1]
@@ -323,17 +381,17 @@ def scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dout, h_c
     nwarps = nwarps_n if nwarps is None else nwarps
     B_groups = B.shape[1] if B.ndim == 4 else None
     C_groups = C.shape[1] if C.ndim == 4 else None
-    kernel = _kernel(cp, "v2_backward", "selective_scan_bwd_v2", DSTATE=n, CHUNK=chunk, NWARPS=nwarps)
-    smem = v2_shared_bytes(n, chunk, nwarps, backward=True)
-    kernel.max_dynamic_shared_size_bytes = smem
-    seg = _segment(d, B_groups, C_groups)
-    grid = ((d // seg) * (-(-seg // nwarps)) * b,)
+    first, kernel, blocks, threads, smem, seg, segs, per = _backward_plan(
+        cp.cuda.runtime.getDevice(), b, d, l, n, B_groups, C_groups, chunk, nwarps, segments)
     flags = _flags(D, z, delta_bias, delta_softplus) | (16 if dlast is not None else 0)
+    seg_adj = cp.empty((b, d, segs, 2, n), dtype=cp.float32) if segs > 1 else None
     args = (*map(_arg, (u, delta, A, B, C, D, z, delta_bias, dout, h_chk,
                         du, ddelta, dA, dB, dC, dD, dz, ddelta_bias, dlast)),
             np.int32(b), np.int32(d), np.int32(l), np.int32(B_groups or 0), np.int32(C_groups or 0),
-            np.int32(seg), np.int32(flags))
-    kernel(grid, (32 * nwarps,), args, shared_mem=smem)
+            np.int32(seg), np.int32(flags), _arg(seg_adj), np.int32(per))
+    if segs > 1:  # pass 1: the adjoint carry map of every segment but the first
+        first((blocks, segs - 1), threads, args, shared_mem=smem)
+    kernel((blocks, segs), threads, args, shared_mem=smem)
 
 
 def _v1_forward(cp, u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, last_state):
@@ -453,12 +511,15 @@ def _make_function():
             u, delta, A, B, C, D, z, delta_bias, h_chk = ctx.saved_tensors
             if dout is None:
                 dout = torch.zeros_like(u)
-            new = lambda x, fill: None if x is None else fill(x.shape, dtype=x.dtype, device=x.device)
-            grads = {
-                "du": new(u, torch.empty), "ddelta": new(delta, torch.empty), "dA": new(A, torch.zeros),
-                "dB": new(B, torch.zeros), "dC": new(C, torch.zeros), "dD": new(D, torch.zeros),
-                "dz": new(z, torch.empty), "ddelta_bias": new(delta_bias, torch.zeros),
-            }
+            grads = {"du": torch.empty_like(u), "ddelta": torch.empty_like(delta),
+                     "dz": None if z is None else torch.empty_like(z)}
+            # the gradients summed with atomicAdd start at 0: one zeroed buffer, cut into views
+            summed = {"dA": A, "dB": B, "dC": C, "dD": D, "ddelta_bias": delta_bias}
+            zeros = u.new_zeros(sum(x.numel() for x in summed.values() if x is not None))
+            start = 0
+            for key, x in summed.items():
+                grads[key] = None if x is None else zeros[start:start + x.numel()].view(x.shape)
+                start += 0 if x is None else x.numel()
             # the autograd engine runs this in its own thread: launch on torch's current stream there
             with _stream(torch.cuda.current_stream(u.device).cuda_stream):
                 scan_backward(u, delta, A, B, C, D, z, delta_bias, ctx.delta_softplus, dout.contiguous(), h_chk,
@@ -508,6 +569,23 @@ def supports(u, delta, A, B, C, D=None, z=None, delta_bias=None):
         return False
 
 
+_CHECKED = {}  # argument signature (kinds, shapes, dtypes, devices) → what the host-side check found
+
+
+def _checked(args):
+    """check_selective_scan_inputs on the host, once per argument signature (the check reads no data)."""
+    sig = tuple(None if x is None else (type(x), tuple(x.shape), x.dtype, x.device) for x in args)
+    shapes = _CHECKED.get(sig)
+    if shapes is None:
+        from mamba_edu.scans.selective import check_selective_scan_inputs
+
+        shapes = check_selective_scan_inputs(*args, check_finite=False)  # shapes, dtypes, devices
+        if len(_CHECKED) > 1024:
+            _CHECKED.clear()
+        _CHECKED[sig] = shapes
+    return shapes
+
+
 def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                         return_last_state=False, *, version="v2", check_finite=True):
     """Mamba's selective scan on a CUDA GPU: the same arguments and result as :func:`mamba_edu.selective_scan`.
@@ -554,10 +632,8 @@ def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
         raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
     import torch
 
-    from mamba_edu.scans.selective import check_selective_scan_inputs
-
     args = (u, delta, A, B, C, D, z, delta_bias)
-    shapes = check_selective_scan_inputs(*args, check_finite=False)  # host-side: shapes, dtypes, devices
+    shapes = _checked(args)
     if shapes.backend == "numpy":
         raise ValueError("u is a numpy array: selective_scan_cupy takes torch CUDA tensors or CuPy arrays "
                          "(use mamba_edu.selective_scan on the CPU)")
@@ -585,13 +661,24 @@ def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
     b, d, l, n = shapes.batch, shapes.dim, shapes.seqlen, shapes.dstate
 
     if torch_in and version == "v2":
-        if _FUNCTION is None:
-            _FUNCTION = _make_function()
         ins = [None if x is None else x.contiguous() for x in (u, delta, A, B_, C_, D, z, delta_bias)]
         if half:  # the kernel reads float32: convert once (arithmetic is float32 either way)
             ins = [None if x is None else x.float() for x in ins]
-        with torch.cuda.device(u.device):
-            result = _FUNCTION.apply(*ins, bool(delta_softplus), bool(check_finite), bool(return_last_state))
+        previous = torch.cuda.current_device()
+        if u.device.index != previous:
+            torch.cuda.set_device(u.device)
+        try:
+            if torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in args):
+                if _FUNCTION is None:
+                    _FUNCTION = _make_function()
+                result = _FUNCTION.apply(*ins, bool(delta_softplus), bool(check_finite), bool(return_last_state))
+            else:  # no gradient wanted: launch directly, no autograd bookkeeping
+                out, last, _ = _launch_forward(*ins, bool(delta_softplus), bool(check_finite),
+                                               bool(return_last_state), False)
+                result = (out, last) if return_last_state else out
+        finally:
+            if u.device.index != previous:
+                torch.cuda.set_device(previous)
         if not half:
             return result
         if return_last_state:

@@ -205,3 +205,24 @@ def test_n_above_256_is_refused():
         me.selective_scan_cupy(**x)
     out = me.selective_scan(**x)  # me.selective_scan falls back to the reference
     assert out.shape == (1, 2, 8)
+
+
+@pytest.mark.parametrize("target_warps", [12, 10**6])  # 2 and 6 (= tiles // 2) segments at b·d = 6
+def test_backward_time_segments(target_warps, monkeypatch, rng):
+    """The backward cut into time segments (two passes) gives the same gradients, dlast included."""
+    monkeypatch.setattr(cuda, "BWD_SPLIT_BELOW_WARPS", 10**9)
+    monkeypatch.setattr(cuda, "BWD_TARGET_WARPS", target_warps)
+    cuda._backward_plan.cache_clear()
+    try:
+        b, d, l, n = 2, 3, 3000, 16
+        assert cuda.backward_segments(b, d, l)[0] > 1
+        x = _torch(make_inputs(rng, b, d, l, n), grad=True)
+        dout = torch.randn(b, d, l, device=DEV)
+        dlast = torch.randn(b, d, n, device=DEV)
+        out, last = me.selective_scan(**x, delta_softplus=True, return_last_state=True)
+        ((out * dout).sum() + (last * dlast).sum()).backward()
+        _, _, grads = _ref_grads(x, dout, dlast)
+        for k in x:
+            assert rel_err(x[k].grad.cpu(), grads[k]) < 1e-4, k
+    finally:
+        cuda._backward_plan.cache_clear()
