@@ -22,7 +22,10 @@ Public API (lesson that explains it)
 3. :func:`s4d_lin`, :func:`s4d_inv`, :func:`s4d_real`, :func:`hippo_legs`,
    :func:`ssm_kernel`, :func:`lti_scan`, :func:`causal_conv`
 4. :func:`selective_scan`, :class:`MambaBlock`, :class:`MambaLM`
-5. :func:`scan`, :func:`selective_scan_cupy`
+5. the synthetic tasks and what a trained model does inside: :mod:`mamba_edu.experiments`
+6. :func:`scan` (and the fused CPU kernel behind :func:`selective_scan`)
+7. :func:`selective_scan_cupy`
+all. :func:`mamba_edu.exercises.predict`: commit a prediction before the cell that reveals it
 
 Explorers (one per lesson) live in :mod:`mamba_edu.widgets`.
 """

@@ -3,7 +3,7 @@
     mamba-edu lab              open the lessons in JupyterLab (127.0.0.1, with Jupyter's token)
     mamba-edu check            versions, whether CuPy and a CUDA GPU are usable, where the lessons are
     mamba-edu bench            CPU (and, where present, GPU) selective-scan timings as a table
-    mamba-edu experiment NAME  run one of lesson 6's experiments; prints its result as one JSON line
+    mamba-edu experiment NAME  run one of lesson 5's experiments; prints its result as one JSON line
     mamba-edu app LESSON       serve one lesson's explorers alone on a page (Voila), for class
 
 Every command takes ``--help``.
@@ -46,7 +46,7 @@ def gpu_status() -> str:
     try:
         import cupy
     except Exception as exc:
-        return f"CuPy not usable ({type(exc).__name__}); the GPU kernels of lesson 5 will raise RuntimeError"
+        return f"CuPy not usable ({type(exc).__name__}); the GPU kernels of lesson 7 will raise RuntimeError"
     try:
         n = cupy.cuda.runtime.getDeviceCount()
         name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
@@ -377,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-gpu", action="store_true", help="CPU only, even where a GPU is present")
     bench.set_defaults(func=cmd_bench)
 
-    experiment = sub.add_parser("experiment", help="run one of lesson 6's experiments; print a JSON line",
+    experiment = sub.add_parser("experiment", help="run one of lesson 5's experiments; print a JSON line",
                                 description="Run mamba_edu.experiments.run_experiment(NAME, full=...) and "
                                             "print the result as one JSON line.")
     experiment.add_argument("name", choices=EXPERIMENTS, help="which experiment")

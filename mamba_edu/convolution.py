@@ -191,7 +191,7 @@ def lti_scan(A_bar, B_bar, C, u, return_states=False):
     """Run the recurrence h_k = Ā h_{k−1} + B̄ u_k, y_k = C h_k from h_{−1} = 0.
 
     The recurrent (RNN) view: one O(n) step per token for diagonal Ā (O(n²) for dense),
-    constant memory, naturally causal. Lesson 5 parallelises this loop.
+    constant memory, naturally causal. Lesson 6 parallelises this loop.
 
     Parameters
     ----------

@@ -211,7 +211,7 @@ class ContinuousSSM:
                 drive = np.outer(u[:-1], B_0)
             else:
                 drive = np.outer(u[:-1], B_0 - B_1) + np.outer(u[1:], B_1)
-            for k in range(l - 1):  # the recurrence itself is sequential (lesson 5 parallelises it)
+            for k in range(l - 1):  # the recurrence itself is sequential (lesson 6 parallelises it)
                 h[k + 1] = A_bar @ h[k] + drive[k]
         y = self._real(h @ self.C) + self.D * u
         if np.isrealobj(self.A) and np.isrealobj(u) and np.isrealobj(self.B) and np.isrealobj(self.C):

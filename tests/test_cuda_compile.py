@@ -1,4 +1,4 @@
-"""Every CUDA source of lesson 5 compiles for the H100/H200 (sm_90) — checked on machines without a GPU.
+"""Every CUDA source of lesson 7 compiles for the H100/H200 (sm_90) — checked on machines without a GPU.
 
 Uses NVRTC (the runtime compiler CuPy uses too) from the ``nvidia-cuda-nvrtc`` wheel through ctypes,
 or ``nvcc`` when NVRTC is missing. No GPU and no CuPy needed.

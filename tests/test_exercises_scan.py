@@ -1,4 +1,4 @@
-"""Lesson 5 exercise checkers: right answers pass, wrong ones get a useful message, nothing raises."""
+"""Lesson 6 exercise checkers: right answers pass, wrong ones get a useful message, nothing raises."""
 
 import math
 

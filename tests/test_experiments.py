@@ -1,4 +1,4 @@
-"""Lesson 6's synthetic tasks, the LTI ablation block, the trainer, run_experiment and the CLI (tiny configs)."""
+"""Lesson 5's synthetic tasks, the LTI ablation block, the trainer, run_experiment and the CLI (tiny configs)."""
 
 import json
 
@@ -270,7 +270,7 @@ def test_cli_prints_one_json_line(name, monkeypatch, capsys):
     assert {"lti_accuracy", "selective_accuracy", "seconds"} <= set(result)
 
 
-# -- figures, explorer, exercises (lesson 6) ------------------------------------------------------
+# -- figures, explorer, exercises (lesson 5) ------------------------------------------------------
 def _expected_codes(n_data, n_noise, length, seed):
     """The colour codes of the explorer's images, computed here from the generators."""
     g = gen(seed)

@@ -1,4 +1,4 @@
-"""Lesson 5: every scan method ≡ a float64 sequential loop written here; traces vs closed forms.
+"""Lesson 6: every scan method ≡ a float64 sequential loop written here; traces vs closed forms.
 
 References and tolerances
 -------------------------

@@ -1,4 +1,4 @@
-"""Lesson 5 explorer and figures, driven in Python: set a control, check the artists' new data.
+"""Lesson 6 explorer and figures, driven in Python: set a control, check the artists' new data.
 
 The expected values are computed here from closed forms (Hillis–Steele pairs and coverage,
 Blelloch's tree, work/depth formulas), not from the plotting code.

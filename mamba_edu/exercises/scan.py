@@ -1,4 +1,4 @@
-"""Exercise checkers for lesson 5 (parallel scans). Each returns a Feedback and never raises for a wrong answer."""
+"""Exercise checkers for lesson 6 (parallel scans). Each returns a Feedback and never raises for a wrong answer."""
 
 import numpy as np
 

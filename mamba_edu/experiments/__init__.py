@@ -1,4 +1,4 @@
-"""The Mamba paper's synthetic tasks (selective copying, induction heads) and their trainer (lesson 6).
+"""The Mamba paper's synthetic tasks (selective copying, induction heads) and their trainer (lesson 5).
 
 ``run_experiment(name, full=False, seed=0, **overrides)`` trains the selective ``MambaLM`` and its LTI
 ablation (:class:`~mamba_edu.experiments.lti.LTIMambaBlock`) and returns a JSON-able dict; the

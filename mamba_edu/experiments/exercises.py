@@ -1,4 +1,4 @@
-"""Exercise checkers for lesson 6 (why selection matters). Each returns a Feedback, never raises for a wrong answer."""
+"""Exercise checkers for lesson 5 (why selection matters). Each returns a Feedback, never raises for a wrong answer."""
 
 import math
 
@@ -18,7 +18,7 @@ def _try_solver(solver, inputs):
 def check_copying_solver(solver, seed=0):
     """Exercise 1: ``solver(inputs)`` maps a selective-copying batch (b, l) to its answers (b, n_data).
 
-    Explained in lesson 6.
+    Explained in lesson 5.
     """
     if not callable(solver):
         return Feedback.wrong(f"expected a function inputs -> answers, got {type(solver).__name__}")
@@ -42,7 +42,7 @@ def check_copying_solver(solver, seed=0):
 def check_induction_solver(solver, seed=0):
     """Exercise 2: ``solver(inputs)`` maps an induction-heads batch (b, l) to the answers (b,).
 
-    Explained in lesson 6.
+    Explained in lesson 5.
     """
     if not callable(solver):
         return Feedback.wrong(f"expected a function inputs -> answers, got {type(solver).__name__}")
@@ -66,7 +66,7 @@ def check_skip_delta(delta_noise, A=-1.0):
     """Exercise 3: the step size Δ on a noise token that leaves the state h exactly unchanged.
 
     With Ā = exp(ΔA) and B̄ = ΔB, h_t = Ā h_{t−1} + B̄ u_t equals h_{t−1} for every h and u iff Δ = 0.
-    Explained in lesson 6.
+    Explained in lesson 5.
     """
     try:
         value = float(delta_noise)

@@ -1,4 +1,4 @@
-"""Lesson 6's explorer: example sequences of the two synthetic tasks, redrawn as you move the sliders."""
+"""Lesson 5's explorer: example sequences of the two synthetic tasks, redrawn as you move the sliders."""
 
 import ipywidgets as W
 
@@ -15,7 +15,7 @@ def why_selection_explorer(n_data=4, n_noise=60, length=48, seed=0):
         Its figure is :func:`~mamba_edu.experiments.plots.tasks_figure`; every change draws a new
         batch (``example_sequences``) into the same two images.
 
-    Explained in lesson 6.
+    Explained in lesson 5.
     """
     controls = {
         "n_data": W.IntSlider(value=n_data, min=1, max=16, description="data tokens"),
@@ -29,7 +29,7 @@ def why_selection_explorer(n_data=4, n_noise=60, length=48, seed=0):
     def update(fig, n_data, n_noise, length, seed):
         update_tasks_figure(fig, *_examples(n_data, n_noise, length, seed).values())
 
-    return Explorer(controls, fig, update, title="Lesson 6: the selective copying and induction heads tasks")
+    return Explorer(controls, fig, update, title="Lesson 5: the selective copying and induction heads tasks")
 
 
 def _examples(n_data, n_noise, length, seed):

@@ -1,6 +1,6 @@
 """The LTI ablation of the Mamba block: the same network, but Δ, B, C do not depend on the input.
 
-Explained in lesson 6. Everything else is the selective block's (in_proj, the causal conv, SiLU,
+Explained in lesson 5. Everything else is the selective block's (in_proj, the causal conv, SiLU,
 A = −exp(A_log) with the S4D-real init, D, the SiLU(z) gate, out_proj); only ``x_proj`` is gone:
 each channel has one learned step size Δ = softplus(dt_proj.bias) and fixed vectors B, C (d, n),
 as in S4D. It is then a time-invariant system that keeps the Mamba block's conv1d and SiLU(z) gate:
@@ -22,7 +22,7 @@ class LTIMambaBlock(MambaBlock):
     no ``x_proj``; ``dt_proj`` keeps only its bias (Δ per channel, initialised in [dt_min, dt_max]);
     ``B_lti`` (d_inner, d_state) = 1 and ``C_lti`` (d_inner, d_state) ~ N(0, 1/d_state), as in S4D.
 
-    Explained in lesson 6.
+    Explained in lesson 5.
     """
 
     def __init__(self, d_model, d_state=16, d_conv=4, expand=2, **kwargs):

@@ -1,4 +1,4 @@
-"""Figures for lesson 6: example sequences of the synthetic tasks, and the experiments' results.
+"""Figures for lesson 5: example sequences of the synthetic tasks, and the experiments' results.
 
 Pure functions: arrays or result dicts in, a matplotlib ``Figure`` out (no pyplot state, no file I/O).
 ``tasks_figure`` keeps its artists in ``fig.mamba_artists`` and :func:`update_tasks_figure` sets new

@@ -1,4 +1,4 @@
-"""Recorded results of lesson 6's experiments, measured while this course was written.
+"""Recorded results of lesson 5's experiments, measured while this course was written.
 
 Each entry: the task, its configuration, a note on how it was measured, and the evaluation accuracy
 vs training step of the LTI and the selective model (``history``), in the format of
@@ -6,7 +6,7 @@ vs training step of the LTI and the selective model (``history``), in the format
 ``mamba-edu experiment selective-copying`` and ``mamba-edu experiment induction-heads``.
 """
 
-RECORDED_ON = '2026-11-28, while writing lesson 6 (shared 2-core CPU; load averages in each note)'
+RECORDED_ON = '2026-11-28, while writing lesson 5 (shared 2-core CPU; load averages in each note)'
 
 RUNS = {
  'sc_quick': {'task': 'selective copying, quick configuration (6 data among 244 noise, 16 values, l = 256): '

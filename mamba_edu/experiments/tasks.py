@@ -1,4 +1,4 @@
-"""Data generators for the Mamba paper's synthetic tasks (Gu & Dao 2023, §4.1).  Explained in lesson 6.
+"""Data generators for the Mamba paper's synthetic tasks (Gu & Dao 2023, §4.1).  Explained in lesson 5.
 
 Both return ``(inputs, targets)``: token ids (batch, length) and the tokens to predict at the same
 positions, with ``IGNORE`` (-100, PyTorch's ``ignore_index``) wherever nothing is asked.

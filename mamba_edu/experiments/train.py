@@ -1,6 +1,6 @@
-"""A small trainer for the synthetic tasks, and the experiments of lesson 6 (LTI vs selective).
+"""A small trainer for the synthetic tasks, and the experiments of lesson 5 (LTI vs selective).
 
-Explained in lesson 6. ``run_experiment("selective-copying")`` trains the same small network twice,
+Explained in lesson 5. ``run_experiment("selective-copying")`` trains the same small network twice,
 once with the selective Mamba block and once with its LTI ablation, and returns a JSON-able dict.
 """
 
@@ -259,7 +259,7 @@ def run_experiment(name, full=False, seed=0, progress=True, device=None, **overr
         (accuracy at each test length) and ``max_extrapolation`` (the longest test length / training
         length at which the selective model is ≥ 95 % accurate).
 
-    Explained in lesson 6.
+    Explained in lesson 5.
     """
     if name not in CONFIGS:
         raise ValueError(f"name must be one of {TASKS}, got {name!r}")

@@ -1,4 +1,4 @@
-"""Figures for lesson 5: how the parallel scans group the steps, and what that costs.
+"""Figures for lesson 6: how the parallel scans group the steps, and what that costs.
 
 :func:`scan_figure` has three panels for one schedule (:func:`mamba_edu.scans.parallel.scan_trace`):
 (a) the levels of the schedule: row k shows the slots after level k, and the lines into a slot come
@@ -9,7 +9,7 @@
     method's progress so far as a star.
 
 :func:`work_depth_figure` plots work and depth against the sequence length, and
-:func:`benchmark_figure` the recorded (or live) GPU timings of lesson 5's kernels.
+:func:`benchmark_figure` the recorded (or live) GPU timings of lesson 7's kernels.
 """
 
 import numpy as np

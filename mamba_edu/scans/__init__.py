@@ -1,1 +1,1 @@
-"""Scans: sequential and parallel (lesson 5), the selective scan (lesson 4), CPU and CUDA kernels."""
+"""Scans: sequential, parallel and the fused CPU kernel (lesson 6); the selective scan (lesson 4); CUDA (lesson 7)."""

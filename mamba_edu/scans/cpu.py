@@ -7,7 +7,7 @@ and keeps the readable pure-torch path as the reference and the fallback.
 
 Why a compiled kernel? Eager torch code materialises (b, d, l, n) tensors for Ā, B̄u and h and is
 memory-bound; autograd through a per-step loop keeps l graph nodes. The kernel mirrors the GPU
-kernel of lesson 5 instead:
+kernel of lesson 7 instead:
 
 * one worker per channel (b·d of them, run in parallel with ``numba.prange``);
 * the n states of that channel live in a small local array and are updated in a loop over time,

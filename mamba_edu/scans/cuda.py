@@ -1,4 +1,4 @@
-"""Mamba's selective scan on a CUDA GPU, as CuPy RawKernels.  Explained in lesson 5.
+"""Mamba's selective scan on a CUDA GPU, as CuPy RawKernels.  Explained in lesson 7.
 
 Three kernels, from simple to fast, all shipped as readable CUDA C++ in ``scans/kernels/``
 (see :func:`kernel_source`):
@@ -82,7 +82,7 @@ def kernel_source(version):
     str
         The ``.cu`` file's text (compile-time sizes such as ``DSTATE`` come in as ``-D`` options).
 
-    Explained in lesson 5.
+    Explained in lesson 7.
     """
     if version not in KERNEL_FILES:
         raise ValueError(f"version must be one of {sorted(KERNEL_FILES)}, got {version!r}")
@@ -109,7 +109,7 @@ def recorded_benchmark(path=None):
         each row has the shape (b, d, l, n), the kernel, microseconds, GB/s, % of copy bandwidth and
         the speed-up over the PyTorch loop reference.
 
-    Explained in lesson 5.
+    Explained in lesson 7.
     """
     path = Path(path) if path is not None else RECORDED_BENCHMARK
     if not path.exists():

@@ -1,4 +1,4 @@
-"""A numpy emulation of the fused GPU kernel v2 (forward), step by step.  Explained in lesson 5.
+"""A numpy emulation of the fused GPU kernel v2 (forward), step by step.  Explained in lesson 7.
 
 On a machine without a GPU the lesson runs this instead of ``scans/kernels/v2_forward.cu``: the
 same data flow, with numpy arrays standing in for registers, shared memory and warp shuffles, so
@@ -43,7 +43,7 @@ def transpose_reduce(p):
     rounds every lane holds one full sum, for the step equal to its own index — with
     lanes − 1 shuffles per lane instead of lanes·log₂(lanes) for separate reductions.
 
-    Explained in lesson 5.
+    Explained in lesson 7.
     """
     p = np.asarray(p)
     lanes = p.shape[-1]
@@ -91,7 +91,7 @@ def selective_scan_v2_emulated(u, delta, A, B, C, D=None, z=None, delta_bias=Non
     last_state : ndarray, shape (b, d, n)
         Only with ``return_last_state=True``.
 
-    Explained in lesson 5.
+    Explained in lesson 7.
     """
     args = tuple(None if x is None else np.asarray(x) for x in (u, delta, A, B, C, D, z, delta_bias))
     shapes = check_selective_scan_inputs(*args)

@@ -1,6 +1,6 @@
 """Parallel scans of the linear recurrence h[t] = a[t]·h[t−1] + b[t].
 
-Explained in lesson 5. Step t of the recurrence is the affine map f_t(h) = a[t]·h + b[t]; the
+Explained in lesson 6. Step t of the recurrence is the affine map f_t(h) = a[t]·h + b[t]; the
 state after step t is (f_t ∘ … ∘ f_0)(h0). Composing two affine maps gives an affine map, so a
 pair (a, b) stands for a whole stretch of steps, and :func:`combine` (first stretch, then second)
 
@@ -56,7 +56,7 @@ def combine(first, second):
     tuple (a, b)
         The affine map of the two stretches in order. Associative, identity (1, 0), not commutative.
 
-    Explained in lesson 5.
+    Explained in lesson 6.
     """
     a1, b1 = first
     a2, b2 = second
@@ -112,7 +112,7 @@ def hillis_steele(a, b):
     -------
     h : shape (..., l), the states with h[−1] = 0.
 
-    Explained in lesson 5.
+    Explained in lesson 6.
     """
     A, B = a, b
     k = 1
@@ -140,7 +140,7 @@ def blelloch(a, b):
     -------
     h : shape (..., l), the states with h[−1] = 0.
 
-    Explained in lesson 5.
+    Explained in lesson 6.
     """
     l = a.shape[-1]
     m = 1 << (l - 1).bit_length()  # next power of two ≥ l
@@ -183,7 +183,7 @@ def chunked(a, b, chunk_size=None):
     -------
     h : shape (..., l), the states with h[−1] = 0.
 
-    Explained in lesson 5.
+    Explained in lesson 6.
     """
     l = a.shape[-1]
     c = min(chunk_size or max(1, math.isqrt(l)), l)
@@ -244,7 +244,7 @@ def scan(a, b, method="sequential", h0=None, *, chunk_size=None):
     >>> me.scan(np.array([0.5, 0.5, 0.5]), np.array([1.0, 1.0, 1.0]), method="blelloch")
     array([1.  , 1.5 , 1.75])
 
-    Explained in lesson 5.
+    Explained in lesson 6.
     """
     if method not in SCAN_METHODS:
         raise ValueError(f"method must be one of {SCAN_METHODS}, got {method!r}")
@@ -428,7 +428,7 @@ def scan_trace(n, method="hillis_steele", chunk_size=None):
     ScanTrace
         With ``.levels``, ``.work``, ``.depth`` and ``.coverage(k)``.
 
-    Explained in lesson 5.
+    Explained in lesson 6.
     """
     _check_positive_int("n", n)
     if method not in SCAN_METHODS:

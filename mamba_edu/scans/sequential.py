@@ -1,6 +1,6 @@
 """The sequential scan: the first-order linear recurrence h[t] = a[t]·h[t−1] + b[t], one step at a time.
 
-Explained in lesson 5. This is the reference every parallel scan must reproduce: l steps, each
+Explained in lesson 6. This is the reference every parallel scan must reproduce: l steps, each
 depending on the one before, so its *depth* (the number of steps that must wait for each other)
 is l − 1, however many processors you have.
 
@@ -36,7 +36,7 @@ def sequential_scan(a, b, h0=None):
     h : same type as ``a``, shape (..., l)
         All states. For torch the steps are stacked (not written in place), so gradients flow.
 
-    Explained in lesson 5.
+    Explained in lesson 6.
     """
     l = a.shape[-1]
     if _is_torch(a):

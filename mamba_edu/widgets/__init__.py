@@ -11,8 +11,8 @@ lesson explorer                         module
 2      :func:`discretization_explorer` :mod:`mamba_edu.widgets.discretization`
 3      :func:`diagonal_explorer`       :mod:`mamba_edu.widgets.diagonal`
 4      :func:`selectivity_explorer`    :mod:`mamba_edu.widgets.selectivity`
-5      :func:`scan_explorer`           :mod:`mamba_edu.widgets.scan`
-6      :func:`why_selection_explorer`  :mod:`mamba_edu.experiments.explorer`
+5      :func:`why_selection_explorer`  :mod:`mamba_edu.experiments.explorer`
+6      :func:`scan_explorer`           :mod:`mamba_edu.widgets.scan`
 =====  ==============================  ===============================
 """
 

@@ -1,4 +1,4 @@
-"""Lesson 5 explorer: walk level by level through a parallel scan and count its work and depth."""
+"""Lesson 6 explorer: walk level by level through a parallel scan and count its work and depth."""
 
 import ipywidgets as W
 
@@ -50,4 +50,4 @@ def scan_explorer(n=8, method="hillis_steele", chunk_size=3):
     controls["method"].observe(enable_chunk, names="value")
     enable_chunk()
     fig = scan_figure(n, method, levels, chunk_size, fig=live_figure(figsize=(11, 3.8)))
-    return Explorer(controls, fig, update_scan_figure, title="Lesson 5: the levels of a parallel scan")
+    return Explorer(controls, fig, update_scan_figure, title="Lesson 6: the levels of a parallel scan")

@@ -1,4 +1,4 @@
-"""The CuPy kernels of lesson 5 against a float64 loop written here (needs CuPy and a CUDA GPU).
+"""The CuPy kernels of lesson 7 against a float64 loop written here (needs CuPy and a CUDA GPU).
 
 Run by hand on a GPU machine: ``python -m pytest tests/gpu -q``. Tolerances (norm-relative,
 ‖got − ref‖ / ‖ref‖): forward 1e-5, gradients 1e-4 (the issue's targets), with float32 kernels

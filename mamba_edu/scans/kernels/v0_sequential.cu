@@ -1,4 +1,4 @@
-// Kernel v0 (lesson 5): one thread per channel, sequential over time.
+// Kernel v0 (lesson 7): one thread per channel, sequential over time.
 //
 // Thread (b, d) walks t = 0 .. l-1 and keeps its n = DSTATE states h[0..n) in registers:
 //     delta_t = softplus(delta[b,d,t] + delta_bias[d])         (both optional)

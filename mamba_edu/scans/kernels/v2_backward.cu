@@ -1,4 +1,4 @@
-// Kernel v2, backward (lesson 5): gradients of the fused selective scan.
+// Kernel v2, backward (lesson 7): gradients of the fused selective scan.
 //
 // Work split (the lesson's chunked scan, twice): one warp per channel (b, d); a block of NWARPS
 // warps takes NWARPS channels that share B and C. Time goes in tiles of T = 32 * CHUNK steps,

@@ -1,4 +1,4 @@
-// Kernel v2, forward (lesson 5): the fused selective scan.
+// Kernel v2, forward (lesson 7): the fused selective scan.
 //
 // Everything happens in registers and shared memory: softplus(delta + bias), A_bar = exp(delta A),
 // B_bar u = delta B u, the scan over time, y = C . h, the D skip and the silu(z) gate. Global
