@@ -37,6 +37,9 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(f"{'lesson':<28} {'moves':>5} {'median':>7} {'p90':>7} {'max':>7}")
     for stem, values in sorted(LATENCIES.items()):
         v = np.asarray(values)
+        if not v.size:  # a lesson without an explorer (lesson 7)
+            terminalreporter.write_line(f"{stem:<28} {0:>5} {'—':>7} {'—':>7} {'—':>7}")
+            continue
         terminalreporter.write_line(
             f"{stem:<28} {v.size:>5} {np.median(v):>7.0f} {np.percentile(v, 90):>7.0f} {v.max():>7.0f}"
         )
