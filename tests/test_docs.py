@@ -89,6 +89,8 @@ def test_docs_build_offline_with_every_lesson_executed(tmp_path):
         html = page.read_text()
         assert "<img" in html, f"{page.name} shows no figure"
         assert 'class="output traceback' not in html and "Traceback (most recent call last)" not in html
+        # every predict(...) prompt shows its question with the answer folded (no kernel on the site)
+        assert html.count('class="mamba-predict-static"') >= 3 and html.count("<details>") >= 3, page.name
     api = (out / "api.html").read_text()
     assert not [name for name in mamba_edu.__all__ if f'id="mamba_edu.{name}"' not in api]
     for page in ["notation", "install", "instructors", "seed_post_errors", "index"]:

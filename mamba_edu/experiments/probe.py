@@ -127,7 +127,7 @@ def probe_selective_copying(model, inputs, layer=0, example=0):
         latter); ``ratio`` and ``ratio_after_data``: data / noise and after-data / noise per channel;
         ``channels_data_larger`` / ``channels_after_data_larger``: the fraction of channels where that
         ratio exceeds 1; ``median_ratio`` / ``median_ratio_after_data``; ``example``: tokens, Δ of the most selective
-        channel at every position, and that channel's state norm |h_t| after every token.
+        channel at every position, and that channel's state norm ``|h_t|`` after every token.
     """
     internals = block_internals(model.backbone.layers[layer].mixer, mixer_inputs(model, inputs)[layer])
     delta = internals["delta"]  # (b, d, l)
