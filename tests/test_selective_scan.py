@@ -15,7 +15,8 @@ import scipy.signal
 import torch
 
 from mamba_edu import selective_scan
-from mamba_edu.scans.selective import check_selective_scan_inputs, selective_scan_ref
+from mamba_edu.scans.checks import check_selective_scan_inputs
+from mamba_edu.scans.selective import selective_scan_ref
 
 b, d, l, n = 2, 4, 6, 3
 

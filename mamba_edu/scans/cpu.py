@@ -299,7 +299,7 @@ def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
         If the inputs are not of a kind this kernel handles (see :func:`supports`), or their
         shapes disagree.
     """
-    from mamba_edu.scans.selective import check_selective_scan_inputs
+    from mamba_edu.scans.checks import check_selective_scan_inputs
 
     check_selective_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
     if not supports(u, delta, A, B, C, D, z, delta_bias):
