@@ -57,6 +57,56 @@ CONFIGS = {
 }
 TASKS = list(CONFIGS)
 
+# What each configuration entry may hold: (kind, smallest allowed value, None allowed). "int" excludes booleans;
+# "float" takes ints too; "ints" is a non-empty list of ints; "fraction" is (0, 1], "unit" [0, 1].
+_RULES = {
+    "steps": ("int", 1, False), "batch": ("int", 1, False), "eval_batch": ("int", 1, False),
+    "eval_every": ("int", 1, False), "d_model": ("int", 1, False), "n_layer": ("int", 1, False),
+    "d_state": ("int", 1, False), "n_data": ("int", 1, False), "n_noise": ("int", 0, False),
+    "n_values": ("int", 1, False), "length": ("int", 2, False), "vocab_size": ("int", 2, False),
+    "curriculum_start": ("int", 0, True), "lr": ("float", 0, False), "dt_min": ("float", 0, False),
+    "dt_max": ("float", 0, False), "stop_at": ("unit", 0, True), "curriculum_fraction": ("fraction", 0, False),
+    "test_lengths": ("ints", 2, False),
+}
+
+
+def _check_entry(key, value):
+    kind, low, none_ok = _RULES[key]
+    if value is None and none_ok:
+        return None
+    what = {"int": f"an integer ≥ {low}", "float": f"a finite number > {low}",
+            "fraction": "a number in (0, 1]", "unit": "a number in [0, 1]",
+            "ints": f"a non-empty list of integers ≥ {low}"}[kind]
+    what += " or null" if none_ok else ""
+    is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)
+    if kind == "int" and is_int(value) and value >= low:
+        return value
+    if kind in ("float", "fraction", "unit") and (is_int(value) or isinstance(value, float)) and math.isfinite(value):
+        if (value >= low if kind == "unit" else value > low) and (kind == "float" or value <= 1):
+            return float(value)
+    if kind == "ints" and isinstance(value, (list, tuple)) and value and all(is_int(v) and v >= low for v in value):
+        return list(value)
+    raise ValueError(f"{key} must be {what}, got {value!r}")
+
+
+def check_config(name, overrides=None, full=False):
+    """The configuration of experiment ``name`` with ``overrides`` applied, every entry checked.
+
+    Raises ``ValueError`` naming the entry, the value and what was expected (an unknown key, a wrong type such as
+    ``steps=True``, a value out of range such as ``eval_every=0`` or ``lr=-1``, ``dt_min > dt_max``).
+    """
+    if name not in CONFIGS:
+        raise ValueError(f"name must be one of {TASKS}, got {name!r}")
+    cfg = dict(CONFIGS[name]["full" if full else "quick"])
+    unknown = set(overrides or {}) - set(cfg)
+    if unknown:
+        raise ValueError(f"unknown overrides {sorted(unknown)} for {name}; known: {sorted(cfg)}")
+    cfg.update(overrides or {})
+    cfg = {key: _check_entry(key, value) for key, value in cfg.items()}
+    if cfg["dt_min"] > cfg["dt_max"]:
+        raise ValueError(f"dt_min must be ≤ dt_max, got dt_min = {cfg['dt_min']} and dt_max = {cfg['dt_max']}")
+    return cfg
+
 
 def masked_accuracy(logits, targets):
     """Fraction of positions with a target (≠ IGNORE) where argmax(logits) equals it."""
@@ -245,13 +295,7 @@ def run_experiment(name, full=False, seed=0, progress=True, **overrides):
 
     Explained in lesson 6.
     """
-    if name not in CONFIGS:
-        raise ValueError(f"name must be one of {TASKS}, got {name!r}")
-    cfg = dict(CONFIGS[name]["full" if full else "quick"])
-    unknown = set(overrides) - set(cfg)
-    if unknown:
-        raise ValueError(f"unknown overrides {sorted(unknown)} for {name}; known: {sorted(cfg)}")
-    cfg.update(overrides)
+    cfg = check_config(name, overrides, full)
     vocab, make, _ = _task_data(name, cfg)
     start = time.perf_counter()
 
