@@ -12,8 +12,8 @@ import mamba_edu
 from mamba_edu import cli
 
 ROOT = Path(__file__).resolve().parent.parent
-# conda spells some packages differently from PyPI
-CONDA_NAME = {"torch": "pytorch"}
+# conda-forge spells some packages differently from PyPI (pytorch-cpu: the CPU build of torch)
+CONDA_NAME = {"torch": "pytorch-cpu"}
 
 
 def _core_packages():
@@ -21,20 +21,38 @@ def _core_packages():
     return {re.split(r"[<>=!~ ;\[]", d, maxsplit=1)[0].lower() for d in deps}
 
 
-def _conda_packages():
-    names = set()
+def _environment():
+    """(channels, conda packages, pip lines) of environment.yml (a YAML subset: read line by line)."""
+    channels, names, pip, section = [], set(), [], None
     for line in (ROOT / "environment.yml").read_text().splitlines():
-        m = re.match(r"^\s{2}- ([A-Za-z0-9_.-]+)\s*(?:[<>=].*)?$", line)
-        if m:
+        if line.strip().startswith("#") or not line.strip():
+            continue
+        if not line.startswith(" "):
+            section = line.split(":")[0]
+            continue
+        if section == "channels":
+            channels.append(line.strip().removeprefix("- "))
+        elif m := re.match(r"^\s{6}- (.+)$", line):
+            pip.append(m.group(1).strip())
+        elif m := re.match(r"^\s{2}- ([A-Za-z0-9_.-]+)\s*(?:[<>=].*)?$", line):
             names.add(m.group(1).lower())
-    return names
+    return channels, names, pip
 
 
-def test_environment_yml_names_the_core_packages():
-    conda = _conda_packages()
-    missing = {p for p in _core_packages() if CONDA_NAME.get(p, p) not in conda}
-    assert not missing, f"environment.yml lacks {sorted(missing)} (listed in pyproject.toml)"
-    assert "cpuonly" in conda, "environment.yml should pin the CPU build of pytorch"
+def test_environment_yml_and_pyproject_name_the_same_packages():
+    channels, conda, pip = _environment()
+    assert channels == ["conda-forge"], f"conda-forge only, got {channels}"
+    expected = {CONDA_NAME.get(p, p) for p in _core_packages()}
+    assert conda - {"python", "pip"} == expected, (
+        f"environment.yml lacks {sorted(expected - conda)}, has extra {sorted(conda - expected - {'python', 'pip'})}")
+    assert not {"pytorch", "cpuonly"} & conda, "the CPU build on conda-forge is pytorch-cpu (no pytorch channel)"
+    assert pip == ["-e ."], f"the package without extras (no test stack): got {pip}"
+
+
+def test_license_is_an_spdx_string_with_its_file():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
 
 
 def test_public_api_names_resolve_where_implemented():
