@@ -270,43 +270,9 @@ def test_cli_prints_one_json_line(name, monkeypatch, capsys):
     assert {"lti_accuracy", "selective_accuracy", "seconds"} <= set(result)
 
 
-# -- figures, explorer, exercises (lesson 6) ------------------------------------------------------
-def _expected_codes(n_data, n_noise, length, seed):
-    """The colour codes of the explorer's images, computed here from the generators."""
-    g = gen(seed)
-    c_in, _ = selective_copying_batch(4, n_data, n_noise, 8, g)
-    i_in, _ = induction_heads_batch(4, length, 16, g)
-    copying = torch.where(c_in >= FIRST_DATA, 2 + (c_in - FIRST_DATA) % 10, c_in)  # noise 0, marker 1, data 2+
-    induction = (i_in == TRIGGER).long()
-    for row in range(4):
-        p = (i_in[row, :-1] == TRIGGER).nonzero().item()
-        induction[row, p + 1] = 2  # the answer token
-    return copying.numpy(), induction.numpy()
-
-
-def test_explorer_redraws_the_same_images_with_new_sequences():
-    import numpy as np
-
-    from mamba_edu.experiments.explorer import why_selection_explorer
-
-    explorer = why_selection_explorer(n_data=4, n_noise=60, length=48, seed=0)
-    art = explorer.fig.mamba_artists
-    images = (art["copying"], art["induction"])
-    copying, induction = _expected_codes(4, 60, 48, 0)
-    assert np.array_equal(art["copying"].get_array(), copying)
-    assert np.array_equal(art["induction"].get_array(), induction)
-    explorer.controls["n_noise"].value = 100
-    explorer.controls["length"].value = 64
-    explorer.controls["seed"].value = 3
-    copying, induction = _expected_codes(4, 100, 64, 3)
-    assert (art["copying"], art["induction"]) == images  # same artists, new data
-    assert np.array_equal(art["copying"].get_array(), copying) and copying.shape == (4, 108)
-    assert np.array_equal(art["induction"].get_array(), induction) and induction.shape == (4, 64)
-    assert explorer.redraws == 4
-
-
+# -- figures (lesson 5; the explorer: test_widgets_experiments.py, exercises: test_exercises_experiments.py)
 def test_result_figures_plot_the_recorded_numbers():
-    from mamba_edu.experiments.plots import accuracy_figure, extrapolation_figure
+    from mamba_edu.plot.experiments import accuracy_figure, extrapolation_figure
 
     result = run_experiment("induction-heads", progress=False, **TINY["induction-heads"])
     fig = accuracy_figure([result])
@@ -317,27 +283,3 @@ def test_result_figures_plot_the_recorded_numbers():
     sel = fig.axes[0].get_lines()[0]
     assert list(sel.get_xdata()) == [8, 16, 32]
     assert list(sel.get_ydata()) == [result["selective_by_length"][k] for k in ("8", "16", "32")]
-
-
-def test_exercise_checkers_accept_right_and_explain_wrong_answers():
-    from mamba_edu.experiments.exercises import check_copying_solver, check_induction_solver, check_skip_delta
-
-    def copy_right(inputs):
-        n_data = int((inputs[0] == MARKER).sum())
-        memory = inputs[:, :-n_data]
-        return torch.stack([row[row != NOISE] for row in memory])
-
-    def induction_right(inputs):
-        p = (inputs[:, :-1] == TRIGGER).long().argmax(1)
-        return inputs[torch.arange(len(inputs)), p + 1]
-
-    assert check_copying_solver(copy_right).ok
-    assert check_induction_solver(induction_right).ok
-    assert check_skip_delta(0.0).ok and check_skip_delta(0).ok
-    wrong = check_copying_solver(lambda inputs: inputs[:, :2])
-    assert not wrong.ok and "shape" in wrong.message
-    assert not check_copying_solver(lambda inputs: 1 / 0).ok  # a crash is feedback, not an exception
-    assert not check_induction_solver(lambda inputs: inputs[:, -2]).ok
-    for bad in (None, "x", -1.0, 0.5):
-        feedback = check_skip_delta(bad)
-        assert not feedback.ok and feedback.message

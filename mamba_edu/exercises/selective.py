@@ -1,4 +1,4 @@
-"""Exercise checkers for lesson 4 (selectivity). Each returns a Feedback and never raises for a wrong answer."""
+"""Exercise checkers for lesson 4 (the selective SSM). Each returns a Feedback and never raises for a wrong answer."""
 
 import numpy as np
 
