@@ -98,8 +98,8 @@ def test_explorer_under_ipympl_blits_and_sends_no_redraw_request():
         full = [s for s in sent if isinstance(s, tuple)]
         assert e._on_screen and "draw" not in sent, sent
         sent.clear()
-        e.controls["im_lambda"].value += 0.5
-        e.controls["re_lambda"].value -= 0.1
+        e.controls["beta"].value += 0.5
+        e.controls["alpha"].value -= 0.1
         frames = [s[1] for s in sent if isinstance(s, tuple)]
         assert "draw" not in sent and len(frames) == 2, sent
         assert not e.fig.stale

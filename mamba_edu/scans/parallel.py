@@ -358,15 +358,15 @@ class Level:
 
 @dataclass(frozen=True)
 class ScanTrace:
-    """The schedule of a scan over ``n`` steps, level by level.
+    """The schedule of a scan over ``l`` steps, level by level.
 
     Attributes
     ----------
     method : str
-    n : int
+    l : int
         Sequence length.
     size : int
-        Slots used: n, or the padded power of two m for Blelloch (slots ≥ n hold the identity).
+        Slots used: l, or the padded power of two m for Blelloch (slots ≥ l hold the identity).
     levels : tuple of Level
     exclusive : bool
         True for Blelloch: after the last level slot i holds steps 0 … i − 1, and the state
@@ -374,7 +374,7 @@ class ScanTrace:
     """
 
     method: str
-    n: int
+    l: int
     size: int
     levels: tuple
     exclusive: bool = False
@@ -397,7 +397,7 @@ class ScanTrace:
         combines stretches that are not adjacent and in order (which would break the scan).
         """
         done = len(self.levels) if levels_done is None else levels_done
-        slots = [(i, i) if i < self.n else None for i in range(self.size)]
+        slots = [(i, i) if i < self.l else None for i in range(self.size)]
         for level in self.levels[:done]:
             new = list(slots)
             for dst, left, right in level.combines:
@@ -412,16 +412,16 @@ class ScanTrace:
         return slots
 
 
-def scan_trace(n, method="hillis_steele", chunk_size=None):
-    """The schedule (which slots combine at each level) of ``scan(..., method)`` for length ``n``.
+def scan_trace(l, method="hillis_steele", chunk_size=None):
+    """The schedule (which slots combine at each level) of ``scan(..., method)`` for length ``l``.
 
     Parameters
     ----------
-    n : int
+    l : int
         Sequence length, ≥ 1.
     method : {"sequential", "hillis_steele", "blelloch", "chunked"}
     chunk_size : int, optional
-        For ``"chunked"`` (default ⌊√n⌋, as in :func:`chunked`).
+        For ``"chunked"`` (default ⌊√l⌋, as in :func:`chunked`).
 
     Returns
     -------
@@ -430,22 +430,22 @@ def scan_trace(n, method="hillis_steele", chunk_size=None):
 
     Explained in lesson 5.
     """
-    _check_positive_int("n", n)
+    _check_positive_int("l", l)
     if method not in SCAN_METHODS:
         raise ValueError(f"method must be one of {SCAN_METHODS}, got {method!r}")
-    n = int(n)
+    l = int(l)
     levels = []
     if method == "sequential":
-        levels = [Level(f"step {t}", combines=((t, t - 1, t),)) for t in range(1, n)]
-        return ScanTrace(method, n, n, tuple(levels))
+        levels = [Level(f"step {t}", combines=((t, t - 1, t),)) for t in range(1, l)]
+        return ScanTrace(method, l, l, tuple(levels))
     if method == "hillis_steele":
         k = 1
-        while k < n:
-            levels.append(Level(f"offset {k}", combines=tuple((i, i - k, i) for i in range(k, n))))
+        while k < l:
+            levels.append(Level(f"offset {k}", combines=tuple((i, i - k, i) for i in range(k, l))))
             k *= 2
-        return ScanTrace(method, n, n, tuple(levels))
+        return ScanTrace(method, l, l, tuple(levels))
     if method == "blelloch":
-        m = 1 << (n - 1).bit_length()
+        m = 1 << (l - 1).bit_length()
         size = 2
         while size <= m:
             ops = tuple((j + size - 1, j + size // 2 - 1, j + size - 1) for j in range(0, m, size))
@@ -460,18 +460,18 @@ def scan_trace(n, method="hillis_steele", chunk_size=None):
                                 combines=tuple((s + j, s + j, s + i) for s in starts),  # right ← p ∘ left
                                 copies=tuple((s + i, s + j) for s in starts)))  # left ← p
             size //= 2
-        return ScanTrace(method, n, m, tuple(levels), exclusive=True)
+        return ScanTrace(method, l, m, tuple(levels), exclusive=True)
     if chunk_size is not None:
         _check_positive_int("chunk_size", chunk_size)
-    c = min(int(chunk_size or max(1, math.isqrt(n))), n)
-    K = -(-n // c)
+    c = min(int(chunk_size or max(1, math.isqrt(l))), l)
+    K = -(-l // c)
     for s in range(1, c):
-        ops = tuple((k * c + s, k * c + s - 1, k * c + s) for k in range(K) if k * c + s < n)
+        ops = tuple((k * c + s, k * c + s - 1, k * c + s) for k in range(K) if k * c + s < l)
         levels.append(Level(f"pass 1: step {s} in every chunk", combines=ops))
-    last = [min(k * c + c - 1, n - 1) for k in range(K)]
+    last = [min(k * c + c - 1, l - 1) for k in range(K)]
     for k in range(1, K):
         levels.append(Level(f"pass 2: carry into chunk {k}", combines=((last[k], k * c - 1, last[k]),)))
     fix = tuple((t, k * c - 1, t) for k in range(1, K) for t in range(k * c, last[k]))
     if fix:
         levels.append(Level("pass 3: fix up", combines=fix))
-    return ScanTrace(method, n, n, tuple(levels))
+    return ScanTrace(method, l, l, tuple(levels))
