@@ -125,6 +125,47 @@ def test_lti_block_step_reproduces_forward():
     assert torch.allclose(torch.cat(steps, 1), full, rtol=1e-9, atol=1e-12)
 
 
+def test_lti_block_only_overrides_the_ssm_seam_and_its_caches_continue_a_sequence():
+    """forward/step are the selective block's; forward with caches, then step, equals forward on the whole."""
+    from mamba_edu.mamba.block import MambaBlock
+
+    assert {"forward", "step"}.isdisjoint(vars(LTIMambaBlock)) and {"ssm", "ssm_step"} <= set(vars(LTIMambaBlock))
+    torch.manual_seed(2)
+    block = LTIMambaBlock(8, d_state=4).double()
+    hidden = torch.randn(2, 10, 8, dtype=torch.float64)
+    full = block(hidden)
+    conv_state, ssm_state = block.allocate_inference_cache(2, 10, dtype=torch.float64)
+    prefix = block(hidden[:, :7], conv_state, ssm_state)
+    rest = [block.step(hidden[:, t:t + 1], conv_state, ssm_state)[0] for t in range(7, 10)]
+    assert torch.allclose(torch.cat([prefix, *rest], 1), full, rtol=1e-9, atol=1e-12)
+    assert isinstance(block, MambaBlock)
+
+
+def test_weight_decay_groups_read_the_no_weight_decay_flags(monkeypatch):
+    """A_log and D carry ``_no_weight_decay`` (official convention); train() puts them in the no-decay group."""
+    groups = {}
+
+    class Spy(torch.optim.AdamW):
+        def __init__(self, param_groups, **kw):
+            groups.update({g["weight_decay"]: {id(p) for p in g["params"]} for g in param_groups})
+            super().__init__(param_groups, **kw)
+
+    monkeypatch.setattr(torch.optim, "AdamW", Spy)
+    model = build_model("selective", 10, 16, 1, 4, seed=0)
+    make_batch = lambda step: (torch.zeros(2, 5, dtype=torch.long), torch.zeros(2, 5, dtype=torch.long))
+    train(model, make_batch, 1, 1e-3, progress=False)
+    flagged = {id(p) for p in model.parameters() if getattr(p, "_no_weight_decay", False)}
+    assert len(flagged) == 2 and flagged <= groups[0.0] and not flagged & groups[0.1]
+
+
+def test_build_model_leaves_the_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    build_model("lti", 10, 16, 1, 4, seed=0)
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_lti_block_has_no_input_dependent_projection():
     block = LTIMambaBlock(16)
     assert not hasattr(block, "x_proj")

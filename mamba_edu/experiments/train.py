@@ -159,7 +159,8 @@ def train(model, make_batch, steps, lr, eval_set=None, eval_every=100, desc="tra
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     params = [p for p in model.parameters() if p.requires_grad]
-    no_decay = {id(p) for n, p in model.named_parameters() if n.endswith(("A_log", "D", "bias")) or "norm" in n}
+    no_decay = {id(p) for n, p in model.named_parameters()  # A_log and D carry the flag (as in the official code)
+                if getattr(p, "_no_weight_decay", False) or n.endswith("bias") or "norm" in n}
     optim = torch.optim.AdamW([
         {"params": [p for p in params if id(p) not in no_decay], "weight_decay": 0.1},
         {"params": [p for p in params if id(p) in no_decay], "weight_decay": 0.0},
@@ -203,11 +204,12 @@ def build_model(kind, vocab_size, d_model, n_layer, d_state, seed, embedding_std
     """
     if kind not in ("selective", "lti"):
         raise ValueError(f"kind must be 'selective' or 'lti', got {kind!r}")
-    torch.manual_seed(seed)
     block_cls = MambaBlock if kind == "selective" else LTIMambaBlock
-    model = MambaLM(vocab_size, d_model, n_layer, d_state=d_state, block_cls=block_cls, **block_kwargs)
-    if embedding_std is not None:
-        nn.init.normal_(model.backbone.embedding.weight, std=embedding_std)
+    with torch.random.fork_rng(devices=[]):  # seeded initialisation that leaves the caller's global RNG alone
+        torch.manual_seed(seed)
+        model = MambaLM(vocab_size, d_model, n_layer, d_state=d_state, block_cls=block_cls, **block_kwargs)
+        if embedding_std is not None:
+            nn.init.normal_(model.backbone.embedding.weight, std=embedding_std)
     return model
 
 
