@@ -19,34 +19,26 @@ dimensions (e.g. channels d) broadcast. Numpy in → numpy out (float64/complex1
 
 import numpy as np
 
+from mamba_edu._backend import float_array, is_torch, positive_int
+
 
 # ---- numpy / torch plumbing ----------------------------------------------------------
-def _is_torch(value) -> bool:
-    return type(value).__module__.split(".")[0] == "torch"
-
-
 def _arrays(names, values):
     """Convert to one library: numpy float64/complex128, or torch tensors on one device."""
-    if any(_is_torch(v) for v in values):
+    if any(is_torch(v) for v in values):
         import torch
 
-        ref = next(v for v in values if _is_torch(v))
+        ref = next(v for v in values if is_torch(v))
         out = []
         for name, v in zip(names, values):
-            t = v if _is_torch(v) else torch.as_tensor(np.asarray(v), device=ref.device)
+            t = v if is_torch(v) else torch.as_tensor(np.asarray(v), device=ref.device)
             if not (t.is_floating_point() or t.is_complex()):
                 t = t.to(torch.get_default_dtype())  # integers and booleans become floats
             if t.device != ref.device:
                 raise ValueError(f"{name} is on {t.device}, expected {ref.device} like the other tensors")
             out.append(t)
         return torch, out
-    out = []
-    for name, v in zip(names, values):
-        a = np.asarray(v)
-        if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-            raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
-        out.append(a.astype(np.complex128 if np.iscomplexobj(a) else np.float64))
-    return np, out
+    return np, [float_array(v, name) for name, v in zip(names, values)]
 
 
 def _is_complex(xp, a) -> bool:
@@ -56,14 +48,6 @@ def _is_complex(xp, a) -> bool:
 def _check_finite(xp, name, a):
     if not bool(xp.all(xp.isfinite(a))):
         raise ValueError(f"{name} must be finite, got non-finite entries")
-
-
-def _length(L) -> int:
-    if isinstance(L, bool) or not isinstance(L, (int, np.integer)):
-        raise ValueError(f"L must be a positive integer (the kernel length), got {L!r}")
-    if L <= 0:
-        raise ValueError(f"L must be a positive integer (the kernel length), got {L}")
-    return int(L)
 
 
 def _system(A_bar, B_bar, C):
@@ -131,7 +115,7 @@ def ssm_kernel(A_bar, B_bar, C, L):
 
     Explained in lesson 3.
     """
-    L = _length(L)
+    L = positive_int("L", L, "the kernel length")
     xp, A_bar, B_bar, C, dense, n = _system(A_bar, B_bar, C)
     if not dense:
         _batch_shape(A_bar.shape[:-1], B_bar.shape[:-1], C.shape[:-1])

@@ -19,16 +19,13 @@ the complex ones. Mamba's default is the *real* :func:`s4d_real` (``A = -exp(A_l
 
 import numpy as np
 
+from mamba_edu._backend import positive_int
 from mamba_edu.convolution import lti_scan, ssm_kernel, transfer_function
 from mamba_edu.discretization import discretize_diag
 
 
 def _state_size(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise ValueError(f"n must be a positive integer (the state size), got {n!r}")
-    if n <= 0:
-        raise ValueError(f"n must be a positive integer (the state size), got {n}")
-    return int(n)
+    return positive_int("n", n, "the state size")
 
 
 def s4d_lin(n) -> np.ndarray:

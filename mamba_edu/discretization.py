@@ -26,9 +26,10 @@ Both take numpy arrays (→ float64/complex128 out) or torch tensors (→ same d
 differentiable in ``A``, ``B`` and ``delta``).
 """
 
-import sys
 
 import numpy as np
+
+from mamba_edu._backend import torch_if_any
 
 METHODS = ("zoh", "bilinear", "euler", "backward_euler", "mamba")
 
@@ -39,14 +40,6 @@ _SERIES_BELOW = 1e-4
 # ----------------------------------------------------------------------------------------------
 # input handling (numpy or torch)
 # ----------------------------------------------------------------------------------------------
-def _torch_if_any(*values):
-    """The torch module if any value is a torch tensor, else None (never imports torch itself)."""
-    torch = sys.modules.get("torch")
-    if torch is not None and any(isinstance(v, torch.Tensor) for v in values):
-        return torch
-    return None
-
-
 def _as_arrays(A, B, delta):
     """Convert (A, B, delta) to one backend; return them and the module (numpy or torch).
 
@@ -55,7 +48,7 @@ def _as_arrays(A, B, delta):
     complex for A and B if either is complex, delta in the matching real dtype; non-tensors
     are moved to the tensors' device.
     """
-    torch = _torch_if_any(A, B, delta)
+    torch = torch_if_any(A, B, delta)
     if torch is None:
         A, B, delta = (np.asarray(v) for v in (A, B, delta))
         for name, a in (("A", A), ("B", B), ("delta", delta)):
@@ -141,7 +134,7 @@ def phi1(z):
 
     Explained in lesson 2.
     """
-    xp = _torch_if_any(z) or np
+    xp = torch_if_any(z) or np
     small = xp.abs(z) < _SERIES_BELOW
     z_safe = xp.where(small, xp.ones_like(z), z)  # keeps the unused branch finite (and its gradient)
     series = 1 + z * (1 / 2 + z * (1 / 6 + z / 24))
@@ -157,7 +150,7 @@ def zoh_B_bar_naive(A, B, delta):
 
     Explained in lesson 2.
     """
-    xp = _torch_if_any(A, B, delta) or np
+    xp = torch_if_any(A, B, delta) or np
     with np.errstate(divide="ignore", invalid="ignore"):
         return (xp.exp(delta * A) - 1) / A * B
 

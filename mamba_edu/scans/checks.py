@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mamba_edu._backend import all_finite, backend, is_complex, is_torch
+
 _ARG_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
 
@@ -32,36 +34,13 @@ class ScanShapes(NamedTuple):
     backend: str  # "torch", "numpy" or "cupy"
 
 
-def _backend(x):
-    """``"torch"``, ``"cupy"`` or ``"numpy"`` (anything else is treated as numpy)."""
-    root = type(x).__module__.split(".")[0]
-    return root if root in ("torch", "cupy") else "numpy"
-
-
-def _is_complex(x):
-    return x.is_complex() if _backend(x) == "torch" else np.iscomplexobj(x)
-
-
 def _is_float_or_complex(x):
-    if _backend(x) == "torch":
+    if is_torch(x):
         return x.is_floating_point() or x.is_complex()
     return np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.complexfloating)
 
 
-def _all_finite(x):
-    kind = _backend(x)
-    if kind == "torch":
-        import torch
-
-        return bool(torch.isfinite(x).all())
-    if kind == "cupy":
-        import cupy
-
-        return bool(cupy.isfinite(x).all())
-    return bool(np.isfinite(x).all())
-
-
-def _check_BC(name, X, b, d, l, n, is_complex):
+def _check_BC(name, X, b, d, l, n, A_complex):
     """Validate B or C; return (groups or None, interleaved)."""
     if X.ndim == 2:
         if tuple(X.shape) != (d, n):
@@ -72,9 +51,9 @@ def _check_BC(name, X, b, d, l, n, is_complex):
             f"{name} has shape {tuple(X.shape)}, expected (d, n) = {(d, n)}, (b, n, l) = {(b, n, l)} "
             f"or (b, g, n, l) = {(b, 'g', n, l)}"
         )
-    if _is_complex(X) and not is_complex:
+    if is_complex(X) and not A_complex:
         raise ValueError(f"{name} is complex ({X.dtype}) but A is real: use a complex A or a real {name}")
-    interleaved = is_complex and not _is_complex(X) and X.shape[-1] == 2 * l
+    interleaved = A_complex and not is_complex(X) and X.shape[-1] == 2 * l
     want_l = 2 * l if interleaved else l
     g = 1 if X.ndim == 3 else X.shape[1]
     expected = (b, n, want_l) if X.ndim == 3 else (b, g, n, want_l)
@@ -110,21 +89,21 @@ def check_selective_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=No
     for name in ("u", "delta", "A", "B", "C"):
         if args[name] is None:
             raise ValueError(f"{name} is required, got None")
-    backends = {k: _backend(v) for k, v in given.items()}
-    backend = backends["u"]
+    backends = {k: backend(v) for k, v in given.items()}
+    kind_u = backends["u"]
     for name, kind in backends.items():
-        if kind != backend:
-            raise ValueError(f"{name} is a {kind} array but u is a {backend} array: pass one kind of array")
+        if kind != kind_u:
+            raise ValueError(f"{name} is a {kind} array but u is a {kind_u} array: pass one kind of array")
         if not hasattr(given[name], "shape") or not hasattr(given[name], "dtype"):
             raise ValueError(f"{name} must be an array, got {type(given[name]).__name__}")
         if not _is_float_or_complex(given[name]):
             raise ValueError(f"{name} has dtype {given[name].dtype}, expected a floating-point dtype")
-    if backend == "torch":
+    if kind_u == "torch":
         for name, x in given.items():
             if x.device != u.device:
                 raise ValueError(f"{name} is on {x.device} but u is on {u.device}: use one device")
     for name in ("u", "delta", "z", "D", "delta_bias"):
-        if name in given and _is_complex(given[name]):
+        if name in given and is_complex(given[name]):
             raise ValueError(f"{name} must be real, got dtype {given[name].dtype}")
 
     if u.ndim != 3:
@@ -139,9 +118,9 @@ def check_selective_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=No
     if A.ndim != 2 or A.shape[0] != d or A.shape[1] < 1:
         raise ValueError(f"A has shape {tuple(A.shape)}, expected (d, n) with d = {d} (from u {(b, d, l)})")
     n = int(A.shape[1])
-    is_complex = bool(_is_complex(A))
-    B_groups, B_inter = _check_BC("B", B, b, d, l, n, is_complex)
-    C_groups, C_inter = _check_BC("C", C, b, d, l, n, is_complex)
+    A_complex = is_complex(A)
+    B_groups, B_inter = _check_BC("B", B, b, d, l, n, A_complex)
+    C_groups, C_inter = _check_BC("C", C, b, d, l, n, A_complex)
     if B_groups is not None and C_groups is not None and B_groups != C_groups:
         raise ValueError(
             f"B has shape {tuple(B.shape)} ({B_groups} group(s)) but C has shape {tuple(C.shape)} "
@@ -152,6 +131,6 @@ def check_selective_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=No
             raise ValueError(f"{name} has shape {tuple(given[name].shape)}, expected (d,) = ({d},)")
     if check_finite:
         for name, x in given.items():
-            if not _all_finite(x):
+            if not all_finite(x):
                 raise ValueError(f"{name} contains NaN or inf values (shape {tuple(x.shape)})")
-    return ScanShapes(b, d, l, n, is_complex, B_groups, C_groups, B_inter, C_inter, backend)
+    return ScanShapes(b, d, l, n, A_complex, B_groups, C_groups, B_inter, C_inter, kind_u)

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mamba_edu.scans.sequential import _is_torch, sequential_scan
+from mamba_edu._backend import is_torch, positive_int
+from mamba_edu.scans.sequential import sequential_scan
 
 SCAN_METHODS = ("sequential", "hillis_steele", "blelloch", "chunked")
 
@@ -67,13 +68,13 @@ def combine(first, second):
 # small numpy/torch helpers (the algorithms below work on both)
 # ----------------------------------------------------------------------------------------------
 def _cat(parts):
-    if _is_torch(parts[0]):
+    if is_torch(parts[0]):
         return sys.modules["torch"].cat(parts, dim=-1)
     return np.concatenate(parts, axis=-1)
 
 
 def _stack(parts):
-    if _is_torch(parts[0]):
+    if is_torch(parts[0]):
         return sys.modules["torch"].stack(parts, dim=-1)
     return np.stack(parts, axis=-1)
 
@@ -251,7 +252,7 @@ def scan(a, b, method="sequential", h0=None, *, chunk_size=None):
     if chunk_size is not None:
         if method != "chunked":
             raise ValueError(f"chunk_size applies only to method='chunked', got method={method!r}")
-        chunk_size = _check_positive_int("chunk_size", chunk_size)
+        chunk_size = positive_int("chunk_size", chunk_size)
     a, b, h0 = _check_inputs(a, b, h0)
     if a.shape[-1] == 0:
         return b * 1  # nothing to scan: an empty (..., 0) result of the right type
@@ -266,21 +267,15 @@ def scan(a, b, method="sequential", h0=None, *, chunk_size=None):
     return chunked(a, b, chunk_size)
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _check_inputs(a, b, h0):
     """Validate and broadcast (a, b, h0) to one type, dtype, device and shape (..., l)."""
     names = {"a": a, "b": b} if h0 is None else {"a": a, "b": b, "h0": h0}
-    if any(_is_torch(v) for v in names.values()):
+    if any(is_torch(v) for v in names.values()):
         import torch
 
-        tensors = {k: v for k, v in names.items() if _is_torch(v)}
+        tensors = {k: v for k, v in names.items() if is_torch(v)}
         for k, v in names.items():
-            if not _is_torch(v) and not isinstance(v, (int, float, complex)):
+            if not is_torch(v) and not isinstance(v, (int, float, complex)):
                 raise ValueError(f"{k} is a {type(v).__name__} but {sorted(tensors)} are torch tensors; "
                                  "pass torch tensors (or Python numbers) for all of them")
         dtype = tensors[next(iter(tensors))].dtype
@@ -430,7 +425,7 @@ def scan_trace(l, method="hillis_steele", chunk_size=None):
 
     Explained in lesson 5.
     """
-    _check_positive_int("l", l)
+    positive_int("l", l)
     if method not in SCAN_METHODS:
         raise ValueError(f"method must be one of {SCAN_METHODS}, got {method!r}")
     l = int(l)
@@ -462,7 +457,7 @@ def scan_trace(l, method="hillis_steele", chunk_size=None):
             size //= 2
         return ScanTrace(method, l, m, tuple(levels), exclusive=True)
     if chunk_size is not None:
-        _check_positive_int("chunk_size", chunk_size)
+        positive_int("chunk_size", chunk_size)
     c = min(int(chunk_size or max(1, math.isqrt(l))), l)
     K = -(-l // c)
     for s in range(1, c):

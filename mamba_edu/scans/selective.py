@@ -31,7 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mamba_edu.scans.checks import _backend, check_selective_scan_inputs
+from mamba_edu._backend import backend
+from mamba_edu.scans.checks import check_selective_scan_inputs
 
 
 def _per_channel(X, groups, interleaved, shape, real, work):
@@ -60,6 +61,11 @@ def selective_scan_ref(
     Explained in lesson 4.
     """
     shapes = check_selective_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
+    return _reference(shapes, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+def _reference(shapes, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
+    """The body of :func:`selective_scan_ref` for inputs already checked (``shapes``: what the check found)."""
     b, d, l, n = shapes.batch, shapes.dim, shapes.seqlen, shapes.dstate
     real = torch.promote_types(u.dtype, torch.float32)
     for x in (delta, A, B, C):
@@ -105,7 +111,7 @@ def _to_torch(x):
 
 
 def _cpu_kernel(args):
-    """The compiled CPU kernel if it exists and supports these inputs, else None."""
+    """The compiled CPU kernel (its unchecked entry) if it exists and supports these inputs, else None."""
     u, A = args[0], args[2]
     if u.device.type != "cpu" or A.is_complex():
         return None
@@ -116,7 +122,7 @@ def _cpu_kernel(args):
     supports = getattr(cpu, "supports", None)
     if supports is not None and not supports(*args):  # supports(u, delta, A, B, C, D, z, delta_bias)
         return None
-    return cpu.selective_scan_cpu
+    return cpu.run_unchecked
 
 
 def selective_scan(
@@ -162,18 +168,18 @@ def selective_scan(
     Explained in lesson 4.
     """
     args = (u, delta, A, B, C, D, z, delta_bias)
-    if not isinstance(u, torch.Tensor) and _backend(u) == "numpy":  # lists etc. → numpy
-        args = tuple(x if x is None or _backend(x) != "numpy" else np.asarray(x) for x in args)
+    if backend(u) == "numpy":  # lists etc. → numpy
+        args = tuple(x if x is None or backend(x) != "numpy" else np.asarray(x) for x in args)
     shapes = check_selective_scan_inputs(*args)
     if shapes.backend == "cupy":
         raise ValueError("u is a CuPy array: use mamba_edu.selective_scan_cupy for GPU arrays")
     flags = dict(delta_softplus=bool(delta_softplus), return_last_state=bool(return_last_state))
     if shapes.backend == "numpy":  # float64 / complex128 reference, numpy out
-        result = selective_scan(*map(_to_torch, args), **flags)
+        result = _reference(shapes, *map(_to_torch, args), **flags)
         if return_last_state:
             return result[0].numpy(), result[1].numpy()
         return result.numpy()
     kernel = _cpu_kernel(args)
     if kernel is not None:
         return kernel(*args, **flags)
-    return selective_scan_ref(*args, **flags)
+    return _reference(shapes, *args, **flags)

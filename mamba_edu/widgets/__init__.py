@@ -16,7 +16,7 @@ lesson explorer                         module
 =====  ==============================  ===============================
 """
 
-from importlib import import_module
+from mamba_edu._lazy import lazy_getattr
 
 _EXPLORERS = {
     "lti_explorer": "mamba_edu.widgets.lti",
@@ -31,11 +31,7 @@ _ALIASES = {"selectivity_explorer": "selective_explorer", "why_selection_explore
 __all__ = list(_EXPLORERS) + list(_ALIASES)
 
 
-def __getattr__(name):
-    name = _ALIASES.get(name, name)
-    if name in _EXPLORERS:
-        return getattr(import_module(_EXPLORERS[name]), name)
-    raise AttributeError(f"module 'mamba_edu.widgets' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPLORERS, _ALIASES)
 
 
 def __dir__():
