@@ -103,3 +103,29 @@ def test_the_checker_finds_a_lazy_cycle(tmp_path):
     (pkg / "experiments" / "explorer.py").write_text("def f():\n    from mamba_edu.widgets.base import g\n")
     expected = ["mamba_edu.experiments.explorer", "mamba_edu.widgets", "mamba_edu.widgets.base"]
     assert cycles(import_graph(pkg)) == [expected]
+
+
+# The floors of README's "Layout" (docs/contributing.md): a module imports from its own floor or below.
+FLOORS = {
+    "mamba_edu._backend": 0, "mamba_edu._lazy": 0, "mamba_edu.data": 0,
+    "mamba_edu.lti": 1, "mamba_edu.discretization": 1, "mamba_edu.convolution": 1, "mamba_edu.diagonal": 1,
+    "mamba_edu.scans": 1,
+    "mamba_edu.selective_toy": 2, "mamba_edu.mamba": 2, "mamba_edu.experiments": 2,
+    "mamba_edu.plot": 3, "mamba_edu.exercises": 3,
+    "mamba_edu.widgets": 4,
+    "mamba_edu.bench": 5, "mamba_edu.course": 5, "mamba_edu.cli": 5,
+}
+
+
+def floor(module):
+    """The floor of a module: its longest listed prefix (the package ``mamba_edu`` itself: None, it is lazy)."""
+    keys = [k for k in FLOORS if module == k or module.startswith(k + ".")]
+    return FLOORS[max(keys, key=len)] if keys else None
+
+
+def test_every_module_has_a_floor_and_imports_only_downstairs():
+    graph = import_graph(PACKAGE)
+    assert [m for m in graph if m != "mamba_edu" and floor(m) is None] == []
+    upward = sorted((m, t) for m, targets in graph.items() for t in targets
+                    if floor(m) is not None and floor(t) is not None and floor(t) > floor(m))
+    assert upward == [], "imports from a higher floor"

@@ -21,22 +21,13 @@ from mamba_edu.experiments.tasks import (
 from mamba_edu.mamba.block import MambaBlock
 from mamba_edu.mamba.model import MambaLM
 
-# The quick configurations are meant to finish in a few minutes on 2 CPU cores; --full ones are larger.
-# dt_min, dt_max: range of the initial step sizes Δ. For induction heads a small initial Δ (1e-4 … 1e-2
-# instead of Mamba's 1e-3 … 0.1) extrapolates further: measured at 4x the training length 98-99 % vs 94 %,
-# at 8x 70 % vs 51 % (recorded.py: "ih_quick", "ih_small_dt", "ih"); memory fades less over unseen distances.
-# Selective copying trains with a length curriculum (curriculum_start noise tokens at step 0, growing
-# linearly to n_noise over the first curriculum_fraction of the steps; see noise_curriculum) and is always
-# evaluated at the full length n_noise + 2·n_data. Both models get the same batches, so the comparison
-# stays fair; a selective model that learned "write data, skip noise" transfers to the longer sequences,
-# an LTI kernel tied to positions does not. Measured for the quick one (recorded.py: "sc_quick"): with
-# 6 data tokens of 16 values among 244 noise tokens (l = 256) the selective model reached 99.5 % after
-# 1 200 steps and the LTI ablation 39.5 % after its 2 000, in 5 min 43 s for both on an idle 2-core
-# machine. The LTI model answers more as the task gets easier for a position-bound filter: with 4 data
-# tokens of 8 values ("sc_4data") it reached 56 % (seed 1: 64 %); with 8 data tokens ("sc_8data") 41 %, but
-# there the selective model needs more than 1 500 steps. lr = 1e-2 instead of 3e-3 learned several
-# times faster (93 % vs 67 % after 600 steps at 32 tokens).
-# The full configurations were not measured.
+# The quick configurations finish in minutes on 2 CPU cores; --full ones are larger (not measured). Why these
+# values (a small initial Δ for induction heads, a length curriculum and lr = 1e-2 for selective copying) and what
+# they gave: README, "Measured", and the recorded runs in mamba_edu/data/experiments.json.
+# dt_min, dt_max: range of the initial step sizes Δ. Selective copying trains with a length curriculum
+# (curriculum_start noise tokens at step 0, growing linearly to n_noise over the first curriculum_fraction of the
+# steps; see noise_curriculum) and is always evaluated at the full length n_noise + 2·n_data; both models get the
+# same batches.
 CONFIGS = {
     "selective-copying": {
         "quick": dict(n_data=6, n_noise=244, n_values=16, d_model=32, n_layer=2, d_state=8, steps=2000,
@@ -198,8 +189,8 @@ def build_model(kind, vocab_size, d_model, n_layer, d_state, seed, embedding_std
     """``MambaLM`` with selective (``kind="selective"``) or LTI (``kind="lti"``) blocks, seeded.
 
     ``embedding_std`` re-draws the (tied) embedding N(0, std²): the official 0.02 suits large
-    vocabularies, but with a handful of tokens and d_model = 32 it makes training several times
-    slower (measured on selective copying: 23 % vs 62 % after 300 steps); ``None`` keeps 0.02.
+    vocabularies, but with a handful of tokens and d_model = 32 it trains several times slower
+    (README, "Measured"); ``None`` keeps 0.02.
     ``block_kwargs`` go to every block (e.g. ``dt_min``, ``dt_max``: the range of the initial Δ).
     """
     if kind not in ("selective", "lti"):

@@ -19,10 +19,9 @@ from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
 from mamba_edu.widgets import _ipympl
 from mamba_edu.widgets.blit import Blitter
 
-# Explorer figures are drawn at 84 dpi (11 inches: 924 px, which fits a notebook column). Every
-# redraw is a PNG encoded in the kernel and decoded and re-encoded by ipympl in the browser, all in
-# proportion to the pixels: at 100 dpi the 5-panel explorers took ~110 ms per move, above the
-# course's 100 ms target (benchmarks/widget_latency.py). Static figures (docs) keep 100 dpi.
+# Explorer figures are drawn at 84 dpi (11 inches: 924 px, which fits a notebook column): every redraw
+# is a PNG whose cost grows with the pixels, and 100 dpi missed the 100 ms redraw target (README,
+# "Measured"). Static figures (docs) keep 100 dpi.
 LIVE_DPI = 84
 
 

@@ -132,9 +132,8 @@ class Blitter:
 def encode_png(rgba, level=1):
     """PNG bytes of an RGBA image (uint8 array (h, w, 4)): no row filters, fast zlib.
 
-    ipympl sends every frame as a PNG. Measured against Pillow at its fastest level (``compress_level=1``) on
-    the explorers' frames: 0.36–0.50 of Pillow's time at a similar size (``benchmarks/png_encoder.py``,
-    ``benchmarks/results/png_encoder.json``), so this encoder stays.
+    ipympl sends every frame as a PNG; this one is faster than Pillow even at Pillow's fastest level, at a
+    similar size (README, "Measured"; ``benchmarks/png_encoder.py``).
     """
     rgba = np.ascontiguousarray(rgba, dtype=np.uint8)
     h, w, _ = rgba.shape
