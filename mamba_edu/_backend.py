@@ -6,6 +6,7 @@ that defines its type, and torch is only used once the caller has passed a tenso
 Public functions check their inputs once, at the boundary; the helpers below are what they check with.
 """
 
+import functools
 import sys
 
 import numpy as np
@@ -62,3 +63,14 @@ def positive_int(name, value, meaning=None) -> int:
         what = f" ({meaning})" if meaning else ""
         raise ValueError(f"{name} must be a positive integer{what}, got {value!r}")
     return int(value)
+
+
+@functools.cache
+def gpu_available() -> bool:
+    """True when CuPy imports and sees at least one CUDA GPU (never raises; asked once per process)."""
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False

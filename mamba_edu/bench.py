@@ -6,11 +6,12 @@ call (which also compiles numba or CUDA kernels), in seconds; ``setup()`` builds
 timed region. torch and CuPy are imported only when a function here needs them.
 """
 
-import functools
 import os
 import platform
 import statistics
 import time
+
+from mamba_edu._backend import gpu_available  # noqa: F401  (one GPU probe; tests patch it here)
 
 SLOW_AUTOGRAD_DL = 4096  # d·l above which the table skips the torch reference's backward on the CPU
 
@@ -50,17 +51,6 @@ def time_cuda(fn, repeat=5, setup=tuple):
         torch.cuda.synchronize()
         times.append(start.elapsed_time(end) / 1e3)
     return statistics.median(times[1:])
-
-
-@functools.cache
-def gpu_available() -> bool:
-    """True when CuPy imports and sees at least one CUDA GPU (never raises; asked once per process)."""
-    try:
-        import cupy
-
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
 
 
 def gpu_status() -> str:
