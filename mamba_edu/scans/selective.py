@@ -25,6 +25,7 @@ never forms exp(+cumsum(ΔA)) or anything else that grows). :func:`selective_sca
 inputs and uses a compiled CPU kernel (``mamba_edu.scans.cpu``) when one is available.
 """
 
+import warnings
 from importlib import import_module
 from typing import NamedTuple
 
@@ -313,7 +314,24 @@ def selective_scan(
         if return_last_state:
             return result[0].numpy(), result[1].numpy()
         return result.numpy()
+    step = delta.detach() + (0 if delta_bias is None else delta_bias.detach()[:, None])  # Δ before softplus
+    negative = not delta_softplus and bool((step < 0).any())
+    if negative:
+        warnings.warn(f"selective_scan: delta (+ delta_bias) has negative entries (min {float(step.min()):.4g}) "
+                      "and delta_softplus=False: a negative step makes exp(delta*A) > 1 for a stable A, so the "
+                      "state grows instead of decaying. Mamba passes delta_softplus=True.", RuntimeWarning,
+                      stacklevel=2)
     kernel = _cpu_kernel(args)
-    if kernel is not None:
-        return kernel(*args, **flags)
-    return selective_scan_ref(*args, **flags)
+    result = kernel(*args, **flags) if kernel is not None else selective_scan_ref(*args, **flags)
+    out = result[0] if return_last_state else result
+    if not _all_finite(out):
+        re_A = float((A.real if A.is_complex() else A).detach().max())
+        if negative:
+            cause = "delta has negative entries (see the warning above)"
+        elif re_A > 0:
+            cause = f"A has entries with a positive real part (max {re_A:.4g}): exp(delta*A) > 1 grows every step"
+        else:
+            cause = "the inputs are so large that the states exceed the largest float of this dtype"
+        warnings.warn(f"selective_scan: the output is not finite (NaN or inf) although the inputs are: {cause}",
+                      RuntimeWarning, stacklevel=2)
+    return result
