@@ -154,7 +154,7 @@ def test_half_scan(dtype, method):
 def test_half_selective_scan(dtype):
     rng = np.random.default_rng(3)
     b_, d, l, n = 2, 3, 64, 4
-    u, delta = torch.tensor(rng.normal(size=(b_, d, l)), dtype=dtype), torch.tensor(rng.normal(size=(b_, d, l)), dtype=dtype)
+    u, delta = (torch.tensor(rng.normal(size=(b_, d, l)), dtype=dtype) for _ in range(2))
     A = torch.tensor(-rng.uniform(0.5, 2, (d, n)), dtype=dtype)
     B, C = (torch.tensor(rng.normal(size=(b_, n, l)), dtype=dtype) for _ in range(2))
     out = me.selective_scan(u, delta, A, B, C, delta_softplus=True)

@@ -324,7 +324,7 @@ def selective_scan(
     kernel = _cpu_kernel(args)
     result = kernel(*args, **flags) if kernel is not None else selective_scan_ref(*args, **flags)
     out = result[0] if return_last_state else result
-    if not _all_finite(out):
+    if isinstance(out, torch.Tensor) and not _all_finite(out):
         re_A = float((A.real if A.is_complex() else A).detach().max())
         if negative:
             cause = "delta has negative entries (see the warning above)"
