@@ -366,3 +366,55 @@ def test_discretize_diag_pairing_warns():
         paired, _ = me.discretize_diag(lam[:, None], 1.0, delta[:, None])  # pairing on purpose
     np.testing.assert_allclose(grid, np.exp(delta[:, None] * lam[None, :]))
     np.testing.assert_allclose(paired[:, 0], np.exp(lam * delta))
+
+
+# ---------------------------------------------------------------------------------------------
+# item 3 (part): MambaLM.generate arguments, load_weights on a file that is not a checkpoint
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_lm():
+    torch.manual_seed(0)
+    return me.MambaLM(20, 8, 1, d_state=4)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"max_new_tokens": -1}, r"max_new_tokens must be a whole number ≥ 0, got -1"),
+    ({"max_new_tokens": 2.5}, r"max_new_tokens must be a whole number ≥ 0, got 2\.5"),
+    ({"max_new_tokens": 3, "top_k": 0}, r"top_k must be a whole number ≥ 1 .*got 0"),
+    ({"max_new_tokens": 3, "top_k": -2, "temperature": 1.0}, r"top_k must be .*got -2"),
+    ({"max_new_tokens": 3, "temperature": float("nan")}, r"temperature must be a finite number ≥ 0 .*nan"),
+    ({"max_new_tokens": 3, "temperature": float("inf")}, r"temperature must be a finite number ≥ 0 .*inf"),
+    ({"max_new_tokens": 3, "temperature": -0.5}, r"temperature must be a finite number ≥ 0 .*-0\.5"),
+    ({"max_new_tokens": 3, "temperature": "hot"}, r"temperature must be a number ≥ 0 .*'hot'"),
+])
+def test_generate_rejects_bad_arguments(tiny_lm, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_lm.generate(torch.zeros(1, 3, dtype=torch.long), **kwargs)
+
+
+def test_generate_edge_values_still_work(tiny_lm):
+    ids = torch.zeros(1, 3, dtype=torch.long)
+    assert torch.equal(tiny_lm.generate(ids, 0), ids)  # zero new tokens: the prompt back
+    greedy = tiny_lm.generate(ids, 4)
+    assert torch.equal(tiny_lm.generate(ids, 4, temperature=torch.tensor(1.0), top_k=1,
+                                        generator=torch.Generator().manual_seed(0)), greedy)  # top_k = 1 is greedy
+
+
+def test_load_weights_on_a_non_checkpoint_says_so(tiny_lm, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("these are not weights\n")
+    with pytest.raises(ValueError, match=r"notes\.txt is not a model checkpoint saved with torch\.save"):
+        tiny_lm.load_weights(text)
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.pt is not a model checkpoint"):
+        tiny_lm.load_weights(empty)
+    not_a_dict = tmp_path / "list.pt"
+    torch.save([torch.zeros(2)], not_a_dict)
+    with pytest.raises(ValueError, match=r"list\.pt holds a list, not a state dict"):
+        tiny_lm.load_weights(not_a_dict)
+    with pytest.raises(FileNotFoundError):
+        tiny_lm.load_weights(tmp_path / "missing.pt")
+    good = tmp_path / "good.pt"
+    torch.save(tiny_lm.state_dict(), good)
+    assert not tiny_lm.load_weights(good).missing_keys
