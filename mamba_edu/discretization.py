@@ -162,9 +162,11 @@ def zoh_B_bar_naive(A, B, delta):
 
     Explained in lesson 2.
     """
+    half = half_dtype(A, B, delta)  # float16/bfloat16: computed in float32 (naive, but not *more* naive)
+    A, B, delta = widen(A, B, delta)
     xp = _torch_if_any(A, B, delta) or np
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (xp.exp(delta * A) - 1) / A * B
+        return narrow((xp.exp(delta * A) - 1) / A * B, half)
 
 
 def discretize_diag(A, B, delta, method="zoh"):
@@ -192,13 +194,16 @@ def discretize_diag(A, B, delta, method="zoh"):
         Input weights, broadcastable with ``A * delta`` (a scalar, (n,), or e.g. (b, d, l, n)).
     delta : array_like or torch.Tensor
         Step size(s) Δ > 0, broadcastable with ``A`` (a scalar, or e.g. Mamba's (b, d, l, 1)).
+        Elementwise like numpy: ``delta`` (l,) with ``A`` (n,) pairs Δ_k with λ_k when l = n (this
+        warns); for every step with every eigenvalue pass ``delta[:, None]`` → (l, n).
     method : {"zoh", "bilinear", "euler", "backward_euler", "mamba"}
 
     Returns
     -------
     A_bar : shape ``broadcast(A, delta)``, e.g. (b, d, l, n)
     B_bar : shape ``broadcast(A, B, delta)``
-        numpy float64/complex128, or torch tensors with the inputs' dtype and device.
+        numpy float64/complex128, or torch tensors with the inputs' dtype and device
+        (float16/bfloat16 are computed in float32 and cast back).
 
     Raises
     ------

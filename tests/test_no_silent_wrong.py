@@ -211,10 +211,14 @@ def test_scan_float64_overflow_is_warned(method):
     np.testing.assert_allclose(h[ok], want[ok], rtol=1e-9)
 
 
-# extreme decays: zeros (resets), huge and tiny magnitudes, both signs, moderate values
+# extreme decays: zeros (resets), huge magnitudes that overflow any product of two, both signs,
+# growing and moderate values. Not tiny ones: a product of tiny a's inside a parallel grouping can
+# *underflow* (to a subnormal or 0) where the sequential state is still a normal number — e.g.
+# a = [1e200, 1e-122, 1e-196]: a₂·a₃ = 1e-318 keeps 3 digits. That needs |a| spread over more than
+# ~300 orders of magnitude within one sequence; it is documented in scan's Notes, not detected.
 extreme = st.one_of(
-    st.sampled_from([0.0, 1.0, -1.0, 1e200, -1e200, 1e-200, 1.1, 2.0, 1e10, -1e10]),
-    st.floats(-3, 3, allow_nan=False),
+    st.sampled_from([0.0, 1.0, -1.0, 1e200, -1e200, 1.1, 2.0, 1e10, -1e10, 1e-3]),
+    st.floats(-3, 3, allow_nan=False).filter(lambda x: x == 0 or abs(x) >= 1e-3),
 )
 
 
@@ -418,3 +422,20 @@ def test_load_weights_on_a_non_checkpoint_says_so(tiny_lm, tmp_path):
     good = tmp_path / "good.pt"
     torch.save(tiny_lm.state_dict(), good)
     assert not tiny_lm.load_weights(good).missing_keys
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_causal_conv_overflow_warns(backend):
+    u, K = np.full(4, 1e200), np.full(4, 1e200)
+    if backend == "torch":
+        u, K = torch.tensor(u), torch.tensor(K)
+    with pytest.warns(RuntimeWarning, match=r"causal_conv: y is not finite .*exceed the largest float"):
+        me.causal_conv(u, K)
+
+
+@pytest.mark.parametrize("dtype", HALF)
+def test_half_zoh_B_bar_naive_computed_in_float32(dtype):
+    from mamba_edu.discretization import zoh_B_bar_naive
+
+    got = zoh_B_bar_naive(torch.tensor([-1.0], dtype=dtype), torch.tensor([1.0], dtype=dtype), 0.1)
+    assert_half_close(got, [-math.expm1(-0.1)], dtype)

@@ -242,9 +242,10 @@ def scan(a, b, method="sequential", h0=None, *, chunk_size=None):
     Parameters
     ----------
     a, b : ndarray or torch.Tensor, shape (..., l), broadcastable to each other
-        Decay and input of each step, real or complex. Numpy (or lists/numbers) in → numpy out
-        (float64 or complex128); torch in → torch out (same dtype and device, differentiable).
-        A Python number may stand for either of them.
+        Decay and input of each step, real or complex, **time along the last axis** (a column
+        vector (l, 1) is l sequences of length 1: this warns). Numpy (or lists/numbers) in → numpy
+        out (float64 or complex128); torch in → torch out (same dtype and device, differentiable;
+        float16/bfloat16 are scanned in float32 and cast back). A Python number may stand for either.
     method : {"sequential", "hillis_steele", "blelloch", "chunked"}
     h0 : ndarray or torch.Tensor, shape broadcastable to (...), optional
         State before step 0 (default 0).
@@ -262,6 +263,22 @@ def scan(a, b, method="sequential", h0=None, *, chunk_size=None):
         Unknown method; shapes that do not broadcast or have no time axis; h0 not broadcastable to
         the batch shape; non-numeric, integer torch or non-finite inputs; mixed numpy/torch; a bad
         chunk size.
+
+    Warns
+    -----
+    RuntimeWarning
+        States that overflow (|a| > 1 grows geometrically), naming the cause. Where only a parallel
+        grouping overflowed (a product of many a's) but the sequential states are finite, those
+        states are taken from the sequential scan and the warning says how many.
+    UserWarning
+        A time axis of length 1 after a longer axis (a column vector).
+
+    Notes
+    -----
+    Overflow is handled (above); *underflow* is not: where |a| spans more than ~300 orders of
+    magnitude in one sequence (e.g. a = [1e200, 1e-122, 1e-196]), a parallel grouping can form a
+    product of tiny a's that underflows to a subnormal number (few correct digits) or to 0 while the
+    sequential state is still a normal number.
 
     Examples
     --------
