@@ -211,6 +211,20 @@ def test_scan_float64_overflow_is_warned(method):
     np.testing.assert_allclose(h[ok], want[ok], rtol=1e-9)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_scan_grouping_overflow_is_recomputed_and_warned(backend):
+    """States 1e-300, 1e-100, 1e100, 1e-100 are finite, but Hillis–Steele forms 1e200·1e200 = inf·1e-300."""
+    a, b = np.array([1.0, 1e200, 1e200, 1e-200]), np.array([1e-300, 0.0, 0.0, 0.0])
+    want = [1e-300, 1e-100, 1e100, 1e-100]  # by hand: h = a·h + b
+    if backend == "torch":
+        a, b = torch.tensor(a), torch.tensor(b)
+    with pytest.warns(RuntimeWarning, match=r"overflowed at 1 state\(s\) where the sequential scan is finite"):
+        h = me.scan(a, b, method="hillis_steele")
+    np.testing.assert_allclose(np.asarray(h), want, rtol=1e-12)
+    for method in ("blelloch", "chunked"):  # their groupings stay finite here
+        np.testing.assert_allclose(np.asarray(me.scan(a, b, method=method)), want, rtol=1e-12)
+
+
 # extreme decays: zeros (resets), huge magnitudes that overflow any product of two, both signs,
 # growing and moderate values. Not tiny ones: a product of tiny a's inside a parallel grouping can
 # *underflow* (to a subnormal or 0) where the sequential state is still a normal number — e.g.
