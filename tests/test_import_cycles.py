@@ -89,12 +89,6 @@ def cycles(graph):
 
 def test_no_import_cycles_lazy_imports_included():
     graph = import_graph(PACKAGE)
-    # Until scans/cuda.py (issue 12, the lead's file) imports the checker from scans/checks.py as the other
-    # kernels do, its one import of scans/selective.py closes a loop with selective's dispatch to the CUDA kernel.
-    # The exemption ends by itself when that line changes (/work/notes/issue14-cuda.patch does it).
-    pending = "from mamba_edu.scans.selective import check_selective_scan_inputs"
-    if pending in (PACKAGE / "scans" / "cuda.py").read_text():
-        graph["mamba_edu.scans.cuda"].discard("mamba_edu.scans.selective")
     assert cycles(graph) == []
 
 
