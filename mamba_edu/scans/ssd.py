@@ -304,10 +304,10 @@ def _check(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, method):
     on_cpu = kind == "numpy" or (kind == "torch" and x.device.type == "cpu")
     if on_cpu:  # a finiteness scan on a GPU would force a synchronisation: skipped there
         for name, v in given.items():
-            finite = bool(v.isfinite().all()) if kind == "torch" else bool(np.isfinite(v).all())
+            finite = bool(v.detach().isfinite().all()) if kind == "torch" else bool(np.isfinite(v).all())
             if not finite:
                 raise ValueError(f"{name} contains NaN or inf values (shape {tuple(v.shape)})")
-        A_max = float(A.max())
+        A_max = float(A.detach().max() if kind == "torch" else A.max())
         if A_max > 0:
             raise ValueError(f"A must be ≤ 0 (a decaying state; Mamba-2 uses A = −exp(A_log)), got max {A_max}")
     return kind
