@@ -79,9 +79,7 @@ class _Ops:
         return self.m.exp(a)
 
     def where(self, mask, a, b):
-        if self.kind == "torch" and not isinstance(b, self.m.Tensor):
-            b = self.m.tensor(b, dtype=a.dtype, device=a.device)
-        return self.m.where(mask, a, b)
+        return self.m.where(mask, a, b)  # b may be a Python scalar (no host-to-device copy)
 
     def softplus(self, a):
         if self.kind == "torch":
