@@ -13,6 +13,7 @@ lesson explorer                         module
 4      :func:`selectivity_explorer`    :mod:`mamba_edu.widgets.selectivity`
 5      :func:`scan_explorer`           :mod:`mamba_edu.widgets.scan`
 6      :func:`why_selection_explorer`  :mod:`mamba_edu.experiments.explorer`
+8      :func:`ssd_explorer`            :mod:`mamba_edu.widgets.ssd`
 =====  ==============================  ===============================
 """
 
@@ -25,6 +26,7 @@ _EXPLORERS = {
     "selectivity_explorer": "mamba_edu.widgets.selectivity",
     "scan_explorer": "mamba_edu.widgets.scan",
     "why_selection_explorer": "mamba_edu.experiments.explorer",
+    "ssd_explorer": "mamba_edu.widgets.ssd",
 }
 
 __all__ = list(_EXPLORERS)
