@@ -118,6 +118,25 @@ def save(rows, opts):
     print(f"wrote {out}")
 
 
+def breakdown(cupy, official):
+    """Print the GPU kernels of one call of ours (torch, fp32, Q = 128) and of the official one, first shape."""
+    from torch.profiler import ProfilerActivity, profile
+
+    args, extras = make_inputs(SHAPES[0], torch.float32)
+    kw = dict(D=extras["D"], dt_bias=extras["dt_bias"], dt_softplus=True)
+    calls = [("ours torch Q=128", lambda: ssd_scan(**args, chunk_size=128, **kw))]
+    if official is not None:
+        calls.append(("official", lambda: official(**args, chunk_size=256, **kw)))
+    for name, fn in calls:
+        fn()
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            fn()
+            torch.cuda.synchronize()
+        print(f"--- {name}, {SHAPES[0]}: GPU kernels of one call")
+        print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=14, max_name_column_width=60))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--official", default="official", help="folder holding the official mamba_ssm sources")
@@ -125,6 +144,7 @@ def main():
     ap.add_argument("--chunks", default="64,128,256", help="our chunk sizes to try (the official runs at 256)")
     ap.add_argument("--out", default="benchmarks/results/ssd_gpu_h200.json")
     ap.add_argument("--quick", action="store_true", help="only the last (smallest) shape")
+    ap.add_argument("--breakdown", action="store_true", help="also print where our GPU time goes (top kernels)")
     opts = ap.parse_args()
 
     import cupy
@@ -137,6 +157,8 @@ def main():
         mamba_chunk_scan_combined = None
 
     chunks = [int(c) for c in opts.chunks.split(",")]
+    if opts.breakdown:
+        breakdown(cupy, mamba_chunk_scan_combined)
     rows = []
     for shape in SHAPES[-1:] if opts.quick else SHAPES:
         for dtype_name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):

@@ -159,7 +159,7 @@ def update_ssd_figure(fig, chunk_size=16, l_cost=4096):
 
     costs = ssd_costs(L_RANGE, Q, p, n)
     here = ssd_costs(l_cost, Q, p, n)
-    for i, (ax, kind) in enumerate(((ax_f, "FLOPs"), (ax_b, "floats"))):
+    for i, kind in enumerate(("FLOPs", "floats")):
         for method, line in art[f"lines_{kind}"].items():
             line.set_ydata(np.broadcast_to(costs[method][i], L_RANGE.shape))
         art[f"marker_{kind}"].set_data([l_cost] * 3, [float(here[m][i]) for m in METHOD_COLORS])

@@ -227,9 +227,11 @@ def _chunked(x, dt, A, B, C, h0, Q, ops):
     CB = ops.matmul(Cc, ops.moveaxis(Bc, -1, -2))  # C_t · B_s: (b, c, g, 1, Q, Q)
     y_diag = ops.matmul(L * CB, xdt)  # (b, c, g, r, Q, p)
 
-    # 2. chunk states: what each chunk alone leaves in the state at its end
+    # 2. chunk states: what each chunk alone leaves in the state at its end. The r heads of a group
+    #    share B, so they stack into the rows of one matrix product per group: (r·p, Q) @ (Q, n)
     decay_to_end = ops.exp(a_cum[..., -1:] - a_cum)  # exp(Σ_{t<k≤Q} Δ_k A): (b, c, g, r, Q)
-    states = ops.matmul(ops.moveaxis(xdt * decay_to_end[..., None], -1, -2), Bc)  # (b, c, g, r, p, n)
+    xw = ops.moveaxis(xdt * decay_to_end[..., None], -1, -2).reshape(b, c, g, r * p, Q)
+    states = ops.matmul(xw, Bc[:, :, :, 0]).reshape(b, c, g, r, p, n)
 
     # 3. state passing: h_c = exp(chunk total) · h_{c−1} + states_c — a scan over c chunks,
     #    written as a (c+1)×(c+1) lower-triangular matrix (itself semiseparable)
@@ -239,13 +241,16 @@ def _chunked(x, dt, A, B, C, h0, Q, ops):
     decay_chunks = ops.exp(segsum(totals, ops))  # (b, g, r, c+1, c+1)
     flat = ops.moveaxis(states, 1, 3).reshape(b, g, r, c + 1, p * n)
     passed = ops.matmul(decay_chunks, flat).reshape(b, g, r, c + 1, p, n)
-    h_prev = ops.moveaxis(passed[:, :, :, :-1], 3, 1)  # state entering each chunk: (b, c, g, r, p, n)
     final = passed[:, :, :, -1]  # (b, g, r, p, n)
 
-    # 4. state → output: the off-diagonal blocks, through the states (low rank n)
-    y_off = ops.matmul(Cc, ops.moveaxis(h_prev, -1, -2)) * ops.exp(a_cum)[..., None]  # (b, c, g, r, Q, p)
+    # 4. state → output: the off-diagonal blocks, through the states entering each chunk (rank n);
+    #    again one product per group, the heads side by side as columns: (Q, n) @ (n, r·p)
+    h_prev = ops.moveaxis(passed[:, :, :, :-1], (3, 5), (1, 3)).reshape(b, c, g, n, r * p)
+    y_off = ops.matmul(Cc[:, :, :, 0], h_prev).reshape(b, c, g, Q, r, p)
+    y_off = y_off * ops.moveaxis(ops.exp(a_cum), -1, 3)[..., None]  # decay from the chunk's start
 
-    y = ops.moveaxis(y_diag + y_off, 4, 2).reshape(b, c * Q, h, p)[:, :l]
+    y = ops.moveaxis(y_diag, 4, 3) + y_off  # (b, c, g, Q, r, p)
+    y = ops.moveaxis(y, 2, 3).reshape(b, c * Q, h, p)[:, :l]
     return y, final.reshape(b, h, p, n)
 
 
