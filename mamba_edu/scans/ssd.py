@@ -112,6 +112,8 @@ class _Ops:
         return self.concat([a, self.zeros((a.shape[0], extra, *a.shape[2:]), a)], axis=1)
 
     def matmul(self, a, b):
+        if self.kind == "numpy":  # numpy runs stacked products through BLAS only on contiguous blocks
+            a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
         return self.m.matmul(a, b)
 
     def einsum(self, spec, *arrays):
