@@ -5,6 +5,9 @@ Reproduce (from the repository root)::
     .venv/bin/python benchmarks/ssd_cpu.py            # (b, l, h, p, n) = (2, 2048, 8, 64, 64), g = 1, Q = 64
     .venv/bin/python benchmarks/ssd_cpu.py --quick    # smoke run, small shape
 
+The recorded run used ``OPENBLAS_NUM_THREADS=1`` (numpy's matrix products on one thread: on a shared
+2-core machine a second BLAS thread made the chunked numpy timings swing by 10×).
+
 Both methods are ``me.ssd_scan`` on the same inputs (forward, float32 torch tensors under
 ``torch.no_grad``, and float64 numpy arrays), timed interleaved (sequential, chunked, sequential, …)
 so that other load on a shared machine hits both alike; the table reports medians and the ratio.
@@ -12,6 +15,7 @@ Writes ``mamba_edu/data/ssd_cpu.json`` (the lesson reads it).
 """
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -43,7 +47,7 @@ def main():
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--chunk", type=int, default=64)
     ap.add_argument("--out", default=str(ROOT / "mamba_edu" / "data" / "ssd_cpu.json"))
     opts = ap.parse_args()
@@ -72,7 +76,8 @@ def main():
     result = dict(
         shape_b_l_h_p_n=list(shape), groups=1, chunk_size=opts.chunk, rows=rows,
         note="medians of interleaved calls in one process; forward; the machine was shared with other sessions",
-        machine=machine_info(torch=torch.__version__, numpy=np.__version__, threads=torch.get_num_threads()),
+        machine=machine_info(torch=torch.__version__, numpy=np.__version__, threads=torch.get_num_threads(),
+                             openblas_threads=os.environ.get("OPENBLAS_NUM_THREADS", "default")),
         command="python benchmarks/ssd_cpu.py",
     )
     if not opts.quick:

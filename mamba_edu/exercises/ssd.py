@@ -52,7 +52,8 @@ def check_flops_ratio(answer, l=4096, Q=64, p=64, n=128) -> Feedback:
     if value > 0 and abs(value - truth) <= 0.3 * truth:
         return Feedback.right(f"about {truth:.1f}×: the chunked method does *more* arithmetic (the Q×Q blocks cost "
                               f"≈ 2Q(n+p) per step against 5pn), yet it is faster, because almost all of it is "
-                              "matrix products — on a GPU, tensor-core work at ~15× the rate of scalar arithmetic.")
+                              "matrix products, which BLAS and tensor cores run many times faster than "
+                              "elementwise updates.")
     if value <= 1:
         return Feedback.wrong(f"{value:g} would mean fewer FLOPs. Count per step: the sequential method touches the "
                               "p×n state a few times (≈ 5pn); the chunked one also multiplies Q×Q blocks with n- and "
