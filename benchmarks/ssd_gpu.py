@@ -2,10 +2,10 @@
 
 Reproduce (on a machine with CuPy, torch, Triton and einops, from the repository root; the official
 Python sources of state-spaces/mamba — ``mamba_ssm/ops/triton/{ssd_*,layernorm_gated,k_activations,
-softplus}.py`` and ``mamba_ssm/utils/{torch,determinism}.py`` with empty ``__init__.py`` files — in a
-folder passed as ``--official``, never inside mamba_edu)::
+softplus}.py`` and ``mamba_ssm/utils/{torch,determinism}.py`` with empty ``__init__.py`` files — in
+``benchmarks/official/triton`` (git-ignored) or a folder passed as ``--official``, never inside mamba_edu)::
 
-    PYTHONPATH=. python benchmarks/ssd_gpu.py --official official    # table + benchmarks/results/ssd_gpu_h200.json
+    PYTHONPATH=. python benchmarks/ssd_gpu.py     # table + benchmarks/results/ssd_gpu_h200.json
 
 Setting: forward, D (h,) + dt_bias + softplus, no z (the Mamba-2 block gates in its RMSNorm), g = 1.
 Inputs fp32, or bf16 for x, dt, B, C (A, D, dt_bias fp32), like the official tests.
@@ -109,7 +109,7 @@ def save(rows, opts):
         clocks="gpu_us: summed kernel + memory-op time per call (torch.profiler/CUPTI); "
                "called_us: median host wall time of call + synchronize",
         issue_official_gpu_us_fp32_bf16={str(k): v for k, v in OFFICIAL_ISSUE_US.items()},
-        command="PYTHONPATH=. python benchmarks/ssd_gpu.py --official official",
+        command="PYTHONPATH=. python benchmarks/ssd_gpu.py",
         rows=rows,
     )
     out = Path(opts.out)
@@ -139,7 +139,7 @@ def breakdown(cupy, official):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--official", default="official", help="folder holding the official mamba_ssm sources")
+    ap.add_argument("--official", default=str(Path(__file__).resolve().parent / "official" / "triton"), help="folder holding the official mamba_ssm sources")
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--chunks", default="64,128,256", help="our chunk sizes to try (the official runs at 256)")
     ap.add_argument("--out", default="benchmarks/results/ssd_gpu_h200.json")

@@ -214,7 +214,20 @@ def training_batches(name, cfg, seed):
         step, cfg["steps"], cfg["n_noise"], cfg["curriculum_start"], cfg["curriculum_fraction"]))
 
 
-def run_experiment(name, full=False, seed=0, progress=True, **overrides):
+def _device(device):
+    """``None``/"cpu"/"cuda"/"cuda:1"/torch.device → torch.device, or a ValueError saying why not."""
+    try:
+        dev = torch.device("cpu" if device is None else device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device is {device!r} but torch sees no CUDA GPU (torch {torch.__version__})")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return dev
+
+
+def run_experiment(name, full=False, seed=0, progress=True, device=None, **overrides):
     """Train the selective model and its LTI ablation on a synthetic task; return the results.
 
     Parameters
@@ -226,6 +239,9 @@ def run_experiment(name, full=False, seed=0, progress=True, **overrides):
         Seeds the data and both models (each model gets the same initial seed).
     progress : bool
         tqdm progress bars.
+    device : str or torch.device, optional
+        Where both models train (default the CPU). On ``"cuda"`` the selective model's scan runs on the
+        CuPy kernel (``selective_scan`` dispatches to it when CuPy is installed).
     **overrides
         Replace entries of the configuration (e.g. ``steps=50, n_noise=20`` for a tiny run). Both models
         get the same budget of ``steps``; each stops early once its evaluation accuracy reaches
@@ -252,20 +268,23 @@ def run_experiment(name, full=False, seed=0, progress=True, **overrides):
     if unknown:
         raise ValueError(f"unknown overrides {sorted(unknown)} for {name}; known: {sorted(cfg)}")
     cfg.update(overrides)
+    dev = _device(device)
     vocab, make, _ = _task_data(name, cfg)
     start = time.perf_counter()
+    to_dev = lambda batch: tuple(t.to(dev) for t in batch)
 
     eval_gen = torch.Generator().manual_seed(seed + 10_000)  # the same held-out set for both models
-    eval_set = make(eval_gen, cfg["eval_batch"])
+    eval_set = to_dev(make(eval_gen, cfg["eval_batch"]))
     extra = {}
     if name == "induction-heads":
-        extra = {length: make(eval_gen, cfg["eval_batch"], length) for length in cfg["test_lengths"]}
+        extra = {length: to_dev(make(eval_gen, cfg["eval_batch"], length)) for length in cfg["test_lengths"]}
 
-    result = {"task": name, "full": bool(full), "seed": seed, "config": cfg, "history": {}}
+    result = {"task": name, "full": bool(full), "seed": seed, "device": str(dev), "config": cfg, "history": {}}
     for kind in ("lti", "selective"):
         model = build_model(kind, vocab, cfg["d_model"], cfg["n_layer"], cfg["d_state"], seed,
-                            dt_min=cfg["dt_min"], dt_max=cfg["dt_max"])
-        make_batch = training_batches(name, cfg, seed)  # the same training batches for both models
+                            dt_min=cfg["dt_min"], dt_max=cfg["dt_max"]).to(dev)
+        batches = training_batches(name, cfg, seed)  # the same training batches for both models
+        make_batch = lambda step, batches=batches: to_dev(batches(step))
         out = train(model, make_batch, cfg["steps"], cfg["lr"],
                     eval_set=eval_set, eval_every=cfg["eval_every"], desc=f"{name} {kind}", progress=progress,
                     target_accuracy=cfg["stop_at"])

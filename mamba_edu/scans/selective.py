@@ -25,6 +25,7 @@ never forms exp(+cumsum(ΔA)) or anything else that grows). :func:`selective_sca
 inputs and uses a compiled CPU kernel (``mamba_edu.scans.cpu``) when one is available.
 """
 
+import warnings
 from importlib import import_module
 from typing import NamedTuple
 
@@ -299,21 +300,55 @@ def selective_scan(
         On a wrong shape, a g that does not divide d, a non-floating dtype, mixed array kinds
         or devices, or NaN/inf values — the message names the argument and the shapes.
 
+    Notes
+    -----
+    Which implementation runs:
+
+    * torch CUDA tensors → the fused CuPy kernel :func:`mamba_edu.selective_scan_cupy` (lesson 7)
+      when CuPy and a GPU are usable and the inputs suit it (real A, 1 ≤ n ≤ 256, u/delta/z/B/C in
+      float32, float16 or bfloat16); otherwise (float64, complex A, no CuPy) the reference below.
+    * torch CPU tensors → the compiled numba kernel (``mamba_edu.scans.cpu``, lesson 6) for float32 /
+      float64 with a real A, else the readable reference :func:`selective_scan_ref`.
+    * numpy → the reference in float64 / complex128, numpy out.
+
+    All of them check the same things and give the same result within float32 rounding.
+
     Explained in lesson 4.
     """
     args = (u, delta, A, B, C, D, z, delta_bias)
+    flags = dict(delta_softplus=bool(delta_softplus), return_last_state=bool(return_last_state))
+    if isinstance(u, torch.Tensor) and u.is_cuda:  # the fused CuPy kernel, when it takes these inputs
+        cuda = import_module("mamba_edu.scans.cuda")
+        if cuda.supports(*args):
+            return cuda.selective_scan_cupy(*args, **flags)
     if not isinstance(u, torch.Tensor) and _backend(u) == "numpy":  # lists etc. → numpy
         args = tuple(x if x is None or _backend(x) != "numpy" else np.asarray(x) for x in args)
     shapes = check_selective_scan_inputs(*args)
     if shapes.backend == "cupy":
         raise ValueError("u is a CuPy array: use mamba_edu.selective_scan_cupy for GPU arrays")
-    flags = dict(delta_softplus=bool(delta_softplus), return_last_state=bool(return_last_state))
     if shapes.backend == "numpy":  # float64 / complex128 reference, numpy out
         result = selective_scan(*map(_to_torch, args), **flags)
         if return_last_state:
             return result[0].numpy(), result[1].numpy()
         return result.numpy()
+    step = delta.detach() + (0 if delta_bias is None else delta_bias.detach()[:, None])  # Δ before softplus
+    negative = not delta_softplus and bool((step < 0).any())
+    if negative:
+        warnings.warn(f"selective_scan: delta (+ delta_bias) has negative entries (min {float(step.min()):.4g}) "
+                      "and delta_softplus=False: a negative step makes exp(delta*A) > 1 for a stable A, so the "
+                      "state grows instead of decaying. Mamba passes delta_softplus=True.", RuntimeWarning,
+                      stacklevel=2)
     kernel = _cpu_kernel(args)
-    if kernel is not None:
-        return kernel(*args, **flags)
-    return selective_scan_ref(*args, **flags)
+    result = kernel(*args, **flags) if kernel is not None else selective_scan_ref(*args, **flags)
+    out = result[0] if return_last_state else result
+    if isinstance(out, torch.Tensor) and not _all_finite(out):
+        re_A = float((A.real if A.is_complex() else A).detach().max())
+        if negative:
+            cause = "delta has negative entries (see the warning above)"
+        elif re_A > 0:
+            cause = f"A has entries with a positive real part (max {re_A:.4g}): exp(delta*A) > 1 grows every step"
+        else:
+            cause = "the inputs are so large that the states exceed the largest float of this dtype"
+        warnings.warn(f"selective_scan: the output is not finite (NaN or inf) although the inputs are: {cause}",
+                      RuntimeWarning, stacklevel=2)
+    return result
