@@ -139,7 +139,8 @@ def breakdown(cupy, official):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--official", default=str(Path(__file__).resolve().parent / "official" / "triton"), help="folder holding the official mamba_ssm sources")
+    ap.add_argument("--official", default=str(Path(__file__).resolve().parent / "official" / "triton"),
+                    help="folder holding the official mamba_ssm sources")
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--chunks", default="64,128,256", help="our chunk sizes to try (the official runs at 256)")
     ap.add_argument("--out", default="benchmarks/results/ssd_gpu_h200.json")
