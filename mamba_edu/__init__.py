@@ -23,6 +23,7 @@ Public API (lesson that explains it)
    :func:`ssm_kernel`, :func:`lti_scan`, :func:`causal_conv`
 4. :func:`selective_scan`, :class:`MambaBlock`, :class:`MambaLM`
 5. :func:`scan`, :func:`selective_scan_cupy`
+8. :func:`ssd_scan`, :func:`ssd_matrix` (Mamba-2's state space duality)
 
 Explorers (one per lesson) live in :mod:`mamba_edu.widgets`.
 """
@@ -48,6 +49,8 @@ _API = {
     "MambaLM": "mamba_edu.mamba.model",
     "scan": "mamba_edu.scans.parallel",
     "selective_scan_cupy": "mamba_edu.scans.cuda",
+    "ssd_scan": "mamba_edu.scans.ssd",
+    "ssd_matrix": "mamba_edu.scans.ssd",
 }
 
 __all__ = list(_API)

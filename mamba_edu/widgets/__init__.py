@@ -13,6 +13,7 @@ lesson explorer                         module
 4      :func:`selective_explorer`      :mod:`mamba_edu.widgets.selective`
 5      :func:`experiments_explorer`    :mod:`mamba_edu.widgets.experiments`
 6      :func:`scan_explorer`           :mod:`mamba_edu.widgets.scan`
+8      :func:`ssd_explorer`            :mod:`mamba_edu.widgets.ssd`
 =====  ==============================  ===============================
 """
 
@@ -25,6 +26,7 @@ _EXPLORERS = {
     "selective_explorer": "mamba_edu.widgets.selective",
     "experiments_explorer": "mamba_edu.widgets.experiments",
     "scan_explorer": "mamba_edu.widgets.scan",
+    "ssd_explorer": "mamba_edu.widgets.ssd",
 }
 _ALIASES = {"selectivity_explorer": "selective_explorer", "why_selection_explorer": "experiments_explorer"}  # old names
 
