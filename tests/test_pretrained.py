@@ -4,11 +4,12 @@ transformers (pinned in the ``test`` extra; 5.23.0 when these numbers were measu
 reference path on the CPU. No test touches the network: hub names are exercised with huggingface_hub's
 ``snapshot_download`` replaced by a stand-in.
 
-Measured (transformers 5.23.0, torch 2.13.0 CPU), max |logits ours − logits transformers| on the random
-3-layer model below, logits of size ≈ 4:
-float64, transformers' float32 casts neutralised (see ``float64_reference``): ~2e-15;
-float64 as transformers runs it (its RMSNorm and scan cast to float32): ~3e-7;
-float32: ~5e-7.
+Measured (transformers 5.23.0, torch 2.13.0 CPU), max |logits ours − logits transformers|:
+- transformers layout → MambaLM (the random 3-layer model below, |logits| up to ≈ 23–28):
+  float64 with transformers' float32 casts neutralised (see ``float64_reference``) 1.9e-14;
+  float64 as transformers runs it (its RMSNorm and scan round to float32) 7.7e-6; float32 1.1e-5;
+- MambaLM → original layout → transformers (|logits| ≈ 0.46): float64 3.9e-16, float32 1.3e-7;
+- greedy generation: the same 24 tokens; transformers' per-step (recurrent) scores vs our forward ≤ 1e-5.
 """
 
 import contextlib
@@ -118,10 +119,10 @@ def test_transformers_layout_logits_float64(hf_folder):
     assert logits.dtype == torch.float64 and logits.abs().max() > 1  # logits of a useful size
     ref = hf_logits(hf_folder, torch.float64, ids)
     assert ref.dtype == torch.float64
-    torch.testing.assert_close(logits, ref, atol=1e-12, rtol=1e-12)  # measured ~2e-15
+    torch.testing.assert_close(logits, ref, atol=1e-12, rtol=1e-12)  # measured 1.9e-14 (|logits| ≈ 23)
     # as transformers runs it, its float32 casts bound the agreement
     torch.testing.assert_close(logits, hf_logits(hf_folder, torch.float64, ids, exact=False).double(),
-                               atol=1e-5, rtol=1e-5)  # fmt: skip  (measured ~3e-7)
+                               atol=1e-5, rtol=1e-5)  # fmt: skip  (measured 7.7e-6)
 
 
 def test_transformers_layout_logits_float32(hf_folder):
@@ -131,7 +132,7 @@ def test_transformers_layout_logits_float32(hf_folder):
     with torch.no_grad():
         logits = ours(ids)
     torch.testing.assert_close(logits, hf_logits(hf_folder, torch.float32, ids, exact=False),
-                               atol=2e-5, rtol=1e-5)  # fmt: skip  (measured ~5e-7)
+                               atol=2e-5, rtol=1e-5)  # fmt: skip  (measured 1.1e-5, |logits| ≈ 28)
 
 
 def test_greedy_generate_matches_transformers(hf_folder):
@@ -468,3 +469,9 @@ def test_figures_carry_the_label_and_check_their_inputs():
         delta_tokens_figure(delta, list("abcd"), "x")
     with pytest.raises(ValueError, match="negative"):
         a_spectrum_figure(-A, "x")
+
+
+def test_checkpoint_name(tmp_path):
+    snap = tmp_path / "models--state-spaces--mamba-130m-hf" / "snapshots" / "0123abc"
+    assert pretrained.checkpoint_name(snap) == "state-spaces/mamba-130m-hf"
+    assert pretrained.checkpoint_name(tmp_path / "mamba-130m") == "mamba-130m"

@@ -314,6 +314,14 @@ def find_checkpoint(names=DEFAULT_CHECKPOINTS, need_tokenizer=False):
     return None
 
 
+def checkpoint_name(folder):
+    """A readable name for a checkpoint folder: ``owner/model`` for a hub-cache snapshot, else the folder's name."""
+    folder = Path(folder)
+    if folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("models--"):
+        return folder.parent.parent.name[len("models--") :].replace("--", "/")
+    return folder.name
+
+
 def read_config(folder):
     """The parsed ``config.json`` of a checkpoint folder."""
     return json.loads((Path(folder) / CONFIG_NAME).read_text(encoding="utf-8"))
@@ -567,6 +575,7 @@ __all__ = [
     "generate_text",
     "ByteTokenizer",
     "find_checkpoint",
+    "checkpoint_name",
     "resolve_checkpoint",
     "learned_A",
     "delta_per_token",
