@@ -458,10 +458,11 @@ def test_figures_carry_the_label_and_check_their_inputs():
 
     A = -np.exp(np.random.default_rng(0).normal(size=(3, 8, 4)))
     fig = a_spectrum_figure(A, "UNTRAINED tiny random model")
-    assert all("UNTRAINED" in ax.get_title() for ax in fig.axes if ax.get_title())
+    assert fig.get_suptitle() == "UNTRAINED tiny random model"
     assert len(fig.mamba_artists["median_lines"]) == 3
     delta = np.exp(np.random.default_rng(1).normal(size=(3, 5, 8)))
-    fig = delta_tokens_figure(delta, list("abcde"), "checkpoint x")
+    fig = delta_tokens_figure(delta, list("ab de"), "checkpoint x")
+    assert fig.get_suptitle() == "checkpoint x" and fig.axes[1].get_xticklabels()[2].get_text() == "␣"
     np.testing.assert_allclose([b.get_height() for b in fig.mamba_artists["bars"]], delta.mean(axis=(0, 2)))
     with pytest.raises(ValueError, match="label"):
         a_spectrum_figure(A, "")

@@ -1,6 +1,6 @@
 """Figures for lesson 4's "A real Mamba": the learned spectrum of A and the Δ a model gives each token.
 
-Arrays in, Figure out. Every figure takes a ``label`` that goes into its title and says where the
+Arrays in, Figure out. Every figure takes a ``label`` that becomes its title and says where the
 numbers come from (a checkpoint's name, or "UNTRAINED …" for a random model): no figure may look as if
 it came from a trained model when it did not. The numbers come from
 :func:`mamba_edu.mamba.pretrained.learned_A` and :func:`mamba_edu.mamba.pretrained.delta_per_token`.
@@ -24,7 +24,7 @@ def a_spectrum_figure(A, label, fig=None):
     A : array_like, shape (n_layer, d_inner, d_state)
         A = −exp(A_log) of each layer (real, negative).
     label : str
-        Where the weights come from; goes into the title.
+        Where the weights come from; the figure's title.
 
     Returns
     -------
@@ -52,15 +52,16 @@ def a_spectrum_figure(A, label, fig=None):
         lo, hi = np.quantile(neg[i], [0.1, 0.9], axis=0)
         ax.fill_between(k, lo, hi, color=colors[i], alpha=0.15, lw=0)
     ax.plot(k, k, "k--", lw=1.5, label="S4D-Real init: −A = k")
-    ax.set(yscale="log", xlabel="state index k", ylabel="−A (median over channels)",
-           title=f"(a) learned −A per layer — {label}")  # fmt: skip
+    ax.set(yscale="log", xlabel="state index k", ylabel="−A (median over channels)", title="(a) learned −A per layer")
     ax.legend(fontsize=8)
     ratio = np.log10(median / k)  # (n_layer, n)
     lim = max(np.abs(ratio).max(), 0.1)
     im = ax_ratio.imshow(ratio, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, origin="lower",
                          extent=(0.5, n + 0.5, -0.5, n_layer - 0.5))  # fmt: skip
     fig.colorbar(im, ax=ax_ratio, label="log10(median −A / k)")
-    ax_ratio.set(xlabel="state index k", ylabel="layer", title=f"(b) moved from S4D-Real — {label}")
+    ax_ratio.set(xlabel="state index k", ylabel="layer", title="(b) how far each median moved from S4D-Real")
+    ax_ratio.set_yticks(_layer_ticks(n_layer))
+    fig.suptitle(label, fontweight="bold")
     fig.mamba_artists = {"median_lines": ax.lines[:n_layer], "ratio_image": im}
     return fig
 
@@ -75,7 +76,7 @@ def delta_tokens_figure(delta, tokens, label, fig=None):
     tokens : sequence of str, length l
         The tokens, as text (x tick labels).
     label : str
-        Where the weights come from; goes into the title.
+        Where the weights come from; the figure's title.
 
     Returns
     -------
@@ -98,16 +99,27 @@ def delta_tokens_figure(delta, tokens, label, fig=None):
     ax_bar, ax_map = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1.4])
     x = np.arange(l)
     bars = ax_bar.bar(x, per_layer.mean(axis=0), color="tab:blue")
-    ax_bar.set(ylabel="mean Δ", title=f"(a) Δₜ per token, mean over layers and channels — {label}")
+    ax_bar.set(ylabel="mean Δ", title=r"(a) $\Delta_t$ per token, mean over layers and channels")
     relative = np.log2(per_layer / per_layer.mean(axis=1, keepdims=True))
     lim = max(np.abs(relative).max(), 0.1)
     im = ax_map.imshow(relative, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, origin="lower",
                        extent=(-0.5, l - 0.5, -0.5, n_layer - 0.5))  # fmt: skip
     fig.colorbar(im, ax=[ax_bar, ax_map], label="log2(Δ / layer's mean)", shrink=0.6)
-    ax_map.set(ylabel="layer", title=f"(b) per layer, relative to the layer's mean — {label}")
-    ax_map.set_xticks(x, [repr(t)[1:-1] for t in tokens], rotation=60, ha="right", fontsize=8)
+    ax_map.set(ylabel="layer", title="(b) per layer, relative to the layer's mean over the sentence")
+    ax_map.set_yticks(_layer_ticks(n_layer))
+    ax_map.set_xticks(x, [_show_token(t) for t in tokens], rotation=60, ha="right", fontsize=8)
+    fig.suptitle(label, fontweight="bold")
     fig.mamba_artists = {"bars": bars, "relative_image": im}
     return fig
+
+
+def _layer_ticks(n_layer, most=8):
+    return np.unique(np.linspace(0, n_layer - 1, min(n_layer, most)).round().astype(int))
+
+
+def _show_token(token):
+    """A token as a tick label: spaces as ␣, control characters escaped."""
+    return repr(str(token))[1:-1].replace(" ", "␣")
 
 
 def _layer_colors(n_layer):
