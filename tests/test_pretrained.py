@@ -214,11 +214,16 @@ def test_sharded_safetensors_load_the_same(hf_folder, tmp_path):
 
 def test_low_precision_keeps_A_log_and_D_in_float32_and_warns(hf_folder):
     with pytest.warns(UserWarning, match="residual_in_fp32"):
-        model = me.MambaLM.from_pretrained(hf_folder, dtype=torch.bfloat16)
+        model = me.MambaLM.from_pretrained(hf_folder, dtype=torch.bfloat16, device="cpu")
     mixer = model.backbone.layers[0].mixer
     assert mixer.A_log.dtype == torch.float32 and mixer.D.dtype == torch.float32
     assert mixer.in_proj.weight.dtype == torch.bfloat16 and model.lm_head.weight.dtype == torch.bfloat16
     assert model.lm_head.weight is model.backbone.embedding.weight and not model.training
+    ids = torch.randint(0, 256, (1, 30), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        low, full = model(ids), me.MambaLM.from_pretrained(hf_folder)(ids)
+    assert low.dtype == torch.bfloat16
+    assert (low.float() - full).abs().max() < 0.05 * full.abs().max()  # bfloat16 keeps ~3 significant digits
 
 
 # ------------------------------------------------------------------------------------- refusals and errors
@@ -257,7 +262,8 @@ def test_original_config_defaults_and_ignored_fields():
 
 @pytest.mark.parametrize(
     ("changes", "match"),
-    [({"model_type": "mamba2"}, "mamba2"), ({"hidden_act": "gelu"}, "gelu"), ({"tie_word_embeddings": False}, "tie")],
+    [({"model_type": "mamba2"}, "mamba2"), ({"hidden_act": "gelu"}, "gelu"), ({"tie_word_embeddings": False}, "tie"),
+     ({"intermediate_size": 48}, "intermediate_size=48")],
 )
 def test_transformers_configs_mambalm_cannot_represent_are_refused(changes, match):
     config = {"model_type": "mamba", "hidden_size": 16, "num_hidden_layers": 1, "vocab_size": 10, **changes}

@@ -170,6 +170,9 @@ def model_kwargs_from_config(config):
             if name not in kwargs:
                 theirs = next(k for k, v in HF_NAMES.items() if v == name)
                 raise ValueError(f"config.json (transformers layout) has no {theirs!r}")
+        inner = config.get("intermediate_size")
+        _refuse(inner is not None and inner != kwargs.get("expand", 2) * kwargs["d_model"],
+                f"intermediate_size={inner} is not expand · hidden_size")  # fmt: skip
         kwargs.update(pad_vocab_size_multiple=1, residual_in_fp32=bool(config.get("residual_in_fp32", True)))
     expand = kwargs.get("expand", 2)
     if isinstance(expand, float) and expand.is_integer():
