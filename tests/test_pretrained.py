@@ -443,8 +443,8 @@ def test_delta_per_token_matches_a_step_by_step_recomputation(hf_folder):
         w = mixer.conv1d.weight[:, 0, :]  # (d_inner, d_conv)
         padded = F.pad(u, (0, 0, mixer.d_conv - 1, 0))
         conv = sum(padded[:, j : j + u.shape[1]] * w[:, j] for j in range(mixer.d_conv)) + mixer.conv1d.bias
-        x = conv * torch.sigmoid(conv)
-        dt_low = x @ mixer.x_proj.weight[: mixer.dt_rank].T
+        u_conv = conv * torch.sigmoid(conv)  # SiLU: the SSM input
+        dt_low = u_conv @ mixer.x_proj.weight[: mixer.dt_rank].T
         want = torch.log1p(torch.exp(dt_low @ mixer.dt_proj.weight.T + mixer.dt_proj.bias))
         torch.testing.assert_close(delta[i], want, atol=1e-12, rtol=1e-12)
 
