@@ -1,17 +1,19 @@
-"""Time lesson 5's CuPy selective-scan kernels on a CUDA GPU and record the table as JSON.
+"""Time the CuPy selective scan on a CUDA GPU as users call it, beside the official kernel, and record JSON.
 
 Reproduce (on a machine with CuPy and a CUDA GPU, from the repository root)::
 
-    PYTHONPATH=. python benchmarks/gpu_scan.py                 # table + benchmarks/results/gpu_scan_<gpu>.json
+    MAMBA_CSRC=/path/to/mamba/csrc/selective_scan PYTHONPATH=. python benchmarks/gpu_scan.py --rounds 3
+    PYTHONPATH=. python benchmarks/gpu_scan.py --kernels       # per-kernel table (v0, v1, v2 launches alone)
     PYTHONPATH=. python benchmarks/gpu_scan.py --sweep         # also try other v2 tile shapes
     PYTHONPATH=. python benchmarks/gpu_scan.py --sanitize      # every kernel once, small (compute-sanitizer)
 
-Setting (the issue's): fp32, z + D + delta_bias + softplus, variable B/C of shape (b, 1, n, l).
-Timing: CUDA events around each launch, after warm-up; the median of --repeats launches (≥ 20).
-The PyTorch loop reference (a per-step loop like the official ``selective_scan_ref``) is timed with
-fewer repeats (it takes up to seconds). Bytes counted: u, delta, z read and out written once
-(4·b·d·l floats) plus B and C (2·b·n·l floats); the backward also reads dout and writes du, ddelta,
-dz, dB, dC. "% copy" compares with a measured device-to-device copy (bytes read + written).
+The main table (:func:`bench_public`) times, in one process and one run, per shape: the official
+``selective_scan_cuda`` built from its public source (``benchmarks/official_kernel.py``), our v2
+kernel launch alone, and the two public calls a user makes — ``me.selective_scan_cupy(...)`` and
+``me.selective_scan(...)`` on CUDA tensors with default arguments (input check on) — forward and
+forward+backward (through autograd, both sides), and the bf16 forward. ``--rounds 3`` repeats the
+whole table three times. Setting: fp32, z + D + delta_bias + softplus, variable B/C of shape
+(b, 1, n, l). Timing: CUDA events around each call, after warm-up; the median of --repeats calls.
 """
 
 import argparse
@@ -25,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import mamba_edu as me  # noqa: E402
 from mamba_edu.scans import cuda  # noqa: E402
 
 SHAPES = [(8, 1536, 2048, 16), (1, 1536, 16384, 16), (16, 2048, 4096, 16), (4, 768, 1024, 16)]
@@ -103,6 +106,168 @@ def torch_loop(x, repeats):
     import cupy as cp
 
     return time_us(cp, run, repeats, warmup=1)
+
+
+TARGETS_RATIO = {  # ours as called / official, same run (issue 12)
+    "fwd": {(8, 1536, 2048, 16): 0.6, (1, 1536, 16384, 16): 0.75, (4, 768, 1024, 16): 1.2},
+    "fwd_bwd": {shape: 0.9 for shape in SHAPES},
+    "bf16_fwd": {(8, 1536, 2048, 16): 0.8},
+}
+NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+
+
+def time_torch(fn, repeats, warmup=3):
+    """Median time of fn() in µs: CUDA events on torch's stream around each call (the call as a user makes it)."""
+    import torch
+
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop) * 1e3)
+    return statistics.median(times)
+
+
+def torch_inputs(b, d, l, n, seed=0, half=None):
+    """The benchmark's inputs as torch CUDA tensors (u, delta, B, C, z in ``half`` if given)."""
+    import torch
+
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    r = lambda *shape: torch.randn(*shape, device="cuda", generator=g)
+    x = dict(u=r(b, d, l), delta=torch.rand(b, d, l, device="cuda", generator=g) * 5 - 4,
+             A=-torch.exp(torch.rand(d, n, device="cuda", generator=g) * 2.5 - 1), B=r(b, 1, n, l),
+             C=r(b, 1, n, l), D=r(d), z=r(b, d, l), delta_bias=torch.rand(d, device="cuda", generator=g) * 1.5 - 1)
+    if half is not None:
+        for k in ("u", "delta", "B", "C", "z"):
+            x[k] = x[k].to(half)
+    return x
+
+
+def _fwd_bwd(fn, x, dout):
+    """One forward + backward through autograd, as in training (fresh leaves' grads each time)."""
+    leaves = {k: v.requires_grad_() for k, v in x.items()}
+
+    def run():
+        for v in leaves.values():
+            v.grad = None
+        fn(**leaves, delta_softplus=True).backward(dout)
+
+    return run
+
+
+def bench_public(args):
+    """The main table: official kernel, our launch, and our public calls, same inputs, same process."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    official, official_note = None, None
+    try:
+        import official_kernel
+
+        ext = official_kernel.load()
+        official = lambda **kw: official_kernel.selective_scan_official(ext, **kw)
+    except Exception as err:  # no source or no compiler: the table says so
+        official_note = f"official kernel not available: {type(err).__name__}: {str(err)[:300]}"
+        print(official_note, flush=True)
+    device = torch.cuda.get_device_name()
+    rounds = []
+    for rnd in range(args.rounds):
+        rows = []
+        for shape in SHAPES:
+            rows.append(bench_public_shape(shape, official, args))
+            torch.cuda.empty_cache()
+        rounds.append(rows)
+        print(f"-- round {rnd + 1} of {args.rounds} done", flush=True)
+    result = dict(
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), device=device,
+        torch=torch.__version__, cupy=__import__("cupy").__version__,
+        setting="fp32 (and bf16 u/delta/B/C/z), z + D + delta_bias + softplus, variable B/C (b, 1, n, l)",
+        timing=f"CUDA events around each call, warm-up 3, median of {args.repeats}; all columns in one process",
+        official=official_note or "state-spaces/mamba csrc/selective_scan built from source for sm_90 "
+                                  "(benchmarks/official_kernel.py), called through a torch.autograd.Function",
+        columns=dict(
+            official_fwd="official selective_scan_cuda.fwd (fp32)",
+            launch_fwd="our v2 kernel launch alone (no checks, no allocation)",
+            cupy_call_fwd="me.selective_scan_cupy(...) with default arguments (NaN/inf check on)",
+            cupy_call_fwd_nocheck="me.selective_scan_cupy(..., check_finite=False)",
+            scan_call_fwd="me.selective_scan(...) on CUDA tensors, default arguments (dispatches to the kernel)",
+            official_fwd_bwd="official forward + backward through autograd",
+            scan_call_fwd_bwd="me.selective_scan forward + backward through autograd",
+            official_bf16_fwd="official forward, bf16 u/delta/B/C/z",
+            scan_call_bf16_fwd="me.selective_scan forward, bf16 u/delta/B/C/z",
+        ),
+        targets=dict(fwd="scan_call_fwd / official_fwd ≤ 0.6, 0.75, -, 1.2", fwd_bwd="≤ 0.9 at every shape",
+                     bf16_fwd="≤ 0.8 at (8, 1536, 2048, 16)"),
+        command="MAMBA_CSRC=… PYTHONPATH=. python benchmarks/gpu_scan.py --rounds 3", rounds=rounds,
+    )
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
+        print("wrote", args.output)
+    print_public(result)
+    return result
+
+
+def bench_public_shape(shape, official, args):
+    import torch
+
+    b, d, l, n = shape
+    reps = args.repeats
+    x = torch_inputs(b, d, l, n)
+    row = dict(shape=list(shape))
+    out = torch.empty(b, d, l, device="cuda")
+    stream = cuda._stream(torch.cuda.current_stream().cuda_stream)
+
+    def launch():
+        with stream:
+            cuda.scan_forward("v2", *(x[k] for k in NAMES), True, out=out)
+
+    if official is not None:
+        row["official_fwd"] = time_torch(lambda: official(**x, delta_softplus=True), reps)
+    row["launch_fwd"] = time_torch(launch, reps)
+    row["cupy_call_fwd"] = time_torch(lambda: me.selective_scan_cupy(**x, delta_softplus=True), reps)
+    row["cupy_call_fwd_nocheck"] = time_torch(
+        lambda: me.selective_scan_cupy(**x, delta_softplus=True, check_finite=False), reps)
+    row["scan_call_fwd"] = time_torch(lambda: me.selective_scan(**x, delta_softplus=True), reps)
+    dout = torch.randn(b, d, l, device="cuda")
+    if official is not None:
+        row["official_fwd_bwd"] = time_torch(_fwd_bwd(official, {k: v.clone() for k, v in x.items()}, dout), reps)
+    row["scan_call_fwd_bwd"] = time_torch(_fwd_bwd(me.selective_scan, {k: v.clone() for k, v in x.items()}, dout),
+                                          reps)
+    x = None  # free the fp32 inputs
+    xh = torch_inputs(b, d, l, n, half=torch.bfloat16)
+    if official is not None:
+        row["official_bf16_fwd"] = time_torch(lambda: official(**xh, delta_softplus=True), reps)
+    row["scan_call_bf16_fwd"] = time_torch(lambda: me.selective_scan(**xh, delta_softplus=True), reps)
+    for key, col, ref in (("fwd", "scan_call_fwd", "official_fwd"),
+                          ("fwd_bwd", "scan_call_fwd_bwd", "official_fwd_bwd"),
+                          ("bf16_fwd", "scan_call_bf16_fwd", "official_bf16_fwd")):
+        if ref in row:
+            row[f"ratio_{key}"] = round(row[col] / row[ref], 3)
+            target = TARGETS_RATIO[key].get(tuple(shape))
+            if target is not None:
+                row[f"target_{key}"] = target
+                row[f"met_{key}"] = row[f"ratio_{key}"] <= target
+    row = {k: round(v, 1) if isinstance(v, float) and not k.startswith("ratio") else v for k, v in row.items()}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def print_public(result):
+    cols = ["official_fwd", "launch_fwd", "cupy_call_fwd", "cupy_call_fwd_nocheck", "scan_call_fwd", "ratio_fwd",
+            "official_fwd_bwd", "scan_call_fwd_bwd", "ratio_fwd_bwd", "official_bf16_fwd", "scan_call_bf16_fwd",
+            "ratio_bf16_fwd"]
+    for i, rows in enumerate(result["rounds"]):
+        print(f"round {i + 1} (µs; ratio = ours as called / official)")
+        print("shape".ljust(22) + "".join(c.replace("_", " ")[:13].rjust(14) for c in cols))
+        for r in rows:
+            print(str(tuple(r["shape"])).ljust(22) + "".join(str(r.get(c, "-")).rjust(14) for c in cols))
 
 
 def bench(args):
@@ -290,6 +455,57 @@ def accuracy(args):
     print(f"accuracy gradients (2, 5, 2048, 16): {errors}")
 
 
+def sweep_backward(args):
+    """Time v2's backward launch alone at several (warps per block, time segments): the tuning table."""
+    import torch
+
+    for b, d, l, n in [SHAPES[i] for i in args.sweep_shapes]:
+        x = torch_inputs(b, d, l, n)
+        args_ = [x[k] for k in NAMES]
+        stream = cuda._stream(torch.cuda.current_stream().cuda_stream)
+        out = torch.empty(b, d, l, device="cuda")
+        h_chk = torch.empty(b, d, cuda.n_tiles(l), n, device="cuda")
+        with stream:
+            cuda.scan_forward("v2", *args_, True, out=out, h_chk=h_chk)
+        grads = {k: torch.empty_like(x[k2]) for k, k2 in (("du", "u"), ("ddelta", "delta"), ("dz", "z"))}
+        zeros = {k: torch.zeros_like(x[k2]) for k, k2 in (("dA", "A"), ("dB", "B"), ("dC", "C"), ("dD", "D"),
+                                                           ("ddelta_bias", "delta_bias"))}
+        tiles = cuda.n_tiles(l)
+        for nwarps in (16, 8, 4):
+            for segs in (1, 2, 3, 4, 6, 8, 12):
+                if segs > tiles:
+                    continue
+
+                def run(nwarps=nwarps, segs=segs, stream=stream):
+                    with stream:
+                        cuda.scan_backward(*args_, True, x["z"], h_chk, **grads, **zeros, nwarps=nwarps,  # noqa: B023
+                                           segments=segs)
+
+                us = time_torch(run, 10)
+                print(f"sweep-backward {(b, d, l, n)} nwarps={nwarps:2d} segments={segs:2d}: {us:8.1f} us", flush=True)
+        torch.cuda.empty_cache()
+
+
+def profile_call(args):
+    """Where the time of the as-called forward+backward goes: GPU kernels (torch profiler) vs the wall."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    for b, d, l, n in [SHAPES[i] for i in args.sweep_shapes]:
+        x = {k: v.requires_grad_() for k, v in torch_inputs(b, d, l, n).items()}
+        dout = torch.randn(b, d, l, device="cuda")
+        run = _fwd_bwd(me.selective_scan, x, dout)
+        for _ in range(3):
+            run()
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for _ in range(5):
+                run()
+            torch.cuda.synchronize()
+        print(f"profile {(b, d, l, n)} (5 calls of forward+backward)")
+        print(prof.key_averages().table(sort_by="self_device_time_total", row_limit=12, max_name_column_width=50))
+
+
 def sanitize():
     """One small launch of every kernel and layout (run under compute-sanitizer memcheck / racecheck)."""
     import cupy as cp
@@ -313,7 +529,44 @@ def sanitize():
                                                             ("ddelta_bias", "delta_bias"))}
             cuda.scan_backward(*args_, True, x["z"], h_chk, **grads, **zeros, chunk=chunk, nwarps=nwarps)
         cp.cuda.runtime.deviceSynchronize()
+    sanitize_public()
     print("sanitize run: all kernels launched")
+
+
+def sanitize_public():
+    """The public call in every mode: n from 1 to 256, bf16, misaligned views, last-state gradients,
+    the NaN check (clean and flagged), time segments and a batch beyond the grid's y limit."""
+    import torch
+
+    def run(b, d, l, n, half=None, shift=False, dlast=False, nan=None, grad=True):
+        x = torch_inputs(b, d, l, n, half=half)
+        if shift:  # contiguous views 4 bytes off a 16-byte boundary
+            x = {k: torch.empty(v.numel() + 1, device="cuda", dtype=v.dtype)[1:].view(v.shape).copy_(v)
+                 for k, v in x.items()}
+        if nan is not None:
+            x[nan].view(-1)[0] = float("nan")
+        x = {k: v.requires_grad_(grad) for k, v in x.items()}
+        try:
+            out, last = me.selective_scan(**x, delta_softplus=True, return_last_state=True)
+        except ValueError:
+            assert nan is not None
+            return
+        if grad:
+            loss = out.float().sum() + (last.sum() if dlast else 0)
+            loss.backward()
+        torch.cuda.synchronize()
+
+    for n in (1, 4, 16, 48, 64, 128, 256):
+        run(2, 5, 300, n)
+    run(2, 6, 256, 16, half=torch.bfloat16)
+    run(2, 6, 256, 16, half=torch.float16)
+    run(2, 6, 256, 16, shift=True)
+    run(2, 6, 300, 16, dlast=True)
+    run(1, 3, 5000, 16)  # time segments
+    for name in NAMES:
+        run(2, 6, 100, 16, nan=name, grad=False)
+    run(70_000, 2, 8, 4)
+    print("sanitize run: public call modes launched")
 
 
 def profile_once(args):
@@ -350,7 +603,15 @@ def main():
     parser.add_argument("--configs", default=None, help='with --sweep-segments: JSON list of v2 overrides')
     parser.add_argument("--ablate", action="store_true", help="time v2's forward with parts switched off")
     parser.add_argument("--accuracy", action="store_true", help="print v2's errors against a float64 loop")
+    parser.add_argument("--kernels", action="store_true", help="the per-kernel launch table (v0, v1, v2)")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the main table this many times")
+    parser.add_argument("--sweep-backward", action="store_true", help="time v2's backward at several tilings")
+    parser.add_argument("--profile-call", action="store_true", help="torch profiler of the as-called fwd+bwd")
     args = parser.parse_args()
+    if args.sweep_backward:
+        return sweep_backward(args)
+    if args.profile_call:
+        return profile_call(args)
     if args.accuracy:
         return accuracy(args)
     if args.ablate:
@@ -363,9 +624,13 @@ def main():
         return sanitize()
     if args.sweep:
         sweep(args)
+    if args.kernels:
+        if args.output is None:
+            args.output = str(Path(__file__).resolve().parent / "results" / "gpu_scan_kernels_h200.json")
+        return bench(args)
     if args.output is None:
-        args.output = str(Path(__file__).resolve().parent / "results" / "gpu_scan_h200.json")
-    bench(args)
+        args.output = str(Path(__file__).resolve().parent / "results" / "gpu_scan_public_h200.json")
+    bench_public(args)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,24 @@ CASES = [
     ("v2_backward", {"DSTATE": 16, "CHUNK": 8, "NWARPS": 8}),
     ("v2_backward", {"DSTATE": 7, "CHUNK": 4, "NWARPS": 2}),
 ]
+# what the library compiles for every state size the tests cover (1 ≤ n ≤ 256)
+N_COVERED = (1, 4, 16, 48, 64, 128, 256)
+for _n in N_COVERED:
+    _chunk, _nwarps = cuda.backward_config(_n)
+    CASES.append(("v2", cuda._forward_defines(_n, _chunk, cuda.forward_config(_n))))
+    CASES.append(("v2_backward", {"DSTATE": _n, "CHUNK": _chunk, "NWARPS": _nwarps}))
+CASES.append(("v2_backward", {"DSTATE": 16, "CHUNK": 8, "NWARPS": 16, "ADJ_ONLY": 1}))
+CASES.append(("v2_backward", {"DSTATE": 256, "CHUNK": 8, "NWARPS": 8, "ADJ_ONLY": 1}))
+
+
+@pytest.mark.parametrize("n", N_COVERED)
+def test_shared_memory_fits_sm90(n):
+    """Every state size gets tile shapes whose shared memory fits one H100/H200 block (227 KB)."""
+    chunk, nwarps = cuda.backward_config(n)
+    assert cuda.v2_shared_bytes(n, forward=cuda.forward_config(n)) <= cuda.SMEM_LIMIT
+    assert cuda.v2_shared_bytes(n, chunk, nwarps, backward=True) <= cuda.SMEM_LIMIT
+    with pytest.raises(ValueError, match="n"):
+        cuda.forward_config(cuda.MAX_DSTATE + 1)
 
 
 def _find_nvrtc():
@@ -133,6 +151,15 @@ def test_recorded_benchmark_is_a_real_h200_table():
             assert r["target_met"] == (r["us"] <= r["target_us"])
     with pytest.raises(FileNotFoundError, match="gpu_scan.py"):
         cuda.recorded_benchmark("/nonexistent/table.json")
+
+
+def test_backward_segments_on_cpu():
+    """The backward splits time only when b·d warps are too few; segments cover every tile once."""
+    assert cuda.backward_segments(8, 1536, 2048) == (1, 8)
+    segs, per = cuda.backward_segments(1, 1536, 16384)
+    assert segs > 1 and (segs - 1) * per < cuda.n_tiles(16384) <= segs * per
+    assert cuda.backward_segments(1, 3, 100) == (1, 1)
+    assert cuda.backward_segments(2, 5, 2000, segments=3) == (3, 3)
 
 
 def test_time_segments_on_cpu():

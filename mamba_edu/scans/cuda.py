@@ -30,6 +30,7 @@ Glossary: u input (b, d, l); delta Δ (b, d, l); A (d, n); B, C (b, n, l), (b, g
 D, delta_bias (d,); z gate (b, d, l); h state (b, d, n); y, out (b, d, l).
 """
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -60,8 +61,12 @@ TARGET_WARPS = 12288
 # NWARPS warps handles NWARPS channels. Tuned on an H200 (benchmarks/gpu_scan.py --sweep).
 CHUNK = 8
 NWARPS = 16
+# v2 backward, few channels: one warp per channel, so b·d warps; below BWD_SPLIT_BELOW_WARPS the
+# sequence is cut into time segments (two passes, see v2_backward.cu) to reach about BWD_TARGET_WARPS.
+BWD_SPLIT_BELOW_WARPS = 4096
+BWD_TARGET_WARPS = 8192
 SCAN_BLOCK = 256  # v1: threads (= steps) per block-level scan
-_FLAGS = {"D": 1, "z": 2, "delta_bias": 4, "softplus": 8, "last_state": 16, "checkpoint": 32}
+_FLAGS = {"D": 1, "z": 2, "delta_bias": 4, "softplus": 8, "last_state": 16, "checkpoint": 32, "check": 64}
 RECORDED_BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "gpu_scan_h200.json"
 
 
@@ -112,8 +117,13 @@ def recorded_benchmark(path=None):
     return json.loads(path.read_text())
 
 
+_CUPY = []  # the CuPy module once it imported and found a GPU (checked once per process)
+
+
 def _cupy():
     """Import CuPy and check for a GPU, or raise RuntimeError saying what is missing."""
+    if _CUPY:
+        return _CUPY[0]
     try:
         import cupy
     except ImportError as err:
@@ -127,6 +137,7 @@ def _cupy():
         raise RuntimeError(f"selective_scan_cupy needs a CUDA GPU, but CuPy found none ({err})") from err
     if count == 0:
         raise RuntimeError("selective_scan_cupy needs a CUDA GPU, but CuPy found none")
+    _CUPY.append(cupy)
     return cupy
 
 
@@ -134,8 +145,8 @@ _MODULES = {}
 
 
 def _kernel(cp, version, name, **defines):
-    """Compile (once per process and per sizes) and return a RawKernel."""
-    key = (version, name, tuple(sorted(defines.items())), cp.cuda.Device().id)
+    """Compile (once per process, sizes and device) and return a RawKernel."""
+    key = (version, name, tuple(sorted(defines.items())), cp.cuda.runtime.getDevice())
     if key not in _MODULES:
         options = ("-std=c++17", "--use_fast_math", *(f"-D{k}={v}" for k, v in sorted(defines.items())))
         module = cp.RawModule(code=kernel_source(version), options=options)
@@ -149,12 +160,46 @@ def _segment(d, B_groups, C_groups):
     return math.gcd(*sizes) if sizes else d
 
 
+MAX_DSTATE = 256  # the largest n the v2 kernels are built for (like the official kernel)
+SMEM_LIMIT = 227 * 1024  # dynamic shared memory per block on an H100/H200 (sm_90)
+
+
+@functools.cache
+def forward_config(n):
+    """v2 forward tile shape for state size n: :data:`FORWARD` (tuned at n = 16), adapted to n.
+
+    Fewer lanes per channel when n < 16 (each lane should own at least one state); shorter tiles
+    when n is large, so that the B and C tiles of all n states fit in shared memory (≤ ~110 KB, two
+    blocks per SM); a looser register cap as the states per lane grow.
+    """
+    if not 1 <= n <= MAX_DSTATE:
+        raise ValueError(f"n (d_state) is {n}, expected 1 ≤ n ≤ {MAX_DSTATE}")
+    cfg = dict(FORWARD)
+    if n < cfg["lpc"]:
+        cfg["lpc"] = max(4, 1 << (n - 1).bit_length())
+    for tile in (cfg["tile"], 32, 16):
+        cfg["tile"] = tile
+        if v2_shared_bytes(n, forward=cfg) <= 110 * 1024:
+            break
+    cfg["min_blocks"] = 3 if n <= 16 else 2 if n <= 64 else 1
+    return cfg
+
+
+@functools.cache
+def backward_config(n):
+    """v2 backward (chunk, nwarps) for state size n: 16 warps per block up to n = 32, then 8."""
+    if not 1 <= n <= MAX_DSTATE:
+        raise ValueError(f"n (d_state) is {n}, expected 1 ≤ n ≤ {MAX_DSTATE}")
+    return CHUNK, (NWARPS if n <= 32 else 8)
+
+
 def v2_shared_bytes(n, chunk=CHUNK, nwarps=NWARPS, backward=False, forward=None):
     """Dynamic shared memory of the v2 kernels, in bytes (see the buffers at the top of each kernel)."""
     if backward:
         tile = 32 * chunk
         t_pad = tile + (tile // 32) * 4
-        return 4 * ((2 * n + 5 * nwarps) * t_pad + nwarps * n + nwarps * 3 * n)
+        group = min(n, 16)  # SGROUP: states whose B, C tiles are staged together
+        return 4 * ((2 * group + 5 * nwarps) * t_pad + nwarps * n + nwarps * 3 * n)
     cfg = {**FORWARD, **(forward or {})}
     channels = 32 * cfg["nwarps"] // cfg["lpc"]
     t_pad = cfg["tile"] + 4
@@ -186,15 +231,14 @@ def _ceil_div(a, b):
     return -(-a // b)
 
 
-def _forward_defines(n, chunk, forward, var_B=True, var_C=True):
-    cfg = {**FORWARD, **(forward or {})}
+def _forward_defines(n, chunk, cfg, var_B=True, var_C=True):
     defines = dict(DSTATE=n, LPC=cfg["lpc"], NWARPS=cfg["nwarps"], TILE=cfg["tile"], CHK_TILE=32 * chunk,
                    VAR_B=int(var_B), VAR_C=int(var_C))
     if cfg["min_blocks"] is not None:
         defines["MIN_BLOCKS"] = cfg["min_blocks"]
     if cfg.get("unroll", 1) != 1:
         defines["UNROLL_BLOCKS"] = cfg["unroll"]
-    return cfg, defines
+    return defines
 
 
 def n_tiles(l, chunk=CHUNK):
@@ -211,14 +255,31 @@ def _flags(D, z, delta_bias, delta_softplus, last_state=None, h_chk=None):
     return flags | (_FLAGS["softplus"] if delta_softplus else 0)
 
 
-def scan_forward(version, u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, *,
-                 out, last_state=None, h_chk=None, chunk=CHUNK, forward=None):
-    """Launch one forward kernel on checked, contiguous float32 CuPy arrays (no validation here).
+_NULL = np.uint64(0)
 
+
+def _arg(x):
+    """A kernel argument: CuPy arrays as they are, torch tensors as their device pointer, None as NULL.
+
+    Passing raw pointers skips DLPack: no capsule, no stream synchronisation, a few µs less per call.
+    The kernels never dereference an optional pointer whose flag is off.
+    """
+    if x is None:
+        return _NULL
+    ptr = getattr(x, "data_ptr", None)
+    return np.uint64(ptr()) if ptr is not None else x
+
+
+def scan_forward(version, u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, *,
+                 out, last_state=None, h_chk=None, chunk=None, forward=None, err=None):
+    """Launch one forward kernel on checked, contiguous float32 arrays (no validation here).
+
+    Arrays are CuPy arrays or torch CUDA tensors (passed as pointers), on the current stream.
     ``out`` (b, d, l) is written in place; so are ``last_state`` (b, d, n) and, for v2,
     ``h_chk`` (b, d, tiles, n), the state entering each backward tile of 32·``chunk`` steps, when
-    given. ``forward`` overrides entries of :data:`FORWARD` (v2's tile shape). B and C are
-    (b, g, n, l) (a (b, n, l) array is reshaped by the caller) or fixed (d, n). Used by
+    given. ``forward`` overrides entries of the tile shape (:func:`forward_config`). ``err``: a
+    pointer (int) to an int32 that v2 ORs with the bits of arguments holding NaN/inf (None: no check).
+    B and C are (b, g, n, l) (a (b, n, l) array is reshaped by the caller) or fixed (d, n). Used by
     :func:`selective_scan_cupy`, the GPU tests (which poison ``out`` first) and the benchmark.
     """
     cp = _cupy()
@@ -226,62 +287,111 @@ def scan_forward(version, u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     n = A.shape[1]
     B_groups = B.shape[1] if B.ndim == 4 else None
     C_groups = C.shape[1] if C.ndim == 4 else None
-    dummy = cp.zeros(1, dtype=cp.float32)
-    pick = lambda x: dummy if x is None else x
     ints = (np.int32(b), np.int32(d), np.int32(l), np.int32(B_groups or 0), np.int32(C_groups or 0))
     if version == "v0":
         kernel = _kernel(cp, "v0", "selective_scan_v0", DSTATE=n)
         flags = _flags(D, z, delta_bias, delta_softplus, last_state)
-        args = (u, delta, A, B, C, pick(D), pick(z), pick(delta_bias), out, pick(last_state), *ints, np.int32(flags))
-        kernel((-(-b * d // 128),), (128,), args)
+        args = tuple(map(_arg, (u, delta, A, B, C, D, z, delta_bias, out, last_state)))
+        kernel((-(-b * d // 128),), (128,), (*args, *ints, np.int32(flags)))
     elif version == "v1":
         _v1_forward(cp, u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, last_state)
     elif version == "v2":
-        if h_chk is not None and h_chk.shape != (b, d, n_tiles(l, chunk), n):
+        chunk = backward_config(n)[0] if chunk is None else chunk
+        if h_chk is not None and tuple(h_chk.shape) != (b, d, n_tiles(l, chunk), n):
             want = (b, d, n_tiles(l, chunk), n)
-            raise ValueError(f"h_chk has shape {h_chk.shape}, expected (b, d, tiles, n) = {want}")
-        cfg, defines = _forward_defines(n, chunk, forward, B_groups is not None, C_groups is not None)
-        kernel = _kernel(cp, "v2", "selective_scan_fwd_v2", **defines)
-        smem = v2_shared_bytes(n, forward=cfg)
-        kernel.max_dynamic_shared_size_bytes = smem
-        seg = _segment(d, B_groups, C_groups)
-        channels = 32 * cfg["nwarps"] // cfg["lpc"]  # per block
-        blocks = (d // seg) * (-(-seg // channels))
-        segments, seg_len = time_segments(b, d, l, chunk, cfg)
+            raise ValueError(f"h_chk has shape {tuple(h_chk.shape)}, expected (b, d, tiles, n) = {want}")
+        plan = _forward_plan(cp.cuda.runtime.getDevice(), b, d, l, n, B_groups, C_groups, chunk,
+                             tuple(sorted((forward or {}).items())))
+        first, kernel, blocks, threads, smem, segments, seg_len, seg = plan
         seg_buf = cp.empty((b, d, segments, 2, n), dtype=cp.float32) if segments > 1 else None
-        flags = _flags(D, z, delta_bias, delta_softplus, last_state, h_chk)
-        args = (u, delta, A, B, C, pick(D), pick(z), pick(delta_bias), out, pick(last_state), pick(h_chk),
-                pick(seg_buf), np.int32(seg_len), *ints, np.int32(seg), np.int32(flags))
+        flags = _flags(D, z, delta_bias, delta_softplus, last_state, h_chk) | (_FLAGS["check"] if err else 0)
+        args = (*map(_arg, (u, delta, A, B, C, D, z, delta_bias, out, last_state, h_chk, seg_buf)),
+                np.int32(seg_len), *ints, np.int32(seg), np.int32(flags), np.uint64(err or 0))
         if segments > 1:  # pass 1: final state and decay of every segment but the last
-            first = _kernel(cp, "v2", "selective_scan_fwd_v2", **defines, STATES_ONLY=1)
-            first.max_dynamic_shared_size_bytes = smem
-            first((blocks, b, segments - 1), (32 * cfg["nwarps"],), args, shared_mem=smem)
-        kernel((blocks, b, segments), (32 * cfg["nwarps"],), args, shared_mem=smem)
+            first((blocks, 1, segments - 1), threads, args, shared_mem=smem)
+        kernel((blocks, 1, segments), threads, args, shared_mem=smem)
     else:
         raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
 
 
+@functools.lru_cache(maxsize=256)
+def _forward_plan(device, b, d, l, n, B_groups, C_groups, chunk, overrides):
+    """Kernels, grid and sizes of v2's forward for one problem shape (computed once per shape)."""
+    cp = _cupy()
+    cfg = {**forward_config(n), **dict(overrides)}
+    defines = _forward_defines(n, chunk, cfg, B_groups is not None, C_groups is not None)
+    smem = v2_shared_bytes(n, forward=cfg)
+    seg = _segment(d, B_groups, C_groups)
+    channels = 32 * cfg["nwarps"] // cfg["lpc"]  # per block
+    blocks = (d // seg) * (-(-seg // channels)) * b  # batch folded into x: no 65 535 limit
+    segments, seg_len = time_segments(b, d, l, chunk, cfg)
+    kernel = _kernel(cp, "v2", "selective_scan_fwd_v2", **defines)
+    kernel.max_dynamic_shared_size_bytes = smem
+    first = None
+    if segments > 1:
+        first = _kernel(cp, "v2", "selective_scan_fwd_v2", **defines, STATES_ONLY=1)
+        first.max_dynamic_shared_size_bytes = smem
+    return first, kernel, blocks, (32 * cfg["nwarps"],), smem, segments, seg_len, seg
+
+
+def backward_segments(b, d, l, chunk=CHUNK, segments=None):
+    """How v2's backward splits time: (segments, tiles per segment); tiles are 32·chunk steps.
+
+    One segment when the b·d channels (one warp each) give at least BWD_SPLIT_BELOW_WARPS warps;
+    otherwise enough to reach about BWD_TARGET_WARPS, each at least 2 tiles long. ``segments`` forces
+    a count (for tests and the benchmark's sweep).
+    """
+    tiles = n_tiles(l, chunk)
+    if segments is None:
+        warps = b * d
+        segments = 1 if warps >= BWD_SPLIT_BELOW_WARPS else min(-(-BWD_TARGET_WARPS // warps), tiles // 2)
+    segments = max(1, min(int(segments), tiles))
+    per = -(-tiles // segments)
+    return -(-tiles // per), per
+
+
+@functools.lru_cache(maxsize=256)
+def _backward_plan(device, b, d, l, n, B_groups, C_groups, chunk, nwarps, segments):
+    cp = _cupy()
+    defines = dict(DSTATE=n, CHUNK=chunk, NWARPS=nwarps)
+    kernel = _kernel(cp, "v2_backward", "selective_scan_bwd_v2", **defines)
+    smem = v2_shared_bytes(n, chunk, nwarps, backward=True)
+    kernel.max_dynamic_shared_size_bytes = smem
+    first = None
+    segs, per = backward_segments(b, d, l, chunk, segments)
+    if segs > 1:
+        first = _kernel(cp, "v2_backward", "selective_scan_bwd_v2", **defines, ADJ_ONLY=1)
+        first.max_dynamic_shared_size_bytes = smem
+    seg = _segment(d, B_groups, C_groups)
+    return first, kernel, (d // seg) * (-(-seg // nwarps)) * b, (32 * nwarps,), smem, seg, segs, per
+
+
 def scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dout, h_chk, *,
-                  du, ddelta, dA, dB, dC, dD=None, dz=None, ddelta_bias=None, chunk=CHUNK, nwarps=NWARPS):
-    """Launch v2's backward kernel (CuPy float32 arrays). dA, dB, dC, dD, ddelta_bias must be zeroed."""
+                  du, ddelta, dA, dB, dC, dD=None, dz=None, ddelta_bias=None, dlast=None, chunk=None, nwarps=None,
+                  segments=None):
+    """Launch v2's backward kernel. dA, dB, dC, dD, ddelta_bias must be zeroed; dlast (b, d, n) optional.
+
+    ``segments`` forces the number of time segments (default: :func:`backward_segments`).
+    """
     cp = _cupy()
     b, d, l = u.shape
     n = A.shape[1]
+    chunk_n, nwarps_n = backward_config(n)
+    chunk = chunk_n if chunk is None else chunk
+    nwarps = nwarps_n if nwarps is None else nwarps
     B_groups = B.shape[1] if B.ndim == 4 else None
     C_groups = C.shape[1] if C.ndim == 4 else None
-    dummy = cp.zeros(1, dtype=cp.float32)
-    pick = lambda x: dummy if x is None else x
-    kernel = _kernel(cp, "v2_backward", "selective_scan_bwd_v2", DSTATE=n, CHUNK=chunk, NWARPS=nwarps)
-    smem = v2_shared_bytes(n, chunk, nwarps, backward=True)
-    kernel.max_dynamic_shared_size_bytes = smem
-    seg = _segment(d, B_groups, C_groups)
-    grid = ((d // seg) * (-(-seg // nwarps)), b)
-    flags = _flags(D, z, delta_bias, delta_softplus)
-    args = (u, delta, A, B, C, pick(D), pick(z), pick(delta_bias), dout, h_chk,
-            du, ddelta, dA, dB, dC, pick(dD), pick(dz), pick(ddelta_bias),
+    first, kernel, blocks, threads, smem, seg, segs, per = _backward_plan(
+        cp.cuda.runtime.getDevice(), b, d, l, n, B_groups, C_groups, chunk, nwarps, segments)
+    flags = _flags(D, z, delta_bias, delta_softplus) | (16 if dlast is not None else 0)
+    seg_adj = cp.empty((b, d, segs, 2, n), dtype=cp.float32) if segs > 1 else None
+    args = (*map(_arg, (u, delta, A, B, C, D, z, delta_bias, dout, h_chk,
+                        du, ddelta, dA, dB, dC, dD, dz, ddelta_bias, dlast)),
             np.int32(b), np.int32(d), np.int32(l), np.int32(B_groups or 0), np.int32(C_groups or 0),
-            np.int32(seg), np.int32(flags))
-    kernel(grid, (32 * nwarps,), args, shared_mem=smem)
+            np.int32(seg), np.int32(flags), _arg(seg_adj), np.int32(per))
+    if segs > 1:  # pass 1: the adjoint carry map of every segment but the first
+        first((blocks, segs - 1), threads, args, shared_mem=smem)
+    kernel((blocks, segs), threads, args, shared_mem=smem)
 
 
 def _v1_forward(cp, u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, last_state):
@@ -326,45 +436,94 @@ def _grouped(X, shapes_groups):
     return X[:, None] if (shapes_groups is not None and X.ndim == 3) else X
 
 
+_ARG_BITS = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")  # bit i of the kernel's err word
+
+
+@functools.cache
+def _error_word():
+    """A pinned int32 on the host that the kernels can write (unified addressing maps pinned memory)."""
+    import torch
+
+    word = torch.zeros(1, dtype=torch.int32, pin_memory=True)
+    return word, word.numpy()
+
+
+def _raise_if_bad(bits, shapes_of):
+    """The kernel saw NaN/inf in the arguments whose bits are set: raise, naming them."""
+    names = [name for i, name in enumerate(_ARG_BITS) if bits >> i & 1]
+    detail = ", ".join(f"{name} (shape {shapes_of[name]})" for name in names)
+    raise ValueError(f"{detail} contain{'s' if len(names) == 1 else ''} NaN or inf values: the selective scan "
+                     f"needs finite inputs (pass check_finite=False to skip this check)")
+
+
+@functools.cache
+def _stream(ptr):
+    """CuPy's handle on a torch stream (cached: one object per stream)."""
+    return _cupy().cuda.ExternalStream(ptr)
+
+
+def _launch_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, check, need_last, need_chk):
+    """v2 forward on contiguous float32 torch CUDA tensors; returns (out, last or None, h_chk or None)."""
+    import torch
+
+    b, d, l = u.shape
+    n = A.shape[1]
+    chunk = backward_config(n)[0]
+    out = torch.empty_like(u)
+    last = u.new_empty(b, d, n) if need_last else None
+    h_chk = u.new_empty(b, d, n_tiles(l, chunk), n) if need_chk else None
+    err = None
+    if check:
+        word, word_np = _error_word()
+        word_np[0] = 0
+        err = word.data_ptr()
+    stream = _stream(torch.cuda.current_stream(u.device).cuda_stream)
+    with stream:
+        scan_forward("v2", u, delta, A, B, C, D, z, delta_bias, delta_softplus, out=out, last_state=last,
+                     h_chk=h_chk, chunk=chunk, err=err)
+        if check:
+            stream.synchronize()  # the one cost of the check: wait for the kernel, read one word
+            if word_np[0]:
+                args = dict(zip(_ARG_BITS, (u, delta, A, B, C, D, z, delta_bias)))
+                _raise_if_bad(int(word_np[0]), {k: tuple(v.shape) for k, v in args.items() if v is not None})
+    return out, last, h_chk
+
+
 def _make_function():
     import torch
 
     class SelectiveScanV2(torch.autograd.Function):
-        """torch.autograd.Function around v2's forward and backward kernels (torch CUDA tensors)."""
+        """torch.autograd.Function around v2's forward and backward kernels (float32 torch CUDA tensors)."""
 
         @staticmethod
-        def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk, nwarps):
-            cp = _cupy()
-            b, d, l = u.shape
-            n = A.shape[1]
-            out = u.new_empty(b, d, l)
-            last = u.new_empty(b, d, n)
-            h_chk = u.new_empty(b, d, n_tiles(l, chunk), n)
-            arrays = [_as_cupy(cp, x) for x in (u, delta, A, B, C, D, z, delta_bias)]
-            scan_forward("v2", *arrays, delta_softplus, out=cp.from_dlpack(out), last_state=cp.from_dlpack(last),
-                         h_chk=cp.from_dlpack(h_chk), chunk=chunk)
-            ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, h_chk)
-            ctx.settings = (delta_softplus, chunk, nwarps)
-            ctx.mark_non_differentiable(last)
-            return out, last
+        def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, check, need_last):
+            needs_grad = any(ctx.needs_input_grad[:8])
+            out, last, h_chk = _launch_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, check,
+                                               need_last, needs_grad)
+            if needs_grad:
+                ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, h_chk)
+            ctx.delta_softplus = delta_softplus
+            ctx.set_materialize_grads(False)
+            return (out, last) if need_last else out
 
         @staticmethod
-        def backward(ctx, dout, _dlast):
-            cp = _cupy()
+        def backward(ctx, dout, dlast=None):
             u, delta, A, B, C, D, z, delta_bias, h_chk = ctx.saved_tensors
-            delta_softplus, chunk, nwarps = ctx.settings
-            new = lambda x, fill: None if x is None else fill(x.shape, dtype=x.dtype, device=x.device)
-            grads = {
-                "du": new(u, torch.empty), "ddelta": new(delta, torch.empty), "dA": new(A, torch.zeros),
-                "dB": new(B, torch.zeros), "dC": new(C, torch.zeros), "dD": new(D, torch.zeros),
-                "dz": new(z, torch.empty), "ddelta_bias": new(delta_bias, torch.zeros),
-            }
-            # the autograd engine runs this in its own thread: put CuPy on torch's stream here too
-            with torch.cuda.device(u.device), cp.cuda.ExternalStream(torch.cuda.current_stream(u.device).cuda_stream):
-                arrays = [_as_cupy(cp, x) for x in (u, delta, A, B, C, D, z, delta_bias)]
-                scan_backward(*arrays, delta_softplus, _as_cupy(cp, dout.contiguous()), _as_cupy(cp, h_chk),
-                              **{k: None if v is None else cp.from_dlpack(v) for k, v in grads.items()},
-                              chunk=chunk, nwarps=nwarps)
+            if dout is None:
+                dout = torch.zeros_like(u)
+            grads = {"du": torch.empty_like(u), "ddelta": torch.empty_like(delta),
+                     "dz": None if z is None else torch.empty_like(z)}
+            # the gradients summed with atomicAdd start at 0: one zeroed buffer, cut into views
+            summed = {"dA": A, "dB": B, "dC": C, "dD": D, "ddelta_bias": delta_bias}
+            zeros = u.new_zeros(sum(x.numel() for x in summed.values() if x is not None))
+            start = 0
+            for key, x in summed.items():
+                grads[key] = None if x is None else zeros[start:start + x.numel()].view(x.shape)
+                start += 0 if x is None else x.numel()
+            # the autograd engine runs this in its own thread: launch on torch's current stream there
+            with _stream(torch.cuda.current_stream(u.device).cuda_stream):
+                scan_backward(u, delta, A, B, C, D, z, delta_bias, ctx.delta_softplus, dout.contiguous(), h_chk,
+                              **grads, dlast=None if dlast is None else dlast.contiguous())
             g = grads
             return g["du"], g["ddelta"], g["dA"], g["dB"], g["dC"], g["dD"], g["dz"], g["ddelta_bias"], None, None, None
 
@@ -372,27 +531,87 @@ def _make_function():
 
 
 _FUNCTION = None
+_DTYPES = ("float32", "float16", "bfloat16")  # inputs the kernels take (arithmetic in float32)
+
+
+def _dtype_name(x):
+    return str(x.dtype).rsplit(".", 1)[-1]
+
+
+@functools.cache
+def _cuda_usable():
+    try:
+        _cupy()
+        return True
+    except RuntimeError:
+        return False
+
+
+def supports(u, delta, A, B, C, D=None, z=None, delta_bias=None):
+    """True when :func:`selective_scan_cupy` takes these torch CUDA tensors (used by ``selective_scan``).
+
+    Needs CuPy and a GPU, torch CUDA tensors, a real A with 1 ≤ n ≤ 256, and u, delta, z, B, C in
+    float32, float16 or bfloat16 (A, D, delta_bias real). Anything else (float64, complex A, …)
+    goes to the reference. Never raises.
+    """
+    try:
+        import torch
+
+        if not (isinstance(u, torch.Tensor) and u.is_cuda) or A.is_complex() or A.ndim != 2:
+            return False
+        if not 1 <= A.shape[1] <= MAX_DSTATE:
+            return False
+        for x in (u, delta, B, C, z, A, D, delta_bias):
+            if x is not None and (not isinstance(x, torch.Tensor) or _dtype_name(x) not in _DTYPES):
+                return False
+        return _cuda_usable()
+    except Exception:
+        return False
+
+
+_CHECKED = {}  # argument signature (kinds, shapes, dtypes, devices) → what the host-side check found
+
+
+def _checked(args):
+    """check_selective_scan_inputs on the host, once per argument signature (the check reads no data)."""
+    sig = tuple(None if x is None else (type(x), tuple(x.shape), x.dtype, x.device) for x in args)
+    shapes = _CHECKED.get(sig)
+    if shapes is None:
+        from mamba_edu.scans.selective import check_selective_scan_inputs
+
+        shapes = check_selective_scan_inputs(*args, check_finite=False)  # shapes, dtypes, devices
+        if len(_CHECKED) > 1024:
+            _CHECKED.clear()
+        _CHECKED[sig] = shapes
+    return shapes
 
 
 def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                        return_last_state=False, *, version="v2"):
+                        return_last_state=False, *, version="v2", check_finite=True):
     """Mamba's selective scan on a CUDA GPU: the same arguments and result as :func:`mamba_edu.selective_scan`.
 
     Parameters
     ----------
-    u, delta : torch CUDA tensor or CuPy array, shape (b, d, l), float32
-    A : shape (d, n), float32 (real; complex A raises NotImplementedError)
-    B, C : shape (b, n, l), (b, g, n, l) with g | d, or fixed (d, n), float32
+    u, delta : torch CUDA tensor or CuPy array, shape (b, d, l), float32 (torch: also float16, bfloat16)
+    A : shape (d, n), real, 1 ≤ n ≤ 256 (complex A raises NotImplementedError)
+    B, C : shape (b, n, l), (b, g, n, l) with g | d, or fixed (d, n)
     D, delta_bias : shape (d,), optional
     z : shape (b, d, l), optional — the output is multiplied by silu(z)
     delta_softplus : bool — Δ = softplus(delta + delta_bias)
-    return_last_state : bool — also return h after the last step, shape (b, d, n)
+    return_last_state : bool — also return h after the last step, shape (b, d, n), float32.
+        Differentiable: gradients that flow through it enter the reverse scan exactly.
     version : {"v0", "v1", "v2"}, keyword only
-        Which kernel runs (lesson 5 times them side by side). Only "v2" is differentiable.
+        Which kernel runs (lesson 7 times them side by side). Only "v2" is differentiable and
+        takes half-precision inputs.
+    check_finite : bool, default True, keyword only
+        Reject NaN/inf inputs with a ValueError naming the argument (v2). The v2 kernel tests every
+        value as it loads it and sets a flag; the cost is waiting for the kernel before returning
+        (one stream synchronisation) — no extra pass over memory. ``False`` skips it (for callers
+        that validated already) and returns without waiting.
 
     Returns
     -------
-    out : shape (b, d, l), float32, same kind (torch or CuPy) and device as u
+    out : shape (b, d, l), same kind (torch or CuPy), device and dtype as u
     last_state : shape (b, d, n), only with ``return_last_state=True``
 
     Raises
@@ -400,12 +619,12 @@ def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
     RuntimeError
         When CuPy or a CUDA GPU is missing.
     ValueError
-        On bad shapes or values (as :func:`mamba_edu.selective_scan`), non-float32 dtypes,
-        CPU tensors, numpy arrays or an unknown version.
+        On bad shapes or values (as :func:`mamba_edu.selective_scan`), unsupported dtypes,
+        n > 256, CPU tensors, numpy arrays or an unknown version.
     NotImplementedError
-        For a complex A, or gradients through v0/v1.
+        For a complex A, gradients through v0/v1, half precision with v0/v1.
 
-    Explained in lesson 5.
+    Explained in lesson 7.
     """
     global _FUNCTION
     cp = _cupy()
@@ -413,11 +632,8 @@ def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
         raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
     import torch
 
-    from mamba_edu.scans.selective import check_selective_scan_inputs
-
     args = (u, delta, A, B, C, D, z, delta_bias)
-    names = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
-    shapes = check_selective_scan_inputs(*args)
+    shapes = _checked(args)
     if shapes.backend == "numpy":
         raise ValueError("u is a numpy array: selective_scan_cupy takes torch CUDA tensors or CuPy arrays "
                          "(use mamba_edu.selective_scan on the CPU)")
@@ -425,27 +641,56 @@ def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
         raise ValueError(f"u is on {u.device}: selective_scan_cupy needs CUDA tensors (or use selective_scan)")
     if shapes.is_complex:
         raise NotImplementedError("selective_scan_cupy supports a real A only; use selective_scan for complex A")
-    for name, x in zip(names, args):
-        if x is not None and str(x.dtype).split(".")[-1] != "float32":
-            raise ValueError(f"{name} has dtype {x.dtype}: selective_scan_cupy computes in float32, "
-                             f"cast the inputs to float32")
+    if shapes.dstate > MAX_DSTATE:
+        raise ValueError(f"A has shape {tuple(A.shape)}: n = {shapes.dstate} states, expected n ≤ {MAX_DSTATE}")
+    torch_in = shapes.backend == "torch"
+    half = False
+    for name, x in zip(_ARG_BITS, args):
+        if x is None:
+            continue
+        kind = _dtype_name(x)
+        if kind == "float32":
+            continue
+        if torch_in and version == "v2" and kind in _DTYPES:
+            half = True
+            continue
+        allowed = "float32, float16 or bfloat16" if torch_in and version == "v2" else "float32"
+        raise ValueError(f"{name} has dtype {x.dtype}: selective_scan_cupy takes {allowed} (computes in float32)")
     B_ = _grouped(B, shapes.B_groups)
     C_ = _grouped(C, shapes.C_groups)
     b, d, l, n = shapes.batch, shapes.dim, shapes.seqlen, shapes.dstate
 
-    if shapes.backend == "torch":
-        needs_grad = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in args)
-        if version == "v2":
-            if _FUNCTION is None:
-                _FUNCTION = _make_function()
-            with torch.cuda.device(u.device), cp.cuda.ExternalStream(torch.cuda.current_stream(u.device).cuda_stream):
-                out, last = _FUNCTION.apply(u, delta, A, B_, C_, D, z, delta_bias, bool(delta_softplus), CHUNK, NWARPS)
-            return (out, last) if return_last_state else out
-        if needs_grad:
+    if torch_in and version == "v2":
+        ins = [None if x is None else x.contiguous() for x in (u, delta, A, B_, C_, D, z, delta_bias)]
+        if half:  # the kernel reads float32: convert once (arithmetic is float32 either way)
+            ins = [None if x is None else x.float() for x in ins]
+        previous = torch.cuda.current_device()
+        if u.device.index != previous:
+            torch.cuda.set_device(u.device)
+        try:
+            if torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in args):
+                if _FUNCTION is None:
+                    _FUNCTION = _make_function()
+                result = _FUNCTION.apply(*ins, bool(delta_softplus), bool(check_finite), bool(return_last_state))
+            else:  # no gradient wanted: launch directly, no autograd bookkeeping
+                out, last, _ = _launch_forward(*ins, bool(delta_softplus), bool(check_finite),
+                                               bool(return_last_state), False)
+                result = (out, last) if return_last_state else out
+        finally:
+            if u.device.index != previous:
+                torch.cuda.set_device(previous)
+        if not half:
+            return result
+        if return_last_state:
+            return result[0].to(u.dtype), result[1]
+        return result.to(u.dtype)
+
+    if torch_in:
+        if torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in args):
             raise NotImplementedError(f"version {version!r} has no backward kernel: use version='v2' for gradients")
         out = u.new_empty(b, d, l)
         last = u.new_empty(b, d, n)
-        with torch.cuda.device(u.device), cp.cuda.ExternalStream(torch.cuda.current_stream(u.device).cuda_stream):
+        with torch.cuda.device(u.device), _stream(torch.cuda.current_stream(u.device).cuda_stream):
             arrays = [_as_cupy(cp, x) for x in (u, delta, A, B_, C_, D, z, delta_bias)]
             scan_forward(version, *arrays, bool(delta_softplus), out=cp.from_dlpack(out),
                          last_state=cp.from_dlpack(last) if return_last_state else None)
@@ -455,5 +700,16 @@ def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
         arrays = [_as_cupy(cp, x) for x in (u, delta, A, B_, C_, D, z, delta_bias)]
         out = cp.empty((b, d, l), dtype=cp.float32)
         last = cp.empty((b, d, n), dtype=cp.float32) if return_last_state else None
-        scan_forward(version, *arrays, bool(delta_softplus), out=out, last_state=last)
+        err = None
+        if check_finite and version == "v2":
+            err_buf = cp.zeros(1, dtype=cp.int32)
+            err = err_buf.data.ptr
+        scan_forward(version, *arrays, bool(delta_softplus), out=out, last_state=last, err=err)
+        if err is not None and int(err_buf.get()[0]):
+            names = dict(zip(_ARG_BITS, (u, delta, A, B, C, D, z, delta_bias)))
+            _raise_if_bad(int(err_buf.get()[0]), {k: tuple(v.shape) for k, v in names.items() if v is not None})
+        if check_finite and version != "v2":
+            for name, x in zip(_ARG_BITS, arrays):
+                if x is not None and not bool(cp.isfinite(x).all()):
+                    raise ValueError(f"{name} contains NaN or inf values (shape {tuple(x.shape)})")
     return (out, last) if return_last_state else out

@@ -299,15 +299,32 @@ def selective_scan(
         On a wrong shape, a g that does not divide d, a non-floating dtype, mixed array kinds
         or devices, or NaN/inf values — the message names the argument and the shapes.
 
+    Notes
+    -----
+    Which implementation runs:
+
+    * torch CUDA tensors → the fused CuPy kernel :func:`mamba_edu.selective_scan_cupy` (lesson 7)
+      when CuPy and a GPU are usable and the inputs suit it (real A, 1 ≤ n ≤ 256, u/delta/z/B/C in
+      float32, float16 or bfloat16); otherwise (float64, complex A, no CuPy) the reference below.
+    * torch CPU tensors → the compiled numba kernel (``mamba_edu.scans.cpu``, lesson 6) for float32 /
+      float64 with a real A, else the readable reference :func:`selective_scan_ref`.
+    * numpy → the reference in float64 / complex128, numpy out.
+
+    All of them check the same things and give the same result within float32 rounding.
+
     Explained in lesson 4.
     """
     args = (u, delta, A, B, C, D, z, delta_bias)
+    flags = dict(delta_softplus=bool(delta_softplus), return_last_state=bool(return_last_state))
+    if isinstance(u, torch.Tensor) and u.is_cuda:  # the fused CuPy kernel, when it takes these inputs
+        cuda = import_module("mamba_edu.scans.cuda")
+        if cuda.supports(*args):
+            return cuda.selective_scan_cupy(*args, **flags)
     if not isinstance(u, torch.Tensor) and _backend(u) == "numpy":  # lists etc. → numpy
         args = tuple(x if x is None or _backend(x) != "numpy" else np.asarray(x) for x in args)
     shapes = check_selective_scan_inputs(*args)
     if shapes.backend == "cupy":
         raise ValueError("u is a CuPy array: use mamba_edu.selective_scan_cupy for GPU arrays")
-    flags = dict(delta_softplus=bool(delta_softplus), return_last_state=bool(return_last_state))
     if shapes.backend == "numpy":  # float64 / complex128 reference, numpy out
         result = selective_scan(*map(_to_torch, args), **flags)
         if return_last_state:

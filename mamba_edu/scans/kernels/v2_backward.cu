@@ -22,7 +22,20 @@
 // like dA, dD and ddelta_bias, which are summed over batch and time).
 //
 // Layout: as in v2_forward.cu; dout, du, ddelta, dz: (b, d, l); dA: (d, n); dB, dC: like B, C;
-// dD, ddelta_bias: (d,).
+// dD, ddelta_bias: (d,); dlast (optional, flag FLAG_DLAST): dL/d(last state), (b, d, n).
+//
+// Large n: the B and C tiles of all n states would not fit in shared memory (n = 64 needs 147 KB for
+// them alone), so the states are visited in groups of SGROUP whose tiles are loaded together.
+// Gradients through the last state: the adjoint of the last step starts at dlast instead of 0
+// (lambda_{l-1} = C_{l-1} g_{l-1} + dlast), so they flow exactly through every step.
+// Grid: (blocks per batch element * batch, segments); blockIdx.x = bi * blocks + block.
+//
+// Few channels (small b*d) leave most of the GPU idle, so time can also be cut into gridDim.y segments
+// of tiles_per_seg tiles, as in the forward: the adjoint carry of a segment is an affine function of
+// the carry entering it from the right, nu_start = R nu_end + N (per state). A first launch compiled
+// with ADJ_ONLY=1 runs the adjoint scan alone over every segment but the first, from nu_end = 0,
+// and writes (N, R) to seg_adj (b, d, segments, 2, n); the main launch starts segment z from the carry
+// folded over the segments to its right (and dlast), then computes every gradient of its own steps.
 
 #ifndef DSTATE
 #define DSTATE 16
@@ -32,6 +45,12 @@
 #endif
 #ifndef NWARPS
 #define NWARPS 8
+#endif
+#ifndef ADJ_ONLY
+#define ADJ_ONLY 0  // 1: first pass over segments (adjoint carry map only, no gradients)
+#endif
+#ifndef SGROUP
+#define SGROUP (DSTATE < 16 ? DSTATE : 16)  // states whose B, C tiles are in shared memory together
 #endif
 
 #define T_TILE (32 * CHUNK)
@@ -44,6 +63,7 @@
 #define FLAG_Z 2
 #define FLAG_BIAS 4
 #define FLAG_SOFTPLUS 8
+#define FLAG_DLAST 16
 
 static_assert(CHUNK % 4 == 0 && 32 % CHUNK == 0, "CHUNK must be 4, 8, 16 or 32");
 
@@ -74,13 +94,14 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS) selective_scan_bwd_v2(
     const float* __restrict__ dout, const float* __restrict__ h_chk,
     float* __restrict__ du_out, float* __restrict__ ddelta_out, float* __restrict__ dA,
     float* __restrict__ dB, float* __restrict__ dC, float* __restrict__ dD,
-    float* __restrict__ dz, float* __restrict__ ddelta_bias,
-    int batch, int dim, int seqlen, int b_groups, int c_groups, int seg, int flags)
+    float* __restrict__ dz, float* __restrict__ ddelta_bias, const float* __restrict__ dlast,
+    int batch, int dim, int seqlen, int b_groups, int c_groups, int seg, int flags,
+    float* __restrict__ seg_adj, int tiles_per_seg)
 {
     extern __shared__ __align__(16) float smem[];
-    float* sB = smem;                          // (DSTATE, T_PAD)
-    float* sC = sB + DSTATE * T_PAD;           // (DSTATE, T_PAD)
-    float* sU = sC + DSTATE * T_PAD;           // (NWARPS, T_PAD) u, then du
+    float* sB = smem;                          // (SGROUP, T_PAD): one group of states
+    float* sC = sB + SGROUP * T_PAD;           // (SGROUP, T_PAD)
+    float* sU = sC + SGROUP * T_PAD;           // (NWARPS, T_PAD) u, then du
     float* sDl = sU + NWARPS * T_PAD;          // (NWARPS, T_PAD) delta, then ddelta
     float* sG = sDl + NWARPS * T_PAD;          // (NWARPS, T_PAD) g = dL/dy, then y + D u
     float* sRB = sG + NWARPS * T_PAD;          // (NWARPS, T_PAD) per-warp dB (or dC) of one state
@@ -90,15 +111,22 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS) selective_scan_bwd_v2(
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int blocks_per_seg = (seg + NWARPS - 1) / NWARPS;
-    const int seg_id = blockIdx.x / blocks_per_seg;
-    const int first = (blockIdx.x % blocks_per_seg) * NWARPS;
+    const int nblk = (dim / seg) * blocks_per_seg;  // blocks per batch element
+    const int bi = blockIdx.x / nblk;
+    const int bx = blockIdx.x % nblk;
+    const int seg_id = bx / blocks_per_seg;
+    const int first = (bx % blocks_per_seg) * NWARPS;
     const int n_active = min(NWARPS, seg - first);
     const bool active = warp < n_active;
-    const int bi = blockIdx.y;
     const int d0 = seg_id * seg + first;
     const int di = d0 + (active ? warp : 0);
     const long long row = ((long long)bi * dim + di) * seqlen;
     const int n_tiles = (seqlen + T_TILE - 1) / T_TILE;
+    const int zseg = blockIdx.y + ADJ_ONLY;  // this block's time segment (pass 1 skips segment 0)
+    const int n_seg = gridDim.y + ADJ_ONLY;
+    const int tile_begin = zseg * tiles_per_seg;
+    const int tile_end = min(tile_begin + tiles_per_seg, n_tiles);
+    const long long adj_row = ((long long)bi * dim + di) * n_seg;  // seg_adj (b, d, segments, 2, n)
     const long long b_base = b_groups > 0 ? ((long long)bi * b_groups + d0 / (dim / b_groups)) * DSTATE * seqlen : 0;
     const long long c_base = c_groups > 0 ? ((long long)bi * c_groups + d0 / (dim / c_groups)) * DSTATE * seqlen : 0;
 
@@ -109,24 +137,28 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS) selective_scan_bwd_v2(
     float* myG = sG + warp * T_PAD;
     float* nu_carry = sNu + warp * DSTATE;
     float* acc = sAcc + warp * 3 * DSTATE;
-    for (int k = lane; k < DSTATE; k += 32) { nu_carry[k] = 0.f; acc[k] = 0.f; acc[DSTATE + k] = 0.f; acc[2 * DSTATE + k] = 0.f; }
+    for (int k = lane; k < DSTATE; k += 32) {
+#if ADJ_ONLY
+        nu_carry[k] = 0.f;
+        acc[k] = 1.f;  // product of the segment's a_t (the R of its carry map)
+#else
+        // carry entering from the right: dlast at the end of the sequence, folded through later segments
+        float c = (active && (flags & FLAG_DLAST)) ? dlast[((long long)bi * dim + di) * DSTATE + k] : 0.f;
+        for (int j = n_seg - 1; j > zseg; --j) {
+            const float* sa = seg_adj + (adj_row + j) * 2 * DSTATE;
+            c = sa[k] + sa[DSTATE + k] * c;
+        }
+        nu_carry[k] = c;
+        acc[k] = 0.f;
+#endif
+        acc[DSTATE + k] = 0.f; acc[2 * DSTATE + k] = 0.f;
+    }
     const int my = PAD(lane * CHUNK);
     float dD_acc = 0.f, dbias_acc = 0.f;  // per lane, summed over the warp at the end
 
-    for (int tile = n_tiles - 1; tile >= 0; --tile) {
+    for (int tile = tile_end - 1; tile >= tile_begin; --tile) {
         const int t0 = tile * T_TILE;
         // ---- 1. loads (past l: delta = u = g = 0, so those steps contribute nothing) ----
-        // (fixed trip counts, unrolled: all loads of a thread are in flight together)
-#pragma unroll
-        for (int it = 0; it < (DSTATE * T_TILE + 32 * NWARPS - 1) / (32 * NWARPS); ++it) {
-            const int i = threadIdx.x + it * 32 * NWARPS;
-            if (i < DSTATE * T_TILE) {
-                const int k = i / T_TILE, j = i % T_TILE;
-                const bool ok = t0 + j < seqlen;
-                if (b_groups > 0) sB[k * T_PAD + PAD(j)] = ok ? B[b_base + (long long)k * seqlen + t0 + j] : 0.f;
-                if (c_groups > 0) sC[k * T_PAD + PAD(j)] = ok ? C[c_base + (long long)k * seqlen + t0 + j] : 0.f;
-            }
-        }
 #pragma unroll
         for (int it = 0; it < CHUNK; ++it) {
             const int j = lane + 32 * it;
@@ -134,13 +166,13 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS) selective_scan_bwd_v2(
             if (active && t0 + j < seqlen) {
                 dv = delta[row + t0 + j] + bias;
                 if (flags & FLAG_SOFTPLUS) dv = dv <= 20.f ? log1pf(__expf(dv)) : dv;
-                uv = u[row + t0 + j];
+                uv = ADJ_ONLY ? 0.f : u[row + t0 + j];
                 gv = dout[row + t0 + j];
                 if (flags & FLAG_Z) { const float zv = z[row + t0 + j]; gv *= zv / (1.f + __expf(-zv)); }
             }
             myDl[PAD(j)] = dv; myU[PAD(j)] = uv; myG[PAD(j)] = gv;
         }
-        __syncthreads();
+        __syncwarp();
 
         float dl[CHUNK], uu[CHUNK], g[CHUNK], y[CHUNK], ddl[CHUNK], dU[CHUNK];
         load_chunk(dl, myDl + my);
@@ -150,22 +182,58 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS) selective_scan_bwd_v2(
         for (int k = 0; k < CHUNK; ++k) { y[k] = 0.f; ddl[k] = 0.f; dU[k] = 0.f; }
 
 #pragma unroll 1
-        for (int s = 0; s < DSTATE; ++s) {
+        for (int s0 = 0; s0 < DSTATE; s0 += SGROUP) {
+        // B, C tiles of states s0 .. s0 + SGROUP - 1 (fixed trip count, unrolled: loads in flight together)
+        __syncthreads();  // every warp is done with the previous group's tiles
+#pragma unroll
+        for (int it = 0; it < (SGROUP * T_TILE + 32 * NWARPS - 1) / (32 * NWARPS); ++it) {
+            const int i = threadIdx.x + it * 32 * NWARPS;
+            if (i < SGROUP * T_TILE && s0 + i / T_TILE < DSTATE) {
+                const int k = i / T_TILE, j = i % T_TILE;
+                const bool ok = t0 + j < seqlen;
+                const long long off = (long long)(s0 + k) * seqlen + t0 + j;
+                if (b_groups > 0 && !ADJ_ONLY) sB[k * T_PAD + PAD(j)] = ok ? B[b_base + off] : 0.f;
+                if (c_groups > 0) sC[k * T_PAD + PAD(j)] = ok ? C[c_base + off] : 0.f;
+            }
+        }
+        __syncthreads();
+#pragma unroll 1
+        for (int s = s0; s < min(s0 + SGROUP, DSTATE); ++s) {
             const float As = A[di * DSTATE + s];
             const float As2 = As * LOG2E;
             float Bv[CHUNK], Cv[CHUNK], a[CHUNK], bu[CHUNK], hp[CHUNK];
-            if (b_groups > 0) load_chunk(Bv, sB + s * T_PAD + my);
+            if (b_groups > 0) load_chunk(Bv, sB + (s - s0) * T_PAD + my);
             else {
                 const float Bs = B[di * DSTATE + s];
 #pragma unroll
                 for (int k = 0; k < CHUNK; ++k) Bv[k] = Bs;
             }
-            if (c_groups > 0) load_chunk(Cv, sC + s * T_PAD + my);
+            if (c_groups > 0) load_chunk(Cv, sC + (s - s0) * T_PAD + my);
             else {
                 const float Cs = C[di * DSTATE + s];
 #pragma unroll
                 for (int k = 0; k < CHUNK; ++k) Cv[k] = Cs;
             }
+#if ADJ_ONLY
+            {   // pass 1: only the adjoint carry map of this tile, nu_tile -> R_tile nu_tile + N_tile
+                float R = 1.f, N = 0.f;
+#pragma unroll
+                for (int k = 0; k < CHUNK; ++k) { a[k] = exp2f(dl[k] * As2); R *= a[k]; }
+#pragma unroll
+                for (int k = CHUNK - 1; k >= 0; --k) N = a[k] * (Cv[k] * g[k] + N);
+#pragma unroll
+                for (int offset = 1; offset < 32; offset <<= 1) {
+                    const float R_right = __shfl_down_sync(FULL_MASK, R, offset);
+                    const float N_right = __shfl_down_sync(FULL_MASK, N, offset);
+                    if (lane + offset < 32) { N = R * N_right + N; R = R * R_right; }
+                }
+                const float nu_next_tile = __shfl_sync(FULL_MASK, R * nu_carry[s] + N, 0);
+                const float R_tile = __shfl_sync(FULL_MASK, R, 0);
+                __syncwarp();
+                if (lane == 0) { nu_carry[s] = nu_next_tile; acc[s] *= R_tile; }
+                continue;
+            }
+#endif
             // ---- 2. forward replay: the chunked scan of v2_forward.cu ----
             float P = 1.f, Q = 0.f;
 #pragma unroll
@@ -249,7 +317,9 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS) selective_scan_bwd_v2(
                 __syncthreads();
             }
         }
+        }  // state groups
 
+#if !ADJ_ONLY
         // ---- 4. per-step gradients: stage in shared memory, store coalesced ----
 #pragma unroll
         for (int k = 0; k < CHUNK; ++k) {
@@ -281,8 +351,20 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS) selective_scan_bwd_v2(
                 }
             }
         }
+#endif
         __syncthreads();
     }
+#if ADJ_ONLY
+    __syncwarp();
+    if (active)
+        for (int k = lane; k < DSTATE; k += 32) {
+            float* sa = seg_adj + (adj_row + zseg) * 2 * DSTATE;
+            sa[k] = nu_carry[k];
+            sa[DSTATE + k] = acc[k];
+        }
+    (void)dD_acc; (void)dbias_acc; (void)Dd;
+    return;
+#endif
     dD_acc = warp_sum(dD_acc);
     dbias_acc = warp_sum(dbias_acc);
     if (active && lane == 0) {

@@ -28,7 +28,14 @@
 // Layout: u, delta, z, out: (b, d, l); A: (d, n); B, C: (b, g, n, l) with *_groups = g > 0, or
 // fixed (d, n) with g = 0; D, delta_bias: (d,); last_state: (b, d, n); h_chk: (b, d, tiles, n).
 // Channels come in runs of `seg` consecutive channels that share one B group and one
-// C group; a block never crosses a run.
+// C group; a block never crosses a run. The grid is (blocks per batch element * batch, 1, segments):
+// blockIdx.x = bi * blocks + block, so any batch size fits (gridDim.y would stop at 65 535).
+//
+// Input check for free (flag FLAG_CHECK): the values are already in registers or shared memory on
+// their way to the scan, so each is tested there for NaN/inf, and a block that met one sets the bit
+// of that argument (1 u, 2 delta, 4 A, 8 B, 16 C, 32 D, 64 z, 128 delta_bias) in *err with atomicOr.
+// The host reads *err after the launch and raises an error naming the argument: no extra pass.
+// 16-byte copies need 16-byte aligned rows: a view at an odd offset takes the 4-byte path.
 
 #ifndef DSTATE
 #define DSTATE 16
@@ -76,6 +83,10 @@
 #define FLAG_SOFTPLUS 8
 #define FLAG_LAST_STATE 16
 #define FLAG_CHECKPOINT 32
+#define FLAG_CHECK 64
+
+// NaN or inf: all exponent bits set (a bit test, so --use_fast_math cannot fold it away)
+__device__ __forceinline__ bool nonfinite(float x) { return (__float_as_uint(x) & 0x7f800000u) == 0x7f800000u; }
 
 static_assert(LPC == 4 || LPC == 8 || LPC == 16 || LPC == 32, "LPC must be 4, 8, 16 or 32");
 static_assert(TILE % LPC == 0 && TILE % 4 == 0 && CHK_TILE % LPC == 0, "TILE and CHK_TILE must be multiples of LPC");
@@ -134,7 +145,7 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
     const float* __restrict__ z, const float* __restrict__ delta_bias,
     float* __restrict__ out, float* __restrict__ last_state, float* __restrict__ h_chk,
     float* __restrict__ seg_buf, int seg_len,
-    int batch, int dim, int seqlen, int b_groups, int c_groups, int seg, int flags)
+    int batch, int dim, int seqlen, int b_groups, int c_groups, int seg, int flags, int* __restrict__ err)
 {
     // shared memory: two buffers of [B tile (DSTATE, TP) | C tile | u (CPB, TP) | delta | z], then delta*u (CPB, TP)
     extern __shared__ __align__(16) float smem[];
@@ -143,11 +154,13 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
     const int lane = threadIdx.x & 31, sl = lane % LPC;              // sl: this lane's slot in its channel
     const int ch = threadIdx.x / LPC;                                 // channel within the block
     const int blocks_per_seg = (seg + CPB - 1) / CPB;
-    const int seg_id = blockIdx.x / blocks_per_seg;
-    const int first = (blockIdx.x % blocks_per_seg) * CPB;            // first channel within the segment
+    const int nblk = (dim / seg) * blocks_per_seg;                    // blocks per batch element
+    const int bi = blockIdx.x / nblk;
+    const int bx = blockIdx.x % nblk;
+    const int seg_id = bx / blocks_per_seg;
+    const int first = (bx % blocks_per_seg) * CPB;                    // first channel within the segment
     const int n_active = min(CPB, seg - first);                       // channels that exist
     const bool active = ch < n_active;
-    const int bi = blockIdx.y;
     const int d0 = seg_id * seg + first;                              // block's first channel
     const int di = d0 + (active ? ch : 0);
     const long long row = ((long long)bi * dim + di) * seqlen;
@@ -156,7 +169,12 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
     const int n_tiles = (t_end - t_begin + TILE - 1) / TILE;
     const int n_seg = (seqlen + seg_len - 1) / seg_len;
     const int n_chk = (seqlen + CHK_TILE - 1) / CHK_TILE;
-    const bool vec = (seqlen & 3) == 0;
+    const unsigned long long addr_bits = reinterpret_cast<unsigned long long>(u) | reinterpret_cast<unsigned long long>(delta) |
+        ((flags & FLAG_Z) ? reinterpret_cast<unsigned long long>(z) : 0ull) |
+        (VAR_B ? reinterpret_cast<unsigned long long>(B) : 0ull) | (VAR_C ? reinterpret_cast<unsigned long long>(C) : 0ull);
+    const bool vec = (seqlen & 3) == 0 && (addr_bits & 15ull) == 0;   // rows 16-byte aligned
+    const bool check = !STATES_ONLY && (flags & FLAG_CHECK);
+    unsigned bad = 0;  // bits of the arguments in which this thread saw a NaN or inf
 
     const long long b_base = b_groups > 0 ? ((long long)bi * b_groups + d0 / (dim / b_groups)) * DSTATE * seqlen : 0;
     const long long c_base = c_groups > 0 ? ((long long)bi * c_groups + d0 / (dim / c_groups)) * DSTATE * seqlen : 0;
@@ -175,11 +193,14 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
         const int s = sl + LPC * i;
         const bool live = s < DSTATE;
         As[i] = live ? A[di * DSTATE + s] * LOG2E : 0.f;
+        if (check && live && nonfinite(As[i])) bad |= 4;
 #if !VAR_B
         Bfix[i] = live ? B[di * DSTATE + s] : 0.f;
+        if (check && nonfinite(Bfix[i])) bad |= 8;
 #endif
 #if !VAR_C && !STATES_ONLY
         Cfix[i] = live ? C[di * DSTATE + s] : 0.f;
+        if (check && nonfinite(Cfix[i])) bad |= 16;
 #endif
         h[i] = 0.f;
 #if !STATES_ONLY
@@ -198,7 +219,11 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
 #endif
 #if !STATES_ONLY
     const float Dd = (flags & FLAG_D) ? D[di] : 0.f;
+    if (check && nonfinite(Dd)) bad |= 32;
+    if (check && (flags & FLAG_BIAS) && nonfinite(delta_bias[di])) bad |= 128;
 #endif
+    // B and C are shared by the channels of a run: only the run's first block checks them
+    const bool check_BC = check && first == 0 && (VAR_B || VAR_C);
 
     auto prefetch = [&](int tile, int buf) {
         float* base = smem + buf * BUF_FLOATS;
@@ -235,11 +260,24 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
         float* sDl = sU + CPB * TP;
         float* sZ = sDl + CPB * TP;
 
+        if (check_BC) {  // steps past l were copied as zeros: finite
+            for (int i = threadIdx.x; i < DSTATE * TILE; i += NTHREADS) {
+                const int k = i / TILE, j = i % TILE;
+                const float* buf = smem + (tile & 1) * BUF_FLOATS;
+                if (VAR_B && nonfinite(buf[k * TP + j])) bad |= 8;
+                if (VAR_C && nonfinite(buf[(DSTATE + k) * TP + j])) bad |= 16;
+            }
+        }
         // pre-pass, once per element: delta -> softplus(delta + bias) (0 past l), delta*u, z -> silu(z)
         for (int i = threadIdx.x; i < CPB * TILE; i += NTHREADS) {
             const int r = i / TILE, j = i % TILE;
             float dv = 0.f;
             if (r < n_active && t0 + j < seqlen) {
+                if (check) {
+                    if (nonfinite(sDl[r * TP + j])) bad |= 2;
+                    if (nonfinite(sU[r * TP + j])) bad |= 1;
+                    if ((flags & FLAG_Z) && nonfinite(sZ[r * TP + j])) bad |= 64;
+                }
                 dv = sDl[r * TP + j] + ((flags & FLAG_BIAS) ? delta_bias[d0 + r] : 0.f);
                 if (flags & FLAG_SOFTPLUS) dv = dv <= 20.f ? log1pf(__expf(dv)) : dv;
             }
@@ -336,5 +374,6 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
 #pragma unroll
         for (int i = 0; i < SPL; ++i)
             if (sl + LPC * i < DSTATE) last_state[((long long)bi * dim + di) * DSTATE + sl + LPC * i] = h[i];
+    if (bad) atomicOr(err, (int)bad);  // rare: only where a NaN or inf was seen
 #endif
 }

@@ -1,0 +1,228 @@
+"""The GPU scan as users call it: me.selective_scan / selective_scan_cupy / MambaBlock on CUDA tensors.
+
+Run by hand on a GPU machine: ``python -m pytest tests/gpu -q``. Every case is checked against the
+float64 loop of test_cuda_scan.py (independent of mamba_edu). Tolerances, ‖got − ref‖ / ‖ref‖:
+float32 forward 1e-5, gradients 1e-4; float16 inputs 3e-3 and bfloat16 inputs 2e-2 (the output and
+the gradients are rounded to the input dtype; the reference runs on the same rounded inputs).
+"""
+
+import numpy as np
+import pytest
+import torch
+from test_cuda_scan import make_inputs, reference_scan, rel_err  # tests/gpu is on sys.path (rootdir import)
+
+import mamba_edu as me
+from mamba_edu.scans import cuda
+
+pytestmark = pytest.mark.gpu
+DEV = torch.device("cuda")
+NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+
+
+def _torch(inputs, dtype=torch.float32, half=None, grad=False):
+    """float64 numpy inputs → CUDA tensors (u, delta, B, C, z in ``half`` if given), optionally leaves."""
+    out = {}
+    for k, v in inputs.items():
+        if v is None:
+            continue
+        t = torch.tensor(v, dtype=dtype, device=DEV)
+        if half is not None and k in ("u", "delta", "B", "C", "z"):
+            t = t.to(half)
+        out[k] = t.requires_grad_() if grad else t
+    return out
+
+
+def _ref_grads(x, dout, dlast=None, softplus=True):
+    """float64 forward (and gradients) of the loop on the given tensors' values."""
+    ref = {k: v.detach().double().cpu().requires_grad_() for k, v in x.items()}
+    out, h = reference_scan(**ref, delta_softplus=softplus)
+    loss = (out * dout.double().cpu()).sum()
+    if dlast is not None:
+        loss = loss + (h * dlast.double().cpu()).sum()
+    loss.backward()
+    return out.detach(), h.detach(), {k: v.grad for k, v in ref.items()}
+
+
+@pytest.mark.parametrize("n", [1, 4, 16, 48, 64, 128, 256])
+def test_every_state_size_forward_and_backward(n, rng):
+    b, d, l = 2, 5, 700
+    x = _torch(make_inputs(rng, b, d, l, n), grad=True)
+    dout = torch.randn(b, d, l, device=DEV)
+    out, last = me.selective_scan(**x, delta_softplus=True, return_last_state=True)
+    out.backward(dout)
+    want, h, grads = _ref_grads(x, dout)
+    assert rel_err(out.detach().cpu(), want) < 1e-5
+    assert rel_err(last.detach().cpu(), h) < 1e-5
+    for k in x:
+        assert rel_err(x[k].grad.cpu(), grads[k]) < 1e-4, k
+
+
+@pytest.mark.parametrize("half, tol", [(torch.float16, 3e-3), (torch.bfloat16, 2e-2)])
+def test_half_precision_inputs(half, tol, rng):
+    b, d, l, n = 2, 6, 300, 16
+    x = _torch(make_inputs(rng, b, d, l, n), half=half, grad=True)
+    dout = torch.randn(b, d, l, device=DEV)
+    out = me.selective_scan(**x, delta_softplus=True)
+    assert out.dtype == half
+    out.backward(dout.to(half))
+    want, _, grads = _ref_grads(x, dout.to(half))
+    assert rel_err(out.detach().float().cpu(), want) < tol
+    for k in x:
+        assert x[k].grad.dtype == x[k].dtype
+        assert rel_err(x[k].grad.float().cpu(), grads[k]) < tol, k
+
+
+def test_misaligned_views_fall_back_safely(rng):
+    """Contiguous views 4 bytes off a 16-byte boundary take the 4-byte copy path (no crash, same result)."""
+    b, d, l, n = 2, 5, 256, 16
+    inputs = make_inputs(rng, b, d, l, n)
+    x = _torch(inputs)
+    y = {}
+    for k, v in x.items():
+        flat = torch.empty(v.numel() + 1, device=DEV)
+        y[k] = flat[1:].view(v.shape)
+        y[k].copy_(v)
+        if v.dim() >= 2:
+            assert y[k].data_ptr() % 16 != 0
+    aligned = me.selective_scan(**x, delta_softplus=True)
+    shifted = me.selective_scan(**y, delta_softplus=True)
+    torch.cuda.synchronize()
+    assert torch.equal(aligned, shifted)
+    want, _ = reference_scan(**{k: torch.from_numpy(v) for k, v in inputs.items()}, delta_softplus=True)
+    assert rel_err(shifted.cpu(), want) < 1e-5
+
+
+def test_gradients_through_last_state_are_exact(rng):
+    b, d, l, n = 2, 4, 600, 16
+    x = _torch(make_inputs(rng, b, d, l, n), grad=True)
+    dout = torch.randn(b, d, l, device=DEV)
+    dlast = torch.randn(b, d, n, device=DEV)
+    out, last = me.selective_scan(**x, delta_softplus=True, return_last_state=True)
+    ((out * dout).sum() + (last * dlast).sum()).backward()
+    _, _, grads = _ref_grads(x, dout, dlast)
+    for k in x:
+        assert rel_err(x[k].grad.cpu(), grads[k]) < 1e-4, k
+    # only the last state used: the gradient still reaches every input
+    x2 = {k: v.detach().clone().requires_grad_() for k, v in x.items()}
+    _, last2 = me.selective_scan(**x2, delta_softplus=True, return_last_state=True)
+    (last2 * dlast).sum().backward()
+    _, _, grads2 = _ref_grads(x2, torch.zeros_like(dout), dlast)
+    for k in ("u", "delta", "A", "B", "delta_bias"):
+        assert rel_err(x2[k].grad.cpu(), grads2[k]) < 1e-4, k
+
+
+def test_batch_beyond_grid_y_limit(rng):
+    """b = 70 000 > 65 535 (the grid's y limit): the batch is folded into x and every row is computed."""
+    b, d, l, n = 70_000, 2, 8, 4
+    inputs = make_inputs(rng, b, d, l, n)
+    x = _torch(inputs, grad=True)
+    out = me.selective_scan(**x, delta_softplus=True)
+    out.sum().backward()
+    want, _ = reference_scan(**{k: torch.from_numpy(v) for k, v in inputs.items()}, delta_softplus=True)
+    assert rel_err(out.detach().cpu(), want) < 1e-5
+    assert torch.isfinite(x["u"].grad).all() and x["u"].grad[-1].abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("shape", [(2, 6, 333, 16), (1, 3, 5000, 16)])  # the second splits time into segments
+def test_nan_or_inf_input_is_a_clear_error(name, shape, rng):
+    b, d, l, n = shape
+    x = _torch(make_inputs(rng, b, d, l, n))
+    flat = x[name].view(-1)
+    flat[int(rng.integers(flat.numel()))] = float("nan") if name != "C" else float("inf")
+    with pytest.raises(ValueError, match=f"{name} \\(shape"):
+        me.selective_scan(**x, delta_softplus=True)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        me.selective_scan_cupy(**x, delta_softplus=True)
+    out = me.selective_scan_cupy(**x, delta_softplus=True, check_finite=False)  # opt-out: no error
+    assert out.shape == (b, d, l)
+
+
+def test_fixed_B_C_nan_is_caught(rng):
+    x = _torch(make_inputs(rng, 2, 4, 100, 8, B_groups=None, C_groups=None))
+    x["B"][1, 3] = float("inf")
+    with pytest.raises(ValueError, match="B \\(shape"):
+        me.selective_scan(**x, delta_softplus=True)
+
+
+def test_dispatch_from_selective_scan(monkeypatch, rng):
+    calls = []
+    original = cuda.selective_scan_cupy
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cuda, "selective_scan_cupy", spy)
+    x = _torch(make_inputs(rng, 2, 3, 50, 16))
+    out = me.selective_scan(**x, delta_softplus=True)
+    assert calls == [1]
+    want = me.selective_scan(**{k: v.cpu() for k, v in x.items()}, delta_softplus=True)
+    assert rel_err(out.cpu(), want) < 1e-5
+    # float64 and complex A stay on the reference
+    me.selective_scan(**{k: v.double() for k, v in x.items()}, delta_softplus=True)
+    xc = dict(x, A=x["A"].to(torch.complex64), B=x["B"].to(torch.complex64), C=x["C"].to(torch.complex64))
+    me.selective_scan(**xc, delta_softplus=True)
+    assert calls == [1]
+
+
+def test_mamba_block_trains_on_the_kernel(monkeypatch):
+    calls = []
+    original = cuda.selective_scan_cupy
+    monkeypatch.setattr(cuda, "selective_scan_cupy", lambda *a, **k: calls.append(1) or original(*a, **k))
+    torch.manual_seed(0)
+    block = me.MambaBlock(32, d_state=16).double()
+    x = torch.randn(2, 64, 32, dtype=torch.float64)
+    want = block(x)
+    want.square().sum().backward()
+    grads = {k: p.grad.clone() for k, p in block.named_parameters()}
+    block.zero_grad()
+    gpu = block.float().to(DEV)
+    got = gpu(x.float().to(DEV))
+    got.square().sum().backward()
+    assert calls, "MambaBlock on CUDA did not call the CuPy kernel"
+    assert rel_err(got.detach().cpu(), want.detach()) < 1e-5
+    for k, p in gpu.named_parameters():
+        assert rel_err(p.grad.cpu(), grads[k]) < 1e-4, k
+
+
+def test_cupy_arrays_keep_working(rng):
+    import cupy as cp
+
+    inputs = make_inputs(rng, 2, 5, 100, 16)
+    c = {k: cp.asarray(v, dtype=cp.float32) for k, v in inputs.items() if v is not None}
+    out = me.selective_scan_cupy(**c, delta_softplus=True)
+    want, _ = reference_scan(**{k: torch.from_numpy(v) for k, v in inputs.items()}, delta_softplus=True)
+    assert rel_err(cp.asnumpy(out), want) < 1e-5
+    c["z"][0, 0, 0] = cp.nan
+    with pytest.raises(ValueError, match="z \\(shape"):
+        me.selective_scan_cupy(**c, delta_softplus=True)
+
+
+def test_n_above_256_is_refused():
+    x = {k: v for k, v in _torch(make_inputs(np.random.default_rng(0), 1, 2, 8, 257)).items()}
+    with pytest.raises(ValueError, match="n ≤ 256"):
+        me.selective_scan_cupy(**x)
+    out = me.selective_scan(**x)  # me.selective_scan falls back to the reference
+    assert out.shape == (1, 2, 8)
+
+
+@pytest.mark.parametrize("target_warps", [12, 10**6])  # 2 and 6 (= tiles // 2) segments at b·d = 6
+def test_backward_time_segments(target_warps, monkeypatch, rng):
+    """The backward cut into time segments (two passes) gives the same gradients, dlast included."""
+    monkeypatch.setattr(cuda, "BWD_SPLIT_BELOW_WARPS", 10**9)
+    monkeypatch.setattr(cuda, "BWD_TARGET_WARPS", target_warps)
+    cuda._backward_plan.cache_clear()
+    try:
+        b, d, l, n = 2, 3, 3000, 16
+        assert cuda.backward_segments(b, d, l)[0] > 1
+        x = _torch(make_inputs(rng, b, d, l, n), grad=True)
+        dout = torch.randn(b, d, l, device=DEV)
+        dlast = torch.randn(b, d, n, device=DEV)
+        out, last = me.selective_scan(**x, delta_softplus=True, return_last_state=True)
+        ((out * dout).sum() + (last * dlast).sum()).backward()
+        _, _, grads = _ref_grads(x, dout, dlast)
+        for k in x:
+            assert rel_err(x[k].grad.cpu(), grads[k]) < 1e-4, k
+    finally:
+        cuda._backward_plan.cache_clear()
