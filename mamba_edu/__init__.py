@@ -27,7 +27,7 @@ Public API (lesson that explains it)
 Explorers (one per lesson) live in :mod:`mamba_edu.widgets`.
 """
 
-from importlib import import_module
+from mamba_edu._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -53,12 +53,7 @@ _API = {
 __all__ = list(_API)
 
 
-def __getattr__(name):
-    if name in _API:
-        value = getattr(import_module(_API[name]), name)
-        globals()[name] = value  # cache: later look-ups skip __getattr__
-        return value
-    raise AttributeError(f"module 'mamba_edu' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _API)
 
 
 def __dir__():
