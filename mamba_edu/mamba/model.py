@@ -179,7 +179,7 @@ class MambaLM(nn.Module):
         """
         from mamba_edu.mamba.pretrained import from_pretrained
 
-        return from_pretrained(path_or_name, dtype=dtype, device=device, tokenizer=tokenizer, cls=cls)
+        return from_pretrained(cls, path_or_name, dtype=dtype, device=device, tokenizer=tokenizer)
 
     def save_pretrained(self, directory):
         """Write ``config.json`` + ``pytorch_model.bin`` in the original Mamba layout; returns the folder."""

@@ -319,10 +319,10 @@ def find_checkpoint(names=DEFAULT_CHECKPOINTS, need_tokenizer=False):
 
 def checkpoint_name(folder):
     """A readable name for a checkpoint folder: ``owner/model`` for a hub-cache snapshot, else the folder's name."""
-    folder = Path(folder)
-    if folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("models--"):
-        return folder.parent.parent.name[len("models--") :].replace("--", "/")
-    return folder.name
+    parts = Path(folder).parts  # a hub-cache snapshot: …/models--owner--model/snapshots/<commit>
+    if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
+        return parts[-3][len("models--") :].replace("--", "/")
+    return parts[-1]
 
 
 def read_config(folder):
@@ -393,11 +393,15 @@ def check_state_dict(model, state_dict):
 # ---------------------------------------------------------------------------------------------------------
 # the public entry points (MambaLM.from_pretrained / save_pretrained / generate_text call these)
 # ---------------------------------------------------------------------------------------------------------
-def from_pretrained(path_or_name, dtype=None, device=None, tokenizer=False, cls=None):
+def from_pretrained(cls, path_or_name, dtype=None, device=None, tokenizer=False):
     """Load a released Mamba checkpoint (either layout) into a :class:`MambaLM`.  Lesson 4.
+
+    Called as ``MambaLM.from_pretrained(path_or_name, ...)`` (this module does not import the model module).
 
     Parameters
     ----------
+    cls : type
+        The class to build: ``MambaLM`` or a subclass.
     path_or_name : str or os.PathLike
         A local folder (works offline), or a hub name such as ``"state-spaces/mamba-130m-hf"`` (needs
         ``huggingface_hub`` and a network, or the folder in the hub cache).
@@ -407,16 +411,11 @@ def from_pretrained(path_or_name, dtype=None, device=None, tokenizer=False, cls=
     device : torch.device or str, optional
     tokenizer : bool, default False
         Also return the folder's ``tokenizers.Tokenizer`` (from ``tokenizer.json``).
-    cls : type, optional
-        The class to build (``MambaLM`` or a subclass).
 
     Returns
     -------
     model : MambaLM, in eval mode; or ``(model, tokenizer)`` when ``tokenizer=True``
     """
-    from mamba_edu.mamba.model import MambaLM
-
-    cls = MambaLM if cls is None else cls
     dtype = torch.get_default_dtype() if dtype is None else dtype
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
