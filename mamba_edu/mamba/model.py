@@ -170,6 +170,29 @@ class MambaLM(nn.Module):
         layers = self.backbone.layers
         return [layer.mixer.allocate_inference_cache(batch_size, max_seqlen, dtype=dtype) for layer in layers]
 
+    @classmethod
+    def from_pretrained(cls, path_or_name, dtype=None, device=None, tokenizer=False):
+        """A released Mamba checkpoint (original or transformers layout, local folder or hub name).
+
+        See :func:`mamba_edu.mamba.pretrained.from_pretrained`; returns ``(model, tokenizer)`` when
+        ``tokenizer=True``. Explained in lesson 4 ("A real Mamba").
+        """
+        from mamba_edu.mamba.pretrained import from_pretrained
+
+        return from_pretrained(cls, path_or_name, dtype=dtype, device=device, tokenizer=tokenizer)
+
+    def save_pretrained(self, directory):
+        """Write ``config.json`` + ``pytorch_model.bin`` in the original Mamba layout; returns the folder."""
+        from mamba_edu.mamba.pretrained import save_pretrained
+
+        return save_pretrained(self, directory)
+
+    def generate_text(self, prompt, tokenizer, max_new_tokens=32, **kwargs):
+        """:meth:`generate` on text: encode ``prompt`` with ``tokenizer``, continue it, decode (prompt included)."""
+        from mamba_edu.mamba.pretrained import generate_text
+
+        return generate_text(self, tokenizer, prompt, max_new_tokens, **kwargs)
+
     def step(self, input_ids, caches):
         """Logits (b, vocab_size) for one new token per sequence, input_ids (b,); updates ``caches``."""
         h = self.backbone.embedding(input_ids)[:, None, :]  # (b, 1, d_model)
