@@ -7,14 +7,14 @@ import math
 
 import numpy as np
 
-from mamba_edu.exercises.feedback import Feedback
+from mamba_edu.exercises.feedback import Feedback, checker
 from mamba_edu.plot.ssd import ssd_costs
 
 
 def _number(answer, what):
     """``answer`` as a float, or a Feedback saying what was expected."""
-    if isinstance(answer, bool):
-        return Feedback.wrong(f"give {what}, got {answer!r}")
+    if isinstance(answer, (bool, str, bytes)):
+        return Feedback.wrong(f"give {what} as a number (not text), got {answer!r}")
     try:
         value = float(answer)
     except (TypeError, ValueError):
@@ -24,6 +24,7 @@ def _number(answer, what):
     return value
 
 
+@checker
 def check_offdiagonal_rank(answer, n=4) -> Feedback:
     """Prediction 1: the rank of an off-diagonal block of M (rows of one chunk, all earlier columns), state size n."""
     value = _number(answer, "a whole number (a matrix rank)")
@@ -42,6 +43,7 @@ def check_offdiagonal_rank(answer, n=4) -> Feedback:
                           "its own direction from the past to the future.")
 
 
+@checker
 def check_flops_ratio(answer, l=4096, Q=64, p=64, n=128) -> Feedback:
     """Prediction 2: FLOPs of the chunked method divided by those of the sequential one (within 30 %)."""
     value = _number(answer, "a ratio (a positive number)")
@@ -62,6 +64,7 @@ def check_flops_ratio(answer, l=4096, Q=64, p=64, n=128) -> Feedback:
                           "+ 4pn; put in l = {l}, Q = {Q}, p = {p}, n = {n}.".format(l=l, Q=Q, p=p, n=n))
 
 
+@checker
 def check_memory_chunk(answer, l=65536, p=64, n=128) -> Feedback:
     """Prediction 3: the chunk size Q (a whole number) with the least intermediate memory (within 10 % of the best)."""
     value = _number(answer, "a whole chunk size")
@@ -82,6 +85,7 @@ def check_memory_chunk(answer, l=65536, p=64, n=128) -> Feedback:
                           "Balance l·Q against (l/Q)·p·n.")
 
 
+@checker
 def check_decay_matrix(fn) -> Feedback:
     """Exercise 1: ``fn(a)`` returns L (l, l) with L[t, s] = exp(a[s+1] + … + a[t]) for s ≤ t, 0 above."""
     if not callable(fn):
@@ -115,6 +119,7 @@ def check_decay_matrix(fn) -> Feedback:
     return Feedback.right("L = exp(segsum(a)): lesson 3's powers Ā^k, with a different Ā at every step.")
 
 
+@checker
 def check_chunk_state(fn) -> Feedback:
     """Exercise 2: ``fn(x, dt, A, B)`` for one chunk and head: the state at its end from zero, shape (p, n).
 
