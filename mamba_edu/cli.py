@@ -167,7 +167,13 @@ def cmd_experiment(args) -> int:
         check_config(args.name, overrides, full=args.full)
     except ValueError as exc:
         return _error(f"--set: {exc}")
-    result = run_experiment(args.name, full=args.full, **overrides)
+    from mamba_edu.experiments.train import _device
+
+    try:
+        _device(args.device)
+    except ValueError as exc:
+        return _error(f"--device: {exc}")
+    result = run_experiment(args.name, full=args.full, device=args.device, **overrides)
     print(json.dumps(result, default=_jsonable, sort_keys=True))
     return 0
 
@@ -295,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--set", action="append", metavar="KEY=VALUE",
                             help="override one configuration entry (JSON value, checked against the "
                                  "configuration), e.g. --set steps=50 (repeatable)")
+    experiment.add_argument("--device", default="cpu",
+                            help="where to train: cpu (default), cuda or cuda:N (on CUDA the selective scan runs "
+                                 "on the CuPy kernel when CuPy is installed)")
     experiment.set_defaults(func=cmd_experiment)
 
     app = sub.add_parser("app", help="serve one lesson's explorers as a standalone page (Voila)",

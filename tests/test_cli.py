@@ -116,7 +116,7 @@ def test_bad_option_values_are_errors_with_exit_code_2(argv, option, capsys):
 def test_experiment_calls_run_experiment_and_prints_one_json_line(monkeypatch, capsys):
     calls = []
 
-    def fake_run_experiment(name, full=False):
+    def fake_run_experiment(name, full=False, device="cpu"):
         calls.append((name, full))
         return {"name": name, "accuracy": np.float32(0.75), "curve": np.arange(3), "steps": np.int64(5)}
 
@@ -140,9 +140,23 @@ def test_experiment_passes_overrides(monkeypatch, capsys):
     monkeypatch.setattr(mamba_edu.experiments, "run_experiment", fake)
     argv = ["experiment", "selective-copying", "--set", "steps=3", "--set", "lr=1e-3", "--set", "stop_at=null"]
     assert cli.main(argv) == 0
-    assert calls == [("selective-copying", False, {"steps": 3, "lr": 1e-3, "stop_at": None})]
+    assert calls == [("selective-copying", False, {"device": "cpu", "steps": 3, "lr": 1e-3, "stop_at": None})]
     assert cli.main(["experiment", "selective-copying", "--set", "steps"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_experiment_device_is_passed_on_and_checked(monkeypatch, capsys):
+    import mamba_edu.experiments
+
+    calls = []
+    monkeypatch.setattr(mamba_edu.experiments, "run_experiment", lambda name, **kw: calls.append(kw) or {"ok": 1})
+    assert cli.main(["experiment", "induction-heads", "--device", "cpu"]) == 0
+    assert calls[-1]["device"] == "cpu"
+    assert cli.main(["experiment", "induction-heads", "--device", "tpu"]) == 2
+    assert "--device" in capsys.readouterr().err
+    if not __import__("torch").cuda.is_available():
+        assert cli.main(["experiment", "induction-heads", "--device", "cuda"]) == 2
+        assert "no CUDA GPU" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name,item,message", [
