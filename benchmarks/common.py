@@ -1,15 +1,9 @@
-"""What every benchmark script records beside its table: the machine, and the JSON file."""
+"""What every benchmark script records beside its table: the machine (``mamba_edu.bench``) and the JSON file."""
 
 import json
-import os
-import platform
 from pathlib import Path
 
-
-def machine_info(**versions) -> dict:
-    """CPU, core count, load average at the time (other load inflates timings) and package versions."""
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "load_average": os.getloadavg(), **versions}
+from mamba_edu.bench import machine_info  # noqa: F401  (the scripts import it from here too)
 
 
 def write_json(result: dict, path) -> Path:

@@ -2,8 +2,8 @@
 
 Reproduce (idle machine, 2 threads, the issue's target shape and the scaling in l and d)::
 
-    .venv/bin/python benchmarks/cpu_scan.py                 # full run, writes benchmarks/results/cpu_scan.json
-    .venv/bin/python benchmarks/cpu_scan.py --quick         # smoke run: small shapes, one repeat
+    .venv/bin/python benchmarks/cpu_scan.py                 # full run: mamba_edu/data/cpu_scan.json
+    .venv/bin/python benchmarks/cpu_scan.py --quick         # smoke run (small shapes, one repeat): a temp file
 
 Every row times the same computation, y = selective scan(u, Δ, A, B, C, D) in float32, forward
 (under ``torch.no_grad``) and forward+backward (``out.backward(grad)`` into every input):
@@ -19,77 +19,17 @@ that one forward+backward adds on top of its inputs (growth of ``VmHWM`` in a fr
 """
 
 import argparse
-import statistics
 import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "mamba_edu" / "data" / "cpu_scan.json"  # read by lesson 6 and the docs
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import machine_info, write_json  # noqa: E402
-
-
-def make_inputs(b, d, l, n, seed=0):
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    u = torch.randn(b, d, l, generator=g)
-    delta = 0.001 + 0.1 * torch.rand(b, d, l, generator=g)  # positive steps, as after softplus
-    A = -torch.exp(torch.randn(d, n, generator=g) * 0.5)
-    B = torch.randn(b, n, l, generator=g)
-    C = torch.randn(b, n, l, generator=g)
-    D = torch.randn(d, generator=g)
-    return u, delta, A, B, C, D
-
-
-def run_numba(u, delta, A, B, C, D):
-    from mamba_edu.scans.cpu import selective_scan_cpu
-
-    return selective_scan_cpu(u, delta, A, B, C, D)
-
-
-def run_mambapy(u, delta, A, B, C, D):
-    """mambapy's MambaBlock.selective_scan, on our (b, d, l) layout (transposes included in the time)."""
-    import torch
-    from mambapy.pscan import pscan
-
-    x = u.transpose(1, 2)  # (b, l, d)
-    dl = delta.transpose(1, 2)
-    Bt, Ct = B.transpose(1, 2), C.transpose(1, 2)  # (b, l, n)
-    deltaA = torch.exp(dl.unsqueeze(-1) * A)  # (b, l, d, n)
-    deltaB = dl.unsqueeze(-1) * Bt.unsqueeze(2)
-    BX = deltaB * x.unsqueeze(-1)
-    hs = pscan(deltaA, BX)
-    y = (hs @ Ct.unsqueeze(-1)).squeeze(3)
-    y = y + D * x
-    return y.transpose(1, 2)
-
-
-def run_torch(u, delta, A, B, C, D):
-    from mamba_edu.scans.selective import selective_scan_ref
-
-    return selective_scan_ref(u, delta, A, B, C, D)
-
-
-METHODS = {"numba": run_numba, "mambapy": run_mambapy, "torch": run_torch}
-
-
-def time_call(fn, inputs, backward, repeat):
-    import torch
-
-    times = []
-    for _ in range(repeat + 1):  # the first call warms up (and compiles)
-        args = [t.detach().clone().requires_grad_(backward) for t in inputs]
-        start = time.perf_counter()
-        if backward:
-            out = fn(*args)
-            out.backward(torch.ones_like(out))
-        else:
-            with torch.no_grad():
-                fn(*args)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+from benchmarks.common import write_json  # noqa: E402
+from mamba_edu.bench import CPU_METHODS as METHODS  # noqa: E402
+from mamba_edu.bench import machine_info, make_inputs, time_scan  # noqa: E402
 
 
 def peak_memory_mb(method, shape):
@@ -101,10 +41,10 @@ def peak_memory_mb(method, shape):
     """
     hwm = "int([x for x in open('/proc/self/status') if x.startswith('VmHWM')][0].split()[1])"
     code = (
-        f"import gc,sys,torch; sys.path.insert(0, {str(ROOT)!r}); import benchmarks.cpu_scan as m;"
-        f"w=[t.requires_grad_() for t in m.make_inputs(1, 4, 8, 4)]; m.METHODS[{method!r}](*w).sum().backward();"
+        f"import gc,sys,torch; sys.path.insert(0, {str(ROOT)!r}); import mamba_edu.bench as m;"
+        f"w=[t.requires_grad_() for t in m.make_inputs(1, 4, 8, 4)]; m.CPU_METHODS[{method!r}](*w).sum().backward();"
         f"inp=[t.requires_grad_() for t in m.make_inputs(*{tuple(shape)!r})]; gc.collect(); base={hwm};"
-        f"out=m.METHODS[{method!r}](*inp); out.backward(torch.ones_like(out)); print(({hwm}-base)/1024)"
+        f"out=m.CPU_METHODS[{method!r}](*inp); out.backward(torch.ones_like(out)); print(({hwm}-base)/1024)"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     try:
@@ -122,8 +62,6 @@ def compile_seconds():
         " torch.randn(1,4,8), torch.randn(1,4,8)]];"
         "s=time.perf_counter(); f(*t).sum().backward(); print(time.perf_counter()-s)"
     )
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         res = subprocess.run([sys.executable, "-c", code % (str(ROOT), tmp)], capture_output=True, text=True)
     try:
@@ -138,7 +76,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2, help="torch and numba threads (default 2)")
     parser.add_argument("--repeat", type=int, default=None, help="timed repeats per cell (median)")
     parser.add_argument("--no-scaling", action="store_true", help="only the target shape")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cpu_scan.json"))
+    parser.add_argument("--out", default=None,
+                        help="JSON path (default: the package data mamba_edu/data/cpu_scan.json; --quick: a temp file)")
     args = parser.parse_args(argv)
 
     import numba
@@ -169,10 +108,10 @@ def main(argv=None):
         inputs = make_inputs(*shape)
         cell = {"label": label, "shape": list(shape)}
         for method in ["mambapy", "numba"] + (["torch"] if have_ref else []):
-            fwd = time_call(METHODS[method], inputs, False, repeat)
+            fwd = time_scan(METHODS[method], inputs, False, repeat)
             # autograd through the reference's per-step loop is ~40 s at the target shape: small shapes only
             do_bwd = method != "torch" or shape[1] * shape[2] <= 64 * 1024
-            fb = time_call(METHODS[method], inputs, True, repeat) if do_bwd else None
+            fb = time_scan(METHODS[method], inputs, True, repeat) if do_bwd else None
             cell[method] = {"forward_ms": fwd * 1e3, "fwd_bwd_ms": fb * 1e3 if fb is not None else None}
         base = cell["mambapy"]
         for method in ["mambapy", "numba"] + (["torch"] if have_ref else []):
@@ -207,6 +146,8 @@ def main(argv=None):
         "compile_seconds": compile_s,
         "meets_target": verdict,
     }
+    if args.out is None:  # a smoke run never overwrites the recorded results
+        args.out = Path(tempfile.gettempdir()) / "cpu_scan_quick.json" if args.quick else DATA
     write_json(result, args.out)
 
 

@@ -161,6 +161,29 @@ def _fwd_bwd(fn, x, dout):
     return run
 
 
+def _launch_fwd_bwd(x, dout, stream):
+    """Our forward (with checkpoints) and backward kernel launches alone: no checks, no autograd."""
+    import torch
+
+    b, d, l = x["u"].shape
+    n = x["A"].shape[1]
+    args_ = [x[k] for k in NAMES]
+    out = torch.empty(b, d, l, device="cuda")
+    h_chk = torch.empty(b, d, cuda.n_tiles(l), n, device="cuda")
+    grads = {k: torch.empty_like(x[k2]) for k, k2 in (("du", "u"), ("ddelta", "delta"), ("dz", "z"))}
+    zeros = {k: torch.zeros_like(x[k2]) for k, k2 in (("dA", "A"), ("dB", "B"), ("dC", "C"), ("dD", "D"),
+                                                       ("ddelta_bias", "delta_bias"))}
+
+    def run():
+        with stream:
+            cuda.scan_forward("v2", *args_, True, out=out, h_chk=h_chk)
+            for v in zeros.values():
+                v.zero_()
+            cuda.scan_backward(*args_, True, dout, h_chk, **grads, **zeros)
+
+    return run
+
+
 def bench_public(args):
     """The main table: official kernel, our launch, and our public calls, same inputs, same process."""
     import torch
@@ -198,6 +221,8 @@ def bench_public(args):
             cupy_call_fwd_nocheck="me.selective_scan_cupy(..., check_finite=False)",
             scan_call_fwd="me.selective_scan(...) on CUDA tensors, default arguments (dispatches to the kernel)",
             official_fwd_bwd="official forward + backward through autograd",
+            launch_fwd_bwd="our forward + backward kernel launches alone (no checks, no autograd)",
+            cupy_call_fwd_bwd_nocheck="me.selective_scan_cupy(..., check_finite=False) forward + backward",
             scan_call_fwd_bwd="me.selective_scan forward + backward through autograd",
             official_bf16_fwd="official forward, bf16 u/delta/B/C/z",
             scan_call_bf16_fwd="me.selective_scan forward, bf16 u/delta/B/C/z",
@@ -240,6 +265,9 @@ def bench_public_shape(shape, official, args):
         row["official_fwd_bwd"] = time_torch(_fwd_bwd(official, {k: v.clone() for k, v in x.items()}, dout), reps)
     row["scan_call_fwd_bwd"] = time_torch(_fwd_bwd(me.selective_scan, {k: v.clone() for k, v in x.items()}, dout),
                                           reps)
+    nocheck = lambda **kw: me.selective_scan_cupy(**kw, check_finite=False)
+    row["cupy_call_fwd_bwd_nocheck"] = time_torch(_fwd_bwd(nocheck, {k: v.clone() for k, v in x.items()}, dout), reps)
+    row["launch_fwd_bwd"] = time_torch(_launch_fwd_bwd(x, dout, stream), reps)
     x = None  # free the fp32 inputs
     xh = torch_inputs(b, d, l, n, half=torch.bfloat16)
     if official is not None:
@@ -261,8 +289,8 @@ def bench_public_shape(shape, official, args):
 
 def print_public(result):
     cols = ["official_fwd", "launch_fwd", "cupy_call_fwd", "cupy_call_fwd_nocheck", "scan_call_fwd", "ratio_fwd",
-            "official_fwd_bwd", "scan_call_fwd_bwd", "ratio_fwd_bwd", "official_bf16_fwd", "scan_call_bf16_fwd",
-            "ratio_bf16_fwd"]
+            "official_fwd_bwd", "launch_fwd_bwd", "cupy_call_fwd_bwd_nocheck", "scan_call_fwd_bwd", "ratio_fwd_bwd",
+            "official_bf16_fwd", "scan_call_bf16_fwd", "ratio_bf16_fwd"]
     for i, rows in enumerate(result["rounds"]):
         print(f"round {i + 1} (µs; ratio = ours as called / official)")
         print("shape".ljust(22) + "".join(c.replace("_", " ")[:13].rjust(14) for c in cols))
@@ -589,7 +617,7 @@ def profile_once(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=30, help="timed launches per kernel (median reported)")
-    parser.add_argument("--output", default=None, help="JSON path (default benchmarks/results/gpu_scan_h200.json)")
+    parser.add_argument("--output", default=None, help="JSON path (default: mamba_edu/data/)")
     parser.add_argument("--sweep", action="store_true", help="also time other v2 tile shapes")
     parser.add_argument("--sanitize", action="store_true", help="only launch every kernel once, small")
     parser.add_argument("--quick", action="store_true", help="skip v0, v1 and the torch loop")
@@ -626,10 +654,10 @@ def main():
         sweep(args)
     if args.kernels:
         if args.output is None:
-            args.output = str(Path(__file__).resolve().parent / "results" / "gpu_scan_kernels_h200.json")
+            args.output = str(Path(__file__).resolve().parents[1] / "mamba_edu" / "data" / "gpu_scan_h200.json")
         return bench(args)
     if args.output is None:
-        args.output = str(Path(__file__).resolve().parent / "results" / "gpu_scan_public_h200.json")
+        args.output = str(Path(__file__).resolve().parents[1] / "mamba_edu" / "data" / "gpu_scan_public_h200.json")
     bench_public(args)
 
 

@@ -25,12 +25,13 @@ Public API (lesson that explains it)
 5. the synthetic tasks and what a trained model does inside: :mod:`mamba_edu.experiments`
 6. :func:`scan` (and the fused CPU kernel behind :func:`selective_scan`)
 7. :func:`selective_scan_cupy`
+8. :func:`ssd_scan`, :func:`ssd_matrix` (Mamba-2's state space duality)
 all. :func:`mamba_edu.exercises.predict`: commit a prediction before the cell that reveals it
 
 Explorers (one per lesson) live in :mod:`mamba_edu.widgets`.
 """
 
-from importlib import import_module
+from mamba_edu._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -51,17 +52,14 @@ _API = {
     "MambaLM": "mamba_edu.mamba.model",
     "scan": "mamba_edu.scans.parallel",
     "selective_scan_cupy": "mamba_edu.scans.cuda",
+    "ssd_scan": "mamba_edu.scans.ssd",
+    "ssd_matrix": "mamba_edu.scans.ssd",
 }
 
 __all__ = list(_API)
 
 
-def __getattr__(name):
-    if name in _API:
-        value = getattr(import_module(_API[name]), name)
-        globals()[name] = value  # cache: later look-ups skip __getattr__
-        return value
-    raise AttributeError(f"module 'mamba_edu' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _API)
 
 
 def __dir__():

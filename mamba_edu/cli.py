@@ -1,12 +1,15 @@
 """The ``mamba-edu`` command: open the course, report the environment, benchmark, experiment, present.
 
     mamba-edu lab              open the lessons in JupyterLab (127.0.0.1, with Jupyter's token)
+    mamba-edu lessons DIR      copy the lesson notebooks into DIR (to work on them anywhere)
     mamba-edu check            versions, whether CuPy and a CUDA GPU are usable, where the lessons are
     mamba-edu bench            CPU (and, where present, GPU) selective-scan timings as a table
     mamba-edu experiment NAME  run one of lesson 5's experiments; prints its result as one JSON line
     mamba-edu app LESSON       serve one lesson's explorers alone on a page (Voila), for class
 
-Every command takes ``--help``.
+Every command takes ``--help``. This module parses arguments and calls the package: the lessons' location is
+:mod:`mamba_edu.course`, the timings :mod:`mamba_edu.bench`, the experiments :mod:`mamba_edu.experiments`.
+Bad values are answered with ``error: …`` and exit code 2.
 """
 
 import argparse
@@ -21,17 +24,37 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from mamba_edu import bench, course
+
 EXPERIMENTS = ("selective-copying", "induction-heads")
-SLOW_AUTOGRAD_DL = 4096  # d·l above which `bench` skips the torch reference's backward on the CPU
+
+
+def _error(message) -> int:
+    print(f"mamba-edu: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _positive_int(text):
+    """argparse type: an integer ≥ 1 (else argparse prints ``error: …`` and exits with 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _port(text):
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 1..65535, got {value}")
+    return value
 
 
 def lessons_dir() -> Path:
-    """The folder that holds the lesson notebooks (the repository's ``lessons/``)."""
-    env = os.environ.get("MAMBA_EDU_LESSONS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "lessons"
+    """The folder JupyterLab opens: the clone's ``lessons/``, ``$MAMBA_EDU_LESSONS``, or the per-user copy."""
+    return course.working_lessons_dir()
 
 
 def _version(module: str) -> str:
@@ -41,20 +64,6 @@ def _version(module: str) -> str:
         return f"not available ({type(exc).__name__}: {exc})".splitlines()[0]
 
 
-def gpu_status() -> str:
-    """One line saying whether CuPy and a CUDA GPU are usable."""
-    try:
-        import cupy
-    except Exception as exc:
-        return f"CuPy not usable ({type(exc).__name__}); the GPU kernels of lesson 7 will raise RuntimeError"
-    try:
-        n = cupy.cuda.runtime.getDeviceCount()
-        name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
-        return f"CuPy {cupy.__version__}, {n} CUDA device(s), device 0: {name}"
-    except Exception as exc:
-        return f"CuPy {cupy.__version__} installed but no CUDA GPU usable ({type(exc).__name__}: {exc})"
-
-
 def cmd_check(args) -> int:
     import mamba_edu
 
@@ -62,18 +71,21 @@ def cmd_check(args) -> int:
     print(f"python      {platform.python_version()} ({sys.executable})")
     for module in ["numpy", "scipy", "matplotlib", "torch", "numba", "ipywidgets", "ipympl", "jupyterlab"]:
         print(f"{module:<11} {_version(module)}")
-    print(f"gpu         {gpu_status()}")
-    lessons = lessons_dir()
-    notebooks = sorted(p.name for p in lessons.glob("*.ipynb")) if lessons.is_dir() else []
-    print(f"lessons     {lessons} ({len(notebooks)} notebooks)")
-    for name in notebooks:
-        print(f"            {name}")
+    print(f"gpu         {bench.gpu_status()}")
+    folder, kind = course.source_lessons()
+    found = course.notebooks(folder)
+    print(f"lessons     {folder} ({kind}, {len(found)} notebooks)")
+    for notebook in found:
+        print(f"            {notebook.name}")
+    if not found:
+        return _error(f"no lesson notebooks found; {course.install_hint()}")
     return 0
 
 
-def lab_command(port: int | None = None, no_browser: bool = False) -> list[str]:
+def lab_command(port: int | None = None, no_browser: bool = False, folder=None) -> list[str]:
     """The JupyterLab command line: bound to 127.0.0.1, token kept, ``--allow-root`` when root."""
-    cmd = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--notebook-dir={lessons_dir()}"]
+    folder = lessons_dir() if folder is None else folder
+    cmd = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--notebook-dir={folder}"]
     if port is not None:
         cmd.append(f"--port={port}")
     if no_browser:
@@ -84,149 +96,35 @@ def lab_command(port: int | None = None, no_browser: bool = False) -> list[str]:
 
 
 def cmd_lab(args) -> int:
-    if not lessons_dir().is_dir():
-        print(f"error: lessons folder not found at {lessons_dir()} (set MAMBA_EDU_LESSONS)", file=sys.stderr)
-        return 2
-    cmd = lab_command(args.port, args.no_browser)
-    print("starting:", " ".join(cmd))
+    try:
+        folder = lessons_dir()
+    except FileNotFoundError as exc:
+        return _error(exc)
+    if not course.notebooks(folder):
+        return _error(f"no lesson notebooks in {folder} (set MAMBA_EDU_LESSONS, or {course.install_hint()})")
+    cmd = lab_command(args.port, args.no_browser, folder)
+    print("starting:", " ".join(cmd), flush=True)
     return subprocess.call(cmd)
 
 
-# -- bench ----------------------------------------------------------------------------------------
-def _load_benchmark(name: str):
-    """Import ``benchmarks/<name>.py`` of the repository (not part of the installed package)."""
-    path = ROOT / "benchmarks" / f"{name}.py"
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location(f"mamba_edu_benchmarks_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _gpu_usable() -> bool:
+def cmd_lessons(args) -> int:
     try:
-        import cupy
-
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
-
-
-def _gpu_time_ms(fn, inputs, backward, repeat):
-    """Median CUDA-event time (ms) of ``fn(*inputs)`` (and its backward) on the GPU, after a warm-up."""
-    import torch
-
-    times = []
-    for _ in range(repeat + 1):
-        args = [t.detach().clone().requires_grad_(backward) for t in inputs]
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        if backward:
-            out = fn(*args)
-            out.backward(torch.ones_like(out))
-        else:
-            with torch.no_grad():
-                fn(*args)
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    times = sorted(times[1:])
-    return times[len(times) // 2]
-
-
-def bench_rows(shape, repeat=3, threads=2, gpu=True, backward=True):
-    """Time the selective scan at ``shape`` = (b, d, l, n) with every method available here.
-
-    CPU methods come from ``benchmarks/cpu_scan.py`` (``METHODS``: the numba kernel, mambapy's
-    parallel scan, the torch reference), timed with its ``time_call`` (median of ``repeat`` after a
-    warm-up). Where CuPy and a CUDA GPU are usable, :func:`mamba_edu.selective_scan_cupy` and the
-    torch reference are timed on the GPU with CUDA events. Returns a list of dicts
-    ``{"device", "method", "forward_ms", "fwd_bwd_ms", "note"}``.
-    """
-    rows = []
-    cpu = _load_benchmark("cpu_scan")
-    if cpu is None:
-        rows.append({"device": "cpu", "method": "-", "forward_ms": None, "fwd_bwd_ms": None,
-                     "note": f"benchmarks/cpu_scan.py not found under {ROOT}"})
-    else:
-        import torch
-
-        torch.set_num_threads(threads)
-        inputs = cpu.make_inputs(*shape)
-        for method, fn in cpu.METHODS.items():
-            row = {"device": "cpu", "method": method, "forward_ms": None, "fwd_bwd_ms": None, "note": ""}
-            try:
-                row["forward_ms"] = 1e3 * cpu.time_call(fn, inputs, False, repeat)
-                if backward and method == "torch" and shape[1] * shape[2] > SLOW_AUTOGRAD_DL:
-                    row["note"] = "fwd+bwd skipped: autograd through the per-step loop is slow"
-                elif backward:
-                    row["fwd_bwd_ms"] = 1e3 * cpu.time_call(fn, inputs, True, repeat)
-            except Exception as exc:  # a method that is unavailable here is reported, not fatal
-                row["note"] = f"unavailable ({type(exc).__name__}: {exc})".splitlines()[0][:80]
-            rows.append(row)
-    if not gpu:
-        return rows
-    if not _gpu_usable():
-        rows.append({"device": "gpu", "method": "-", "forward_ms": None, "fwd_bwd_ms": None,
-                     "note": "no CUDA GPU usable with CuPy: " + gpu_status()})
-        return rows
-    import torch
-
-    inputs = [t.cuda() for t in (cpu.make_inputs(*shape) if cpu else _make_inputs(*shape))]
-    from mamba_edu.scans import selective
-
-    gpu_methods = {"cupy": _cupy_scan}
-    if hasattr(selective, "selective_scan_ref"):
-        gpu_methods["torch"] = selective.selective_scan_ref
-    for method, fn in gpu_methods.items():
-        row = {"device": "gpu", "method": method, "forward_ms": None, "fwd_bwd_ms": None, "note": ""}
-        try:
-            row["forward_ms"] = _gpu_time_ms(fn, inputs, False, repeat)
-            if backward:
-                row["fwd_bwd_ms"] = _gpu_time_ms(fn, inputs, True, repeat)
-        except Exception as exc:
-            row["note"] = f"unavailable ({type(exc).__name__}: {exc})".splitlines()[0][:80]
-        rows.append(row)
-    torch.cuda.synchronize()
-    return rows
-
-
-def _cupy_scan(u, delta, A, B, C, D):
-    from mamba_edu import selective_scan_cupy
-
-    return selective_scan_cupy(u, delta, A, B, C, D)
-
-
-def _make_inputs(b, d, l, n, seed=0):
-    """Random selective-scan inputs (used when benchmarks/cpu_scan.py is absent)."""
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(b, d, l, generator=g), 0.001 + 0.1 * torch.rand(b, d, l, generator=g),
-            -torch.exp(0.5 * torch.randn(d, n, generator=g)), torch.randn(b, n, l, generator=g),
-            torch.randn(b, n, l, generator=g), torch.randn(d, generator=g))
-
-
-def format_bench(rows, shape) -> str:
-    lines = [f"selective scan, float32, (b, d, l, n) = {tuple(shape)}; median times in ms",
-             f"{'device':<7}{'method':<10}{'forward':>10}{'fwd+bwd':>10}  note"]
-    for r in rows:
-        fwd = f"{r['forward_ms']:10.2f}" if r["forward_ms"] is not None else f"{'-':>10}"
-        fb = f"{r['fwd_bwd_ms']:10.2f}" if r["fwd_bwd_ms"] is not None else f"{'-':>10}"
-        lines.append(f"{r['device']:<7}{r['method']:<10}{fwd}{fb}  {r['note']}")
-    return "\n".join(lines)
+        copied, kept = course.copy_lessons(args.dir, overwrite=args.force)
+    except (FileNotFoundError, OSError) as exc:
+        return _error(exc)
+    print(f"copied {len(copied)} lesson(s) into {Path(args.dir).resolve()}: {', '.join(copied) or '-'}")
+    if kept:
+        print(f"kept {len(kept)} already there (--force overwrites): {', '.join(kept)}")
+    print(f"open them with: jupyter lab {args.dir}")
+    return 0
 
 
 def cmd_bench(args) -> int:
     shape = tuple(args.shape)
-    if any(v < 1 for v in shape):
-        print(f"error: --shape must be positive integers (b d l n), got {shape}", file=sys.stderr)
-        return 2
-    rows = bench_rows(shape, repeat=args.repeat, threads=args.threads, gpu=not args.no_gpu,
-                      backward=not args.forward_only)
-    print(format_bench(rows, shape))
-    print("full benchmarks: python benchmarks/cpu_scan.py, python benchmarks/gpu_scan.py (on a GPU)")
+    rows = bench.bench_rows(shape, repeat=args.repeat, threads=args.threads, gpu=not args.no_gpu,
+                            backward=not args.forward_only)
+    print(bench.format_bench(rows, shape))
+    print("full benchmarks (from a clone): python benchmarks/cpu_scan.py, python benchmarks/gpu_scan.py (on a GPU)")
     return 0
 
 
@@ -245,7 +143,10 @@ def _jsonable(value):
 
 
 def parse_overrides(items) -> dict:
-    """``["steps=50", "lr=1e-3", "name=x"]`` -> ``{"steps": 50, "lr": 0.001, "name": "x"}`` (JSON values)."""
+    """``["steps=50", "lr=1e-3", "stop_at=null"]`` -> ``{"steps": 50, "lr": 0.001, "stop_at": None}`` (JSON values).
+
+    A value that is not JSON stays a string (and the configuration check then names it).
+    """
     out = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
@@ -259,14 +160,20 @@ def parse_overrides(items) -> dict:
 
 
 def cmd_experiment(args) -> int:
+    from mamba_edu.experiments import check_config, run_experiment
+
     try:
         overrides = parse_overrides(args.set)
+        check_config(args.name, overrides, full=args.full)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    from mamba_edu.experiments import run_experiment
+        return _error(f"--set: {exc}")
+    from mamba_edu.experiments.train import _device
 
-    result = run_experiment(args.name, full=args.full, **overrides)
+    try:
+        _device(args.device)
+    except ValueError as exc:
+        return _error(f"--device: {exc}")
+    result = run_experiment(args.name, full=args.full, device=args.device, **overrides)
     print(json.dumps(result, default=_jsonable, sort_keys=True))
     return 0
 
@@ -278,7 +185,7 @@ def resolve_lesson(lesson: str) -> Path:
     if path.suffix == ".ipynb" and path.is_file():
         return path.resolve()
     folder = lessons_dir()
-    notebooks = sorted(folder.glob("*.ipynb")) if folder.is_dir() else []
+    notebooks = course.notebooks(folder)
     key = lesson.removesuffix(".ipynb")
     prefix = f"{int(key):02d}_" if key.isdigit() else key
     matches = [p for p in notebooks if p.stem == key] or [p for p in notebooks if p.stem.startswith(prefix)]
@@ -337,12 +244,10 @@ def cmd_app(args) -> int:
     try:
         lesson = resolve_lesson(args.lesson)
         nb = app_notebook(lesson)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (ValueError, FileNotFoundError) as exc:
+        return _error(exc)
     if importlib.util.find_spec("voila") is None:
-        print('error: Voila is not installed; pip install -e ".[app]"', file=sys.stderr)
-        return 2
+        return _error(f"Voila is not installed; {course.install_hint('app')}")
     import nbformat
 
     folder = Path(tempfile.mkdtemp(prefix="mamba_edu_app_"))
@@ -360,22 +265,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     lab = sub.add_parser("lab", help="open the lessons in JupyterLab (127.0.0.1, token kept)")
-    lab.add_argument("--port", type=int, default=None, help="port for JupyterLab (default: Jupyter's)")
+    lab.add_argument("--port", type=_port, default=None, help="port for JupyterLab (default: Jupyter's)")
     lab.add_argument("--no-browser", action="store_true", help="don't open a web browser")
     lab.set_defaults(func=cmd_lab)
 
-    check = sub.add_parser("check", help="print versions, GPU availability and where the lessons are")
+    lessons = sub.add_parser("lessons", help="copy the lesson notebooks into a folder",
+                             description="Copy the lesson notebooks into DIR (created if needed); notebooks "
+                                         "already there are kept unless --force.")
+    lessons.add_argument("dir", metavar="DIR", help="the folder to copy the lessons into")
+    lessons.add_argument("--force", action="store_true", help="overwrite notebooks already in DIR")
+    lessons.set_defaults(func=cmd_lessons)
+
+    check = sub.add_parser("check", help="print versions, GPU availability and where the lessons are "
+                                         "(exit code 2 when there are none)")
     check.set_defaults(func=cmd_check)
 
-    bench = sub.add_parser("bench", help="time the selective scan on the CPU (and GPU, where present)",
-                           description=bench_rows.__doc__.split("\n\n")[0])
-    bench.add_argument("--shape", type=int, nargs=4, default=[2, 64, 256, 16], metavar=("B", "D", "L", "N"),
-                       help="(b, d, l, n) of the scan (default: 2 64 256 16)")
-    bench.add_argument("--repeat", type=int, default=3, help="timed repeats per method, median (default 3)")
-    bench.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
-    bench.add_argument("--forward-only", action="store_true", help="skip the forward+backward timings")
-    bench.add_argument("--no-gpu", action="store_true", help="CPU only, even where a GPU is present")
-    bench.set_defaults(func=cmd_bench)
+    bench_cmd = sub.add_parser("bench", help="time the selective scan on the CPU (and GPU, where present)",
+                               description=bench.bench_rows.__doc__.split("\n\n")[0])
+    bench_cmd.add_argument("--shape", type=_positive_int, nargs=4, default=[2, 64, 256, 16],
+                           metavar=("B", "D", "L", "N"),
+                           help="(b, d, l, n) of the scan (default: 2 64 256 16)")
+    bench_cmd.add_argument("--repeat", type=_positive_int, default=3,
+                           help="timed repeats per method, median (default 3)")
+    bench_cmd.add_argument("--threads", type=_positive_int, default=2, help="CPU threads for torch (default 2)")
+    bench_cmd.add_argument("--forward-only", action="store_true", help="skip the forward+backward timings")
+    bench_cmd.add_argument("--no-gpu", action="store_true", help="CPU only, even where a GPU is present")
+    bench_cmd.set_defaults(func=cmd_bench)
 
     experiment = sub.add_parser("experiment", help="run one of lesson 5's experiments; print a JSON line",
                                 description="Run mamba_edu.experiments.run_experiment(NAME, full=...) and "
@@ -384,14 +299,18 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--full", action="store_true",
                             help="the full-size run (slow); default: the quick CPU-sized one")
     experiment.add_argument("--set", action="append", metavar="KEY=VALUE",
-                            help="override one configuration entry, e.g. --set steps=50 (repeatable)")
+                            help="override one configuration entry (JSON value, checked against the "
+                                 "configuration), e.g. --set steps=50 (repeatable)")
+    experiment.add_argument("--device", default="cpu",
+                            help="where to train: cpu (default), cuda or cuda:N (on CUDA the selective scan runs "
+                                 "on the CuPy kernel when CuPy is installed)")
     experiment.set_defaults(func=cmd_experiment)
 
     app = sub.add_parser("app", help="serve one lesson's explorers as a standalone page (Voila)",
                          description="Serve one lesson's explorers alone on a page with Voila "
                                      "(127.0.0.1, with a token): for presenting in class.")
     app.add_argument("lesson", help="lesson number (3), name or prefix (03_complex), or notebook path")
-    app.add_argument("--port", type=int, default=None, help="port for Voila (default: Voila's)")
+    app.add_argument("--port", type=_port, default=None, help="port for Voila (default: Voila's)")
     app.add_argument("--no-browser", action="store_true", help="don't open a web browser")
     app.set_defaults(func=cmd_app)
     return parser

@@ -17,36 +17,31 @@ dimensions (e.g. channels d) broadcast. Numpy in → numpy out (float64/complex1
 → torch out (same dtype and device, differentiable).
 """
 
+import warnings
+
 import numpy as np
+
+from mamba_edu._backend import float_array, is_torch, positive_int
+from mamba_edu._precision import all_finite, half_dtype, narrow, warn_not_finite, widen
 
 
 # ---- numpy / torch plumbing ----------------------------------------------------------
-def _is_torch(value) -> bool:
-    return type(value).__module__.split(".")[0] == "torch"
-
-
 def _arrays(names, values):
     """Convert to one library: numpy float64/complex128, or torch tensors on one device."""
-    if any(_is_torch(v) for v in values):
+    if any(is_torch(v) for v in values):
         import torch
 
-        ref = next(v for v in values if _is_torch(v))
+        ref = next(v for v in values if is_torch(v))
         out = []
         for name, v in zip(names, values):
-            t = v if _is_torch(v) else torch.as_tensor(np.asarray(v), device=ref.device)
+            t = v if is_torch(v) else torch.as_tensor(np.asarray(v), device=ref.device)
             if not (t.is_floating_point() or t.is_complex()):
                 t = t.to(torch.get_default_dtype())  # integers and booleans become floats
             if t.device != ref.device:
                 raise ValueError(f"{name} is on {t.device}, expected {ref.device} like the other tensors")
             out.append(t)
         return torch, out
-    out = []
-    for name, v in zip(names, values):
-        a = np.asarray(v)
-        if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-            raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
-        out.append(a.astype(np.complex128 if np.iscomplexobj(a) else np.float64))
-    return np, out
+    return np, [float_array(v, name) for name, v in zip(names, values)]
 
 
 def _is_complex(xp, a) -> bool:
@@ -56,14 +51,6 @@ def _is_complex(xp, a) -> bool:
 def _check_finite(xp, name, a):
     if not bool(xp.all(xp.isfinite(a))):
         raise ValueError(f"{name} must be finite, got non-finite entries")
-
-
-def _length(L) -> int:
-    if isinstance(L, bool) or not isinstance(L, (int, np.integer)):
-        raise ValueError(f"L must be a positive integer (the kernel length), got {L!r}")
-    if L <= 0:
-        raise ValueError(f"L must be a positive integer (the kernel length), got {L}")
-    return int(L)
 
 
 def _system(A_bar, B_bar, C):
@@ -131,20 +118,37 @@ def ssm_kernel(A_bar, B_bar, C, L):
 
     Explained in lesson 3.
     """
-    L = _length(L)
-    xp, A_bar, B_bar, C, dense, n = _system(A_bar, B_bar, C)
-    if not dense:
-        _batch_shape(A_bar.shape[:-1], B_bar.shape[:-1], C.shape[:-1])
-        k = xp.arange(L) if xp is np else xp.arange(L, device=A_bar.device)
-        V = A_bar[..., None, :] ** k[:, None]  # (..., L, n) Vandermonde matrix Ā_m^k
-        return (V @ (C * B_bar)[..., :, None])[..., 0]  # (..., L)
-    batch = _batch_shape(A_bar.shape[:-2], B_bar.shape[:-1], C.shape[:-1])
-    v = np.broadcast_to(B_bar, batch + (n,)) if xp is np else B_bar.expand(batch + (n,))  # Ā^0 B̄
-    K = []
-    for _ in range(L):
-        K.append((C * v).sum(-1))
-        v = (A_bar @ v[..., :, None])[..., 0]  # Ā^{k+1} B̄
-    return xp.stack(K, -1)  # (..., L)
+    L = positive_int("L", L, "the kernel length")
+    half = half_dtype(A_bar, B_bar, C)  # float16/bfloat16: computed in float32, cast back
+    xp, A_bar, B_bar, C, dense, n = _system(*widen(A_bar, B_bar, C))
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, with its cause
+        if not dense:
+            _batch_shape(A_bar.shape[:-1], B_bar.shape[:-1], C.shape[:-1])
+            k = xp.arange(L) if xp is np else xp.arange(L, device=A_bar.device)
+            V = A_bar[..., None, :] ** k[:, None]  # (..., L, n) Vandermonde matrix Ā_m^k
+            K = (V @ (C * B_bar)[..., :, None])[..., 0]  # (..., L)
+        else:
+            batch = _batch_shape(A_bar.shape[:-2], B_bar.shape[:-1], C.shape[:-1])
+            v = np.broadcast_to(B_bar, batch + (n,)) if xp is np else B_bar.expand(batch + (n,))  # Ā^0 B̄
+            K = []
+            for _ in range(L):
+                K.append((C * v).sum(-1))
+                v = (A_bar @ v[..., :, None])[..., 0]  # Ā^{k+1} B̄
+            K = xp.stack(K, -1)  # (..., L)
+    if not all_finite(K):
+        warn_not_finite("ssm_kernel", "K", _growth(xp, A_bar, dense, L))
+    return narrow(K, half)
+
+
+def _growth(xp, A_bar, dense, steps):
+    """Why a kernel or scan overflowed: the largest |eigenvalue of Ā| raised to the number of steps."""
+    A = A_bar if xp is np else A_bar.detach().cpu().numpy()
+    radius = float(np.abs(np.linalg.eigvals(A) if dense else A).max())
+    if radius > 1:
+        return (f"the largest |eigenvalue of A_bar| is {radius:.6g} > 1, an unstable system: "
+                f"its state grows like {radius:.4g}^k over {steps} steps")
+    return (f"the system is stable (largest |eigenvalue of A_bar| {radius:.6g} ≤ 1), but the inputs are so "
+            "large that the sums exceed the largest float of this dtype")
 
 
 def causal_conv(u, K):
@@ -157,7 +161,7 @@ def causal_conv(u, K):
     Parameters
     ----------
     u : array_like, shape (..., l)
-        Input sequence.
+        Input sequence, time along the last axis.
     K : array_like, shape (..., L)
         Kernel (e.g. from :func:`ssm_kernel`); entries beyond l are never used.
 
@@ -168,7 +172,8 @@ def causal_conv(u, K):
 
     Explained in lesson 3.
     """
-    xp, (u, K) = _arrays(("u", "K"), (u, K))
+    half = half_dtype(u, K)  # float16/bfloat16: computed in float32 (torch has no half FFT on the CPU)
+    xp, (u, K) = _arrays(("u", "K"), widen(u, K))
     if u.ndim == 0 or u.shape[-1] == 0:
         raise ValueError(f"u has shape {tuple(u.shape)}, expected (..., l) with l ≥ 1")
     if K.ndim == 0 or K.shape[-1] == 0:
@@ -183,7 +188,10 @@ def causal_conv(u, K):
         y = xp.fft.ifft(xp.fft.fft(u, n=n_fft) * xp.fft.fft(K, n=n_fft), n=n_fft)
     else:
         y = xp.fft.irfft(xp.fft.rfft(u, n=n_fft) * xp.fft.rfft(K, n=n_fft), n=n_fft)
-    return y[..., :l]
+    y = y[..., :l]
+    if not all_finite(y):
+        warn_not_finite("causal_conv", "y", "the sums of K[j]·u[k−j] exceed the largest float")
+    return narrow(y, half)
 
 
 # ---- the recurrent view -----------------------------------------------------------------
@@ -198,7 +206,9 @@ def lti_scan(A_bar, B_bar, C, u, return_states=False):
     A_bar : array_like, shape (..., n) diagonal or (..., n, n) dense
     B_bar, C : array_like, shape (..., n)
     u : array_like, shape (..., l)
-        Input sequence; its leading dimensions broadcast with the system's.
+        Input sequence, **time along the last axis**; its leading dimensions broadcast with the
+        system's. A column vector of shape (l, 1) is l sequences of length 1 (this warns: pass
+        ``u[:, 0]``).
     return_states : bool, default False
         Also return every state h_k.
 
@@ -210,11 +220,17 @@ def lti_scan(A_bar, B_bar, C, u, return_states=False):
 
     Explained in lesson 3.
     """
-    xp, (A_bar, B_bar, C, u) = _arrays(("A_bar", "B_bar", "C", "u"), (A_bar, B_bar, C, u))
+    half = half_dtype(A_bar, B_bar, C, u)  # float16/bfloat16: computed in float32, cast back
+    xp, (A_bar, B_bar, C, u) = _arrays(("A_bar", "B_bar", "C", "u"), widen(A_bar, B_bar, C, u))
     xp, A_bar, B_bar, C, dense, n = _system(A_bar, B_bar, C)
     if u.ndim == 0 or u.shape[-1] == 0:
         raise ValueError(f"u has shape {tuple(u.shape)}, expected (..., l) with l ≥ 1")
     _check_finite(xp, "u", u)
+    if u.ndim >= 2 and u.shape[-1] == 1 and u.shape[-2] > 1:
+        warnings.warn(
+            f"u has shape {tuple(u.shape)}: read as {u.shape[-2]} sequences of length 1, because time is the "
+            f"LAST axis. For one sequence of length {u.shape[-2]} pass u[..., 0] (a column vector u[:, None] "
+            "is the usual cause).", UserWarning, stacklevel=2)
     A_batch = A_bar.shape[:-2] if dense else A_bar.shape[:-1]
     batch = _batch_shape(A_batch, B_bar.shape[:-1], C.shape[:-1], u.shape[:-1])
     if xp is np:
@@ -225,14 +241,17 @@ def lti_scan(A_bar, B_bar, C, u, return_states=False):
             dtype = xp.promote_types(dtype, a.dtype)
         h = xp.zeros(batch + (n,), dtype=dtype, device=u.device)
     ys, hs = [], []
-    for k in range(u.shape[-1]):
-        step = (A_bar @ h[..., :, None])[..., 0] if dense else A_bar * h
-        h = step + B_bar * u[..., k, None]  # (..., n)
-        ys.append((C * h).sum(-1))
-        if return_states:
-            hs.append(h)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, with its cause
+        for k in range(u.shape[-1]):
+            step = (A_bar @ h[..., :, None])[..., 0] if dense else A_bar * h
+            h = step + B_bar * u[..., k, None]  # (..., n)
+            ys.append((C * h).sum(-1))
+            if return_states:
+                hs.append(h)
     y = xp.stack(ys, -1)  # (..., l)
-    return (y, xp.stack(hs, -2)) if return_states else y
+    if not all_finite(y):
+        warn_not_finite("lti_scan", "y", _growth(xp, A_bar, dense, u.shape[-1]))
+    return narrow((y, xp.stack(hs, -2)), half) if return_states else narrow(y, half)
 
 
 def transfer_function(A_bar, B_bar, C, omega):

@@ -19,13 +19,13 @@ the complex ones. Mamba's default is the *real* :func:`s4d_real` (``A = -exp(A_l
 
 import numpy as np
 
+from mamba_edu._backend import positive_int
+from mamba_edu.convolution import lti_scan, ssm_kernel, transfer_function
+from mamba_edu.discretization import discretize_diag
+
 
 def _state_size(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise ValueError(f"n must be a positive integer (the state size), got {n!r}")
-    if n <= 0:
-        raise ValueError(f"n must be a positive integer (the state size), got {n}")
-    return int(n)
+    return positive_int("n", n, "the state size")
 
 
 def s4d_lin(n) -> np.ndarray:
@@ -196,3 +196,60 @@ def real_block_form(A, B, C):
     B_real = np.stack([B.real, B.imag], axis=1).reshape(2 * n)
     C_real = np.stack([2 * C.real, -2 * C.imag], axis=1).reshape(2 * n)
     return A_real, B_real, C_real
+
+
+# ----------------------------------------------------------------------------------------------
+# one mode and whole initialisations, as lesson 3's figures show them (B = C = 1, ZOH)
+# ----------------------------------------------------------------------------------------------
+INITS = {"S4D-Lin": s4d_lin, "S4D-Inv": s4d_inv, "S4D-Real": s4d_real}
+
+
+def mode_response(alpha, beta, delta, L):
+    """Normalised real impulse response of the pair λ = α ± iβ (α = Re λ, β = Im λ), and its envelope.
+
+    Explained in lesson 3.
+
+    Returns
+    -------
+    t : ndarray, shape (L,)
+        Times Δ·k.
+    response : ndarray, shape (L,)
+        2·Re(K_k) / (2|B̄|) with K_k = Ā^k B̄ (B = C = 1, ZOH): e^{Re λ·Δk} cos(Im λ·Δk + φ).
+    envelope : ndarray, shape (L,)
+        e^{Re λ·Δk} = |Ā|^k.
+    """
+    A_bar, B_bar = discretize_diag(np.array([complex(alpha, beta)]), np.ones(1), delta)
+    K = ssm_kernel(A_bar, B_bar, np.ones(1), L)  # (L,) one of the pair
+    t = delta * np.arange(L)
+    return t, K.real / np.abs(B_bar[0]), np.exp(alpha * t)
+
+
+def mode_frequency_response(alpha, beta, delta, omega):
+    """|H(e^{iω})| of the real system with the pair λ, λ̄ (B = C = 1, ZOH), normalised to max 1."""
+    A_bar, B_bar = discretize_diag(np.array([complex(alpha, beta)]), np.ones(1), delta)
+    H = np.abs(transfer_function(*conjugate_pairs(A_bar, B_bar, np.ones(1)), omega))
+    return H / H.max()
+
+
+def _init(init, n):
+    if init not in INITS:
+        raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
+    return INITS[init](n)
+
+
+def state_decay(init, n, delta, L):
+    """|h_k| / |h_0| for every mode of ``init`` after a unit impulse, shape (n, L)."""
+    A_bar, B_bar = discretize_diag(_init(init, n), np.ones(n), delta)
+    u = np.zeros(L)
+    u[0] = 1.0
+    _, h = lti_scan(A_bar, B_bar, np.ones(n), u, return_states=True)  # h: (L, n)
+    return (np.abs(h) / np.abs(h[:1])).T
+
+
+def init_kernel(init, n, delta, L):
+    """The real kernel of an S4D init with B = C = 1 (2·Re for the complex ones), max |K| = 1."""
+    A = _init(init, n)
+    A_bar, B_bar = discretize_diag(A, np.ones(n), delta)
+    K = ssm_kernel(A_bar, B_bar, np.ones(n), L)
+    K = 2 * K.real if np.iscomplexobj(A) else K
+    return K / np.max(np.abs(K))

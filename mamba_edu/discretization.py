@@ -26,9 +26,12 @@ Both take numpy arrays (→ float64/complex128 out) or torch tensors (→ same d
 differentiable in ``A``, ``B`` and ``delta``).
 """
 
-import sys
+import warnings
 
 import numpy as np
+
+from mamba_edu._backend import torch_if_any
+from mamba_edu._precision import all_finite, half_dtype, narrow, warn_not_finite, widen
 
 METHODS = ("zoh", "bilinear", "euler", "backward_euler", "mamba")
 
@@ -39,14 +42,6 @@ _SERIES_BELOW = 1e-4
 # ----------------------------------------------------------------------------------------------
 # input handling (numpy or torch)
 # ----------------------------------------------------------------------------------------------
-def _torch_if_any(*values):
-    """The torch module if any value is a torch tensor, else None (never imports torch itself)."""
-    torch = sys.modules.get("torch")
-    if torch is not None and any(isinstance(v, torch.Tensor) for v in values):
-        return torch
-    return None
-
-
 def _as_arrays(A, B, delta):
     """Convert (A, B, delta) to one backend; return them and the module (numpy or torch).
 
@@ -55,7 +50,7 @@ def _as_arrays(A, B, delta):
     complex for A and B if either is complex, delta in the matching real dtype; non-tensors
     are moved to the tensors' device.
     """
-    torch = _torch_if_any(A, B, delta)
+    torch = torch_if_any(A, B, delta)
     if torch is None:
         A, B, delta = (np.asarray(v) for v in (A, B, delta))
         for name, a in (("A", A), ("B", B), ("delta", delta)):
@@ -141,11 +136,13 @@ def phi1(w):
 
     Explained in lesson 2.
     """
-    xp = _torch_if_any(w) or np
+    half = half_dtype(w)  # float16/bfloat16: computed in float32, cast back
+    (w,) = widen(w)
+    xp = torch_if_any(w) or np
     small = xp.abs(w) < _SERIES_BELOW
     w_safe = xp.where(small, xp.ones_like(w), w)  # keeps the unused branch finite (and its gradient)
     series = 1 + w * (1 / 2 + w * (1 / 6 + w / 24))
-    return xp.where(small, series, xp.expm1(w_safe) / w_safe)
+    return narrow(xp.where(small, series, xp.expm1(w_safe) / w_safe), half)
 
 
 def zoh_B_bar_naive(A, B, delta):
@@ -157,9 +154,11 @@ def zoh_B_bar_naive(A, B, delta):
 
     Explained in lesson 2.
     """
-    xp = _torch_if_any(A, B, delta) or np
+    half = half_dtype(A, B, delta)  # float16/bfloat16: computed in float32 (naive, but not *more* naive)
+    A, B, delta = widen(A, B, delta)
+    xp = torch_if_any(A, B, delta) or np
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (xp.exp(delta * A) - 1) / A * B
+        return narrow((xp.exp(delta * A) - 1) / A * B, half)
 
 
 def discretize_diag(A, B, delta, method="zoh"):
@@ -187,13 +186,16 @@ def discretize_diag(A, B, delta, method="zoh"):
         Input weights, broadcastable with ``A * delta`` (a scalar, (n,), or e.g. (b, d, l, n)).
     delta : array_like or torch.Tensor
         Step size(s) Δ > 0, broadcastable with ``A`` (a scalar, or e.g. Mamba's (b, d, l, 1)).
+        Elementwise like numpy: ``delta`` (l,) with ``A`` (n,) pairs Δ_k with λ_k when l = n (this
+        warns); for every step with every eigenvalue pass ``delta[:, None]`` → (l, n).
     method : {"zoh", "bilinear", "euler", "backward_euler", "mamba"}
 
     Returns
     -------
     A_bar : shape ``broadcast(A, delta)``, e.g. (b, d, l, n)
     B_bar : shape ``broadcast(A, B, delta)``
-        numpy float64/complex128, or torch tensors with the inputs' dtype and device.
+        numpy float64/complex128, or torch tensors with the inputs' dtype and device
+        (float16/bfloat16 are computed in float32 and cast back).
 
     Raises
     ------
@@ -212,10 +214,16 @@ def discretize_diag(A, B, delta, method="zoh"):
     Explained in lesson 2.
     """
     _check_method(method)
-    (A, B, delta), xp = _as_arrays(A, B, delta)
+    half = half_dtype(A, B, delta)  # float16/bfloat16 in: computed in float32, cast back at the end
+    (A, B, delta), xp = _as_arrays(*widen(A, B, delta))
     _check_delta(delta, xp)
     _check_finite("A", A, xp)
     _check_finite("B", B, xp)
+    if A.ndim == 1 and delta.ndim == 1 and A.shape[0] > 1 and delta.shape[0] == A.shape[0]:
+        warnings.warn(
+            f"delta and A both have shape ({A.shape[0]},): each delta[k] is paired with A[k] (elementwise). "
+            "For every step size with every eigenvalue, (l, n), pass delta[:, None]; to pair them on purpose "
+            "without this warning, pass both as (k, 1).", UserWarning, stacklevel=2)
     try:
         shape_Ad = np.broadcast_shapes(_shape(A), _shape(delta))
         shape_out = np.broadcast_shapes(shape_Ad, _shape(B))
@@ -226,6 +234,20 @@ def discretize_diag(A, B, delta, method="zoh"):
         ) from None
 
     z = delta * A  # (..., n): Δλ for every step and eigenvalue
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, with its cause
+        A_bar, B_bar = _diag_rule(z, B, delta, method, xp)
+    if _shape(B_bar) != tuple(shape_out):  # e.g. "mamba" with B (n,) and A (d, n): B_bar is (d, n) too
+        B_bar = B_bar * _full(xp, shape_out, 1, like=B_bar)
+    if not (all_finite(A_bar) and all_finite(B_bar)):
+        largest = float(z.real.max()) if xp is np else float(z.detach().real.max())
+        warn_not_finite("discretize_diag", "A_bar or B_bar",
+                        f"the largest Re(delta*A) is {largest:.4g}; an unstable eigenvalue (Re A > 0) times a "
+                        "large delta overflows exp(delta*A)")
+    return narrow((A_bar, B_bar), half)
+
+
+def _diag_rule(z, B, delta, method, xp):
+    """(A_bar, B_bar) of one rule from z = Δλ (the table of :func:`discretize_diag`)."""
     if method == "zoh":
         A_bar, B_bar = xp.exp(z), delta * phi1(z) * B
     elif method == "mamba":
@@ -241,8 +263,6 @@ def discretize_diag(A, B, delta, method="zoh"):
             )
         A_bar = (1 + (1 - alpha) * z) / denom
         B_bar = delta * B / denom
-    if _shape(B_bar) != tuple(shape_out):  # e.g. "mamba" with B (n,) and A (d, n): B_bar is (d, n) too
-        B_bar = B_bar * _full(xp, shape_out, 1, like=B_bar)
     return A_bar, B_bar
 
 
@@ -320,7 +340,8 @@ def discretize(A, B, delta, method="zoh"):
     Explained in lesson 2.
     """
     _check_method(method)
-    (A, B, delta), xp = _as_arrays(A, B, delta)
+    half = half_dtype(A, B, delta)  # float16/bfloat16 in: computed in float32, cast back at the end
+    (A, B, delta), xp = _as_arrays(*widen(A, B, delta))
     _check_delta(delta, xp)
     if delta.ndim != 0:
         raise ValueError(f"delta has shape {_shape(delta)}, expected a scalar (discretize_diag takes many)")
@@ -352,7 +373,12 @@ def discretize(A, B, delta, method="zoh"):
         lhs = eye - alpha * delta * A
         A_bar = _solve(lhs, eye + (1 - alpha) * delta * A, xp, method)
         B_bar = _solve(lhs, delta * B2, xp, method)
-    return A_bar, B_bar.reshape(B.shape)
+    if not (all_finite(A_bar) and all_finite(B_bar)):
+        eig = np.linalg.eigvals(A if xp is np else A.detach().cpu().numpy())
+        warn_not_finite("discretize", "A_bar or B_bar",
+                        f"delta * max Re(eigenvalue of A) = {float(delta) * eig.real.max():.4g}; an unstable A "
+                        "(an eigenvalue with Re > 0) times a large delta overflows exp(delta*A)")
+    return narrow((A_bar, B_bar.reshape(B.shape)), half)
 
 
 # ----------------------------------------------------------------------------------------------

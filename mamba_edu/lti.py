@@ -16,18 +16,14 @@ Jordan block).
 import numpy as np
 import scipy.linalg
 
+from mamba_edu._backend import float_array
+
 # eigenvector matrices worse conditioned than this are not trusted (defective or nearly so)
 _MAX_EIGVEC_COND = 1e8
 
 
 def _finite_array(value, name):
-    arr = np.asarray(value)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
-    arr = arr.astype(np.complex128 if np.iscomplexobj(arr) else np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {np.count_nonzero(~np.isfinite(arr))} non-finite entries")
-    return arr
+    return float_array(value, name, finite=True)
 
 
 def _time_axis(t, name="t"):

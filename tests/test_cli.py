@@ -3,16 +3,15 @@
 import json
 import subprocess
 import sys
-import types
 
 import nbformat
 import numpy as np
 import pytest
 from nbclient import NotebookClient
 
-from mamba_edu import cli
+from mamba_edu import bench, cli, course
 
-COMMANDS = ["lab", "check", "bench", "experiment", "app"]
+COMMANDS = ["lab", "lessons", "check", "bench", "experiment", "app"]
 
 
 # ---------------------------------------------------------------- --help
@@ -42,17 +41,17 @@ def test_unknown_command_is_an_error(capsys):
 # ---------------------------------------------------------------- bench
 def test_bench_times_every_cpu_method(capsys):
     shape = (1, 4, 16, 4)
-    rows = cli.bench_rows(shape, repeat=1, gpu=False)
+    rows = bench.bench_rows(shape, repeat=1, gpu=False)
     cpu = {r["method"]: r for r in rows if r["device"] == "cpu"}
     assert {"numba", "mambapy"} <= set(cpu), rows
     for name in ["numba", "mambapy"]:
         assert cpu[name]["forward_ms"] > 0 and cpu[name]["fwd_bwd_ms"] > 0, cpu[name]
-    table = cli.format_bench(rows, shape)
+    table = bench.format_bench(rows, shape)
     assert "(1, 4, 16, 4)" in table and all(name in table for name in cpu)
 
 
 def test_bench_command_prints_table_and_reports_missing_gpu(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "_gpu_usable", lambda: False)
+    monkeypatch.setattr(bench, "gpu_available", lambda: False)
     assert cli.main(["bench", "--shape", "1", "2", "8", "2", "--repeat", "1", "--forward-only"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
@@ -87,34 +86,43 @@ def test_bench_gpu_rows_plumbing_without_a_gpu(monkeypatch):
         calls.append(u.shape)
         return mamba_edu.selective_scan(u, delta, A, B, C, D)
 
-    monkeypatch.setattr(cli, "_gpu_usable", lambda: True)
-    monkeypatch.setattr(cli, "_cupy_scan", fake_cupy)
+    monkeypatch.setattr(bench, "gpu_available", lambda: True)
+    monkeypatch.setitem(bench.GPU_METHODS, "cupy", fake_cupy)
     monkeypatch.setattr(torch.Tensor, "cuda", lambda self: self)
     monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
-    rows = cli.bench_rows((1, 2, 8, 2), repeat=1, gpu=True)
+    rows = bench.bench_rows((1, 2, 8, 2), repeat=1, gpu=True)
     gpu = {r["method"]: r for r in rows if r["device"] == "gpu"}
     assert gpu["cupy"]["forward_ms"] == pytest.approx(1.5) and gpu["cupy"]["fwd_bwd_ms"] == pytest.approx(1.5)
     assert gpu["cupy"]["note"] == "" and calls and calls[0] == (1, 2, 8)
     assert "torch" in gpu and gpu["torch"]["forward_ms"] == pytest.approx(1.5), gpu
 
 
-def test_bench_rejects_bad_shape(capsys):
-    assert cli.main(["bench", "--shape", "1", "0", "8", "2"]) == 2
-    assert "--shape" in capsys.readouterr().err
+@pytest.mark.parametrize("argv,option", [
+    (["bench", "--shape", "1", "0", "8", "2"], "--shape"), (["bench", "--threads", "0"], "--threads"),
+    (["bench", "--repeat", "0"], "--repeat"), (["bench", "--repeat", "x"], "--repeat"),
+    (["lab", "--port", "0"], "--port"), (["lab", "--port", "70000"], "--port"),
+    (["app", "1", "--port", "-1"], "--port"),
+])
+def test_bad_option_values_are_errors_with_exit_code_2(argv, option, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and option in err and "Traceback" not in err
 
 
 # ---------------------------------------------------------------- experiment
 def test_experiment_calls_run_experiment_and_prints_one_json_line(monkeypatch, capsys):
     calls = []
 
-    def fake_run_experiment(name, full=False):
+    def fake_run_experiment(name, full=False, device="cpu"):
         calls.append((name, full))
         return {"name": name, "accuracy": np.float32(0.75), "curve": np.arange(3), "steps": np.int64(5)}
 
-    fake = types.ModuleType("mamba_edu.experiments")
-    fake.run_experiment = fake_run_experiment
-    monkeypatch.setitem(sys.modules, "mamba_edu.experiments", fake)
+    import mamba_edu.experiments
+
+    monkeypatch.setattr(mamba_edu.experiments, "run_experiment", fake_run_experiment)
     assert cli.main(["experiment", "induction-heads", "--full"]) == 0
     assert cli.main(["experiment", "selective-copying"]) == 0
     assert calls == [("induction-heads", True), ("selective-copying", False)]
@@ -125,15 +133,59 @@ def test_experiment_calls_run_experiment_and_prints_one_json_line(monkeypatch, c
 
 
 def test_experiment_passes_overrides(monkeypatch, capsys):
+    import mamba_edu.experiments
+
     calls = []
-    fake = types.ModuleType("mamba_edu.experiments")
-    fake.run_experiment = lambda name, full=False, **kw: calls.append((name, full, kw)) or {"ok": True}
-    monkeypatch.setitem(sys.modules, "mamba_edu.experiments", fake)
-    argv = ["experiment", "selective-copying", "--set", "steps=3", "--set", "lr=1e-3", "--set", "tag=abc"]
+    fake = lambda name, full=False, **kw: calls.append((name, full, kw)) or {"ok": True}
+    monkeypatch.setattr(mamba_edu.experiments, "run_experiment", fake)
+    argv = ["experiment", "selective-copying", "--set", "steps=3", "--set", "lr=1e-3", "--set", "stop_at=null"]
     assert cli.main(argv) == 0
-    assert calls == [("selective-copying", False, {"steps": 3, "lr": 1e-3, "tag": "abc"})]
+    assert calls == [("selective-copying", False, {"device": "cpu", "steps": 3, "lr": 1e-3, "stop_at": None})]
     assert cli.main(["experiment", "selective-copying", "--set", "steps"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_experiment_device_is_passed_on_and_checked(monkeypatch, capsys):
+    import mamba_edu.experiments
+
+    calls = []
+    monkeypatch.setattr(mamba_edu.experiments, "run_experiment", lambda name, **kw: calls.append(kw) or {"ok": 1})
+    assert cli.main(["experiment", "induction-heads", "--device", "cpu"]) == 0
+    assert calls[-1]["device"] == "cpu"
+    assert cli.main(["experiment", "induction-heads", "--device", "tpu"]) == 2
+    assert "--device" in capsys.readouterr().err
+    if not __import__("torch").cuda.is_available():
+        assert cli.main(["experiment", "induction-heads", "--device", "cuda"]) == 2
+        assert "no CUDA GPU" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name,item,message", [
+    ("selective-copying", "steps=true", "steps must be an integer"),
+    ("selective-copying", "steps=-5", "steps must be an integer ≥ 1, got -5"),
+    ("selective-copying", "eval_every=0", "eval_every must be an integer ≥ 1, got 0"),
+    ("selective-copying", "lr=abc", "lr must be a finite number > 0, got 'abc'"),
+    ("selective-copying", "lr=-1e-3", "lr must be a finite number > 0"),
+    ("selective-copying", "stop_at=2", "stop_at must be a number in [0, 1]"),
+    ("selective-copying", "tag=abc", "unknown overrides ['tag']"),
+    ("selective-copying", "dt_min=1", "dt_min must be ≤ dt_max"),
+    ("induction-heads", "test_lengths=5", "test_lengths must be a non-empty list of integers"),
+    ("induction-heads", "test_lengths=[]", "test_lengths must be a non-empty list of integers"),
+    ("induction-heads", "vocab_size=2.5", "vocab_size must be an integer"),
+])
+def test_experiment_checks_every_value_before_running(monkeypatch, capsys, name, item, message):
+    import mamba_edu.experiments
+
+    monkeypatch.setattr(mamba_edu.experiments, "run_experiment", lambda *a, **k: pytest.fail("ran with a bad value"))
+    assert cli.main(["experiment", name, "--set", item]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mamba-edu: error: --set: ") and message in err and "Traceback" not in err
+
+
+def test_run_experiment_checks_its_configuration_too():
+    from mamba_edu.experiments import run_experiment
+
+    with pytest.raises(ValueError, match="eval_every must be an integer ≥ 1, got 0"):
+        run_experiment("induction-heads", eval_every=0, progress=False)
 
 
 def test_experiment_names_are_the_experiments_tasks():
@@ -239,3 +291,52 @@ def test_app_notebook_runs_and_displays_only_the_explorer(fake_lessons):
     assert shown == {len(nb.cells) - 1}, "only the explorer cell may show output"
     data = outputs[-1][1].get("data", {})
     assert "application/vnd.jupyter.widget-view+json" in data
+
+
+# ---------------------------------------------------------------- lessons, check, install hints
+def test_lessons_copies_every_notebook_and_keeps_edits(tmp_path, capsys):
+    source, _ = course.source_lessons()
+    names = sorted(p.name for p in course.notebooks(source))
+    assert names, "no lessons found in the clone"
+    dest = tmp_path / "my course"
+    assert cli.main(["lessons", str(dest)]) == 0
+    assert sorted(p.name for p in dest.glob("*.ipynb")) == names
+    (dest / names[0]).write_text("my edits")
+    assert cli.main(["lessons", str(dest)]) == 0
+    assert (dest / names[0]).read_text() == "my edits" and f"kept {len(names)}" in capsys.readouterr().out
+    assert cli.main(["lessons", str(dest), "--force"]) == 0
+    assert (dest / names[0]).read_bytes() == (source / names[0]).read_bytes()
+
+
+def test_check_and_lessons_fail_without_lessons(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MAMBA_EDU_LESSONS", str(tmp_path / "empty"))
+    assert cli.main(["check"]) == 2
+    assert "no lesson notebooks found" in capsys.readouterr().err
+    assert cli.main(["lessons", str(tmp_path / "dest")]) == 2
+    assert cli.main(["lab", "--no-browser"]) == 2
+
+
+def test_packaged_lessons_are_copied_to_a_user_folder_never_edited_in_place(tmp_path, monkeypatch):
+    """A wheel install: no clone, lessons only as package data; ``lab`` works on a per-user copy."""
+    packaged = tmp_path / "site-packages" / "mamba_edu" / "lessons"
+    packaged.mkdir(parents=True)
+    (packaged / "01_a.ipynb").write_text("{}")
+    monkeypatch.delenv("MAMBA_EDU_LESSONS", raising=False)
+    monkeypatch.setattr(course, "clone_root", lambda: None)
+    monkeypatch.setattr(course.resources, "files", lambda package: packaged.parent)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert course.source_lessons() == (packaged, "package")
+    work = cli.lessons_dir()
+    assert work == tmp_path / "data" / "mamba-edu" / "lessons" and (work / "01_a.ipynb").read_text() == "{}"
+    (work / "01_a.ipynb").write_text("edited")
+    (packaged / "02_b.ipynb").write_text("{}")  # a newer version of the package adds a lesson
+    assert cli.lessons_dir() == work
+    assert (work / "01_a.ipynb").read_text() == "edited" and (work / "02_b.ipynb").exists()
+    assert any(part == f"--notebook-dir={work}" for part in cli.lab_command())
+
+
+def test_install_hints_match_how_the_package_was_installed(monkeypatch):
+    assert course.install_hint("app") == 'pip install -e ".[app]"'  # the tests run from the clone
+    monkeypatch.setattr(course, "clone_root", lambda: None)
+    hint = course.install_hint("app")
+    assert "-e" not in hint and "voila" in hint, hint

@@ -156,7 +156,8 @@ def test_recorded_benchmark_is_a_real_h200_table():
 def test_backward_segments_on_cpu():
     """The backward splits time only when b·d warps are too few; segments cover every tile once."""
     assert cuda.backward_segments(8, 1536, 2048) == (1, 8)
-    segs, per = cuda.backward_segments(1, 1536, 16384)
+    assert cuda.backward_segments(1, 1536, 16384) == (1, 64)
+    segs, per = cuda.backward_segments(1, 512, 16384)
     assert segs > 1 and (segs - 1) * per < cuda.n_tiles(16384) <= segs * per
     assert cuda.backward_segments(1, 3, 100) == (1, 1)
     assert cuda.backward_segments(2, 5, 2000, segments=3) == (3, 3)

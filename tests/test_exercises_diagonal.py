@@ -19,7 +19,8 @@ def test_period_steps():
     # closed form written independently: the rotation per step is Im λ·Δ = 3 · 0.05 = 0.15 rad
     assert MODE_LAMBDA.imag * MODE_DELTA == pytest.approx(0.15)
     assert check_period_steps(2 * np.pi / 0.15)
-    assert check_period_steps(42)  # rounded to whole steps is fine
+    # two decimals, as the text asks: 42 is also what 2π/(|λ|Δ) = 41.80 rounds to, so it can't be accepted
+    assert not check_period_steps(42) and "two decimals" in check_period_steps(42).message
     assert "time" in check_period_steps(2 * np.pi / 3).message
     assert "radians" in check_period_steps(1 / 0.15).message
     for wrong in (12, -41.9, "many", None, float("nan")):

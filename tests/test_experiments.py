@@ -125,6 +125,47 @@ def test_lti_block_step_reproduces_forward():
     assert torch.allclose(torch.cat(steps, 1), full, rtol=1e-9, atol=1e-12)
 
 
+def test_lti_block_only_overrides_the_ssm_seam_and_its_caches_continue_a_sequence():
+    """forward/step are the selective block's; forward with caches, then step, equals forward on the whole."""
+    from mamba_edu.mamba.block import MambaBlock
+
+    assert {"forward", "step"}.isdisjoint(vars(LTIMambaBlock)) and {"ssm", "ssm_step"} <= set(vars(LTIMambaBlock))
+    torch.manual_seed(2)
+    block = LTIMambaBlock(8, d_state=4).double()
+    hidden = torch.randn(2, 10, 8, dtype=torch.float64)
+    full = block(hidden)
+    conv_state, ssm_state = block.allocate_inference_cache(2, 10, dtype=torch.float64)
+    prefix = block(hidden[:, :7], conv_state, ssm_state)
+    rest = [block.step(hidden[:, t:t + 1], conv_state, ssm_state)[0] for t in range(7, 10)]
+    assert torch.allclose(torch.cat([prefix, *rest], 1), full, rtol=1e-9, atol=1e-12)
+    assert isinstance(block, MambaBlock)
+
+
+def test_weight_decay_groups_read_the_no_weight_decay_flags(monkeypatch):
+    """A_log and D carry ``_no_weight_decay`` (official convention); train() puts them in the no-decay group."""
+    groups = {}
+
+    class Spy(torch.optim.AdamW):
+        def __init__(self, param_groups, **kw):
+            groups.update({g["weight_decay"]: {id(p) for p in g["params"]} for g in param_groups})
+            super().__init__(param_groups, **kw)
+
+    monkeypatch.setattr(torch.optim, "AdamW", Spy)
+    model = build_model("selective", 10, 16, 1, 4, seed=0)
+    make_batch = lambda step: (torch.zeros(2, 5, dtype=torch.long), torch.zeros(2, 5, dtype=torch.long))
+    train(model, make_batch, 1, 1e-3, progress=False)
+    flagged = {id(p) for p in model.parameters() if getattr(p, "_no_weight_decay", False)}
+    assert len(flagged) == 2 and flagged <= groups[0.0] and not flagged & groups[0.1]
+
+
+def test_build_model_leaves_the_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    build_model("lti", 10, 16, 1, 4, seed=0)
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_lti_block_has_no_input_dependent_projection():
     block = LTIMambaBlock(16)
     assert not hasattr(block, "x_proj")
@@ -270,43 +311,9 @@ def test_cli_prints_one_json_line(name, monkeypatch, capsys):
     assert {"lti_accuracy", "selective_accuracy", "seconds"} <= set(result)
 
 
-# -- figures, explorer, exercises (lesson 5) ------------------------------------------------------
-def _expected_codes(n_data, n_noise, length, seed):
-    """The colour codes of the explorer's images, computed here from the generators."""
-    g = gen(seed)
-    c_in, _ = selective_copying_batch(4, n_data, n_noise, 8, g)
-    i_in, _ = induction_heads_batch(4, length, 16, g)
-    copying = torch.where(c_in >= FIRST_DATA, 2 + (c_in - FIRST_DATA) % 10, c_in)  # noise 0, marker 1, data 2+
-    induction = (i_in == TRIGGER).long()
-    for row in range(4):
-        p = (i_in[row, :-1] == TRIGGER).nonzero().item()
-        induction[row, p + 1] = 2  # the answer token
-    return copying.numpy(), induction.numpy()
-
-
-def test_explorer_redraws_the_same_images_with_new_sequences():
-    import numpy as np
-
-    from mamba_edu.experiments.explorer import why_selection_explorer
-
-    explorer = why_selection_explorer(n_data=4, n_noise=60, length=48, seed=0)
-    art = explorer.fig.mamba_artists
-    images = (art["copying"], art["induction"])
-    copying, induction = _expected_codes(4, 60, 48, 0)
-    assert np.array_equal(art["copying"].get_array(), copying)
-    assert np.array_equal(art["induction"].get_array(), induction)
-    explorer.controls["n_noise"].value = 100
-    explorer.controls["length"].value = 64
-    explorer.controls["seed"].value = 3
-    copying, induction = _expected_codes(4, 100, 64, 3)
-    assert (art["copying"], art["induction"]) == images  # same artists, new data
-    assert np.array_equal(art["copying"].get_array(), copying) and copying.shape == (4, 108)
-    assert np.array_equal(art["induction"].get_array(), induction) and induction.shape == (4, 64)
-    assert explorer.redraws == 4
-
-
+# -- figures (lesson 5; the explorer: test_widgets_experiments.py, exercises: test_exercises_experiments.py)
 def test_result_figures_plot_the_recorded_numbers():
-    from mamba_edu.experiments.plots import accuracy_figure, extrapolation_figure
+    from mamba_edu.plot.experiments import accuracy_figure, extrapolation_figure
 
     result = run_experiment("induction-heads", progress=False, **TINY["induction-heads"])
     fig = accuracy_figure([result])
@@ -317,27 +324,3 @@ def test_result_figures_plot_the_recorded_numbers():
     sel = fig.axes[0].get_lines()[0]
     assert list(sel.get_xdata()) == [8, 16, 32]
     assert list(sel.get_ydata()) == [result["selective_by_length"][k] for k in ("8", "16", "32")]
-
-
-def test_exercise_checkers_accept_right_and_explain_wrong_answers():
-    from mamba_edu.experiments.exercises import check_copying_solver, check_induction_solver, check_skip_delta
-
-    def copy_right(inputs):
-        n_data = int((inputs[0] == MARKER).sum())
-        memory = inputs[:, :-n_data]
-        return torch.stack([row[row != NOISE] for row in memory])
-
-    def induction_right(inputs):
-        p = (inputs[:, :-1] == TRIGGER).long().argmax(1)
-        return inputs[torch.arange(len(inputs)), p + 1]
-
-    assert check_copying_solver(copy_right).ok
-    assert check_induction_solver(induction_right).ok
-    assert check_skip_delta(0.0).ok and check_skip_delta(0).ok
-    wrong = check_copying_solver(lambda inputs: inputs[:, :2])
-    assert not wrong.ok and "shape" in wrong.message
-    assert not check_copying_solver(lambda inputs: 1 / 0).ok  # a crash is feedback, not an exception
-    assert not check_induction_solver(lambda inputs: inputs[:, -2]).ok
-    for bad in (None, "x", -1.0, 0.5):
-        feedback = check_skip_delta(bad)
-        assert not feedback.ok and feedback.message

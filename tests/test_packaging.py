@@ -1,5 +1,6 @@
 """The package metadata: pyproject and environment.yml agree; the API table resolves; the CLI works."""
 
+import ast
 import re
 import subprocess
 import sys
@@ -11,8 +12,8 @@ import mamba_edu
 from mamba_edu import cli
 
 ROOT = Path(__file__).resolve().parent.parent
-# conda spells some packages differently from PyPI
-CONDA_NAME = {"torch": "pytorch"}
+# conda-forge spells some packages differently from PyPI (pytorch-cpu: the CPU build of torch)
+CONDA_NAME = {"torch": "pytorch-cpu"}
 
 
 def _core_packages():
@@ -20,20 +21,38 @@ def _core_packages():
     return {re.split(r"[<>=!~ ;\[]", d, maxsplit=1)[0].lower() for d in deps}
 
 
-def _conda_packages():
-    names = set()
+def _environment():
+    """(channels, conda packages, pip lines) of environment.yml (a YAML subset: read line by line)."""
+    channels, names, pip, section = [], set(), [], None
     for line in (ROOT / "environment.yml").read_text().splitlines():
-        m = re.match(r"^\s{2}- ([A-Za-z0-9_.-]+)\s*(?:[<>=].*)?$", line)
-        if m:
+        if line.strip().startswith("#") or not line.strip():
+            continue
+        if not line.startswith(" "):
+            section = line.split(":")[0]
+            continue
+        if section == "channels":
+            channels.append(line.strip().removeprefix("- "))
+        elif m := re.match(r"^\s{6}- (.+)$", line):
+            pip.append(m.group(1).strip())
+        elif m := re.match(r"^\s{2}- ([A-Za-z0-9_.-]+)\s*(?:[<>=].*)?$", line):
             names.add(m.group(1).lower())
-    return names
+    return channels, names, pip
 
 
-def test_environment_yml_names_the_core_packages():
-    conda = _conda_packages()
-    missing = {p for p in _core_packages() if CONDA_NAME.get(p, p) not in conda}
-    assert not missing, f"environment.yml lacks {sorted(missing)} (listed in pyproject.toml)"
-    assert "cpuonly" in conda, "environment.yml should pin the CPU build of pytorch"
+def test_environment_yml_and_pyproject_name_the_same_packages():
+    channels, conda, pip = _environment()
+    assert channels == ["conda-forge"], f"conda-forge only, got {channels}"
+    expected = {CONDA_NAME.get(p, p) for p in _core_packages()}
+    assert conda - {"python", "pip"} == expected, (
+        f"environment.yml lacks {sorted(expected - conda)}, has extra {sorted(conda - expected - {'python', 'pip'})}")
+    assert not {"pytorch", "cpuonly"} & conda, "the CPU build on conda-forge is pytorch-cpu (no pytorch channel)"
+    assert pip == ["-e ."], f"the package without extras (no test stack): got {pip}"
+
+
+def test_license_is_an_spdx_string_with_its_file():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
 
 
 def test_public_api_names_resolve_where_implemented():
@@ -59,3 +78,37 @@ def test_lab_command_binds_localhost_and_keeps_token():
     assert "--ip=127.0.0.1" in cmd and "--port=8899" in cmd
     assert not any("token" in part for part in cmd)  # Jupyter's own token stays on
     assert any(part.startswith("--notebook-dir=") and part.endswith("lessons") for part in cmd)
+
+
+def test_package_data_loads_with_importlib_resources():
+    from mamba_edu.data import load
+
+    assert load("cpu_scan")["rows"] and load("experiments")["runs"] and load("gpu_scan_h200")["rows"]
+
+
+def _climbs_out(node):
+    """A path expression that leaves mamba_edu/: ``x.parent.parent``, ``x.parents[i]``, or a ``".."`` string."""
+    if isinstance(node, ast.Attribute) and node.attr == "parents":
+        return True
+    if isinstance(node, ast.Attribute) and node.attr == "parent" and isinstance(node.value, ast.Attribute):
+        return node.value.attr == "parent"
+    is_str = isinstance(node, ast.Constant) and isinstance(node.value, str)
+    return is_str and bool(re.search(r"(^|/)\.\.(/|$)", node.value))
+
+
+def test_no_module_reads_outside_the_package():
+    """Sealed package: no module builds a path above mamba_edu/ (recorded results are package data)."""
+    for path in sorted((ROOT / "mamba_edu").rglob("*.py")):
+        bad = [node.lineno for node in ast.walk(ast.parse(path.read_text())) if _climbs_out(node)]
+        assert not bad, f"{path.relative_to(ROOT)} lines {bad} build a path outside the package"
+
+
+def test_no_lesson_reads_outside_its_folder():
+    """Lessons run from a copy anywhere (``mamba-edu lessons DIR``): no ``..`` paths, no ``benchmarks/`` files."""
+    import nbformat
+
+    bad = re.compile(r"[\"']\.\.[/\"']|Path\([\"']\.\.[\"']\)|benchmarks/results")
+    for path in sorted((ROOT / "lessons").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code" and bad.search(cell.source):
+                raise AssertionError(f"{path.name} reads outside its folder:\n{cell.source}")

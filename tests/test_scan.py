@@ -213,8 +213,8 @@ def test_torch_gradients_equal_across_methods(rng):
 # ---------------------------------------------------------------------------------------------
 def run_trace(trace, a, b):
     """Execute a trace one operation at a time (scalar Python), returning the states h."""
-    A = list(a) + [1.0] * (trace.size - trace.n)
-    B = list(b) + [0.0] * (trace.size - trace.n)
+    A = list(a) + [1.0] * (trace.size - trace.l)
+    B = list(b) + [0.0] * (trace.size - trace.l)
     total = None
     for level in trace.levels:
         old_A, old_B = list(A), list(B)
@@ -226,7 +226,7 @@ def run_trace(trace, a, b):
             total = old_B[dst]
             A[dst], B[dst] = 1.0, 0.0
     if trace.exclusive:
-        return np.array(B[1:trace.n] + [total])
+        return np.array(B[1:trace.l] + [total])
     return np.array(B)
 
 
@@ -341,7 +341,7 @@ def test_bad_input_raises(kwargs, match):
 
 
 def test_bad_trace_arguments():
-    with pytest.raises(ValueError, match="n must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="l must be a positive integer, got 0"):
         scan_trace(0)
     with pytest.raises(ValueError, match="method must be one of"):
         scan_trace(8, "fft")

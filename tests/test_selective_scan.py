@@ -15,7 +15,8 @@ import scipy.signal
 import torch
 
 from mamba_edu import selective_scan
-from mamba_edu.scans.selective import check_selective_scan_inputs, selective_scan_ref
+from mamba_edu.scans.checks import check_selective_scan_inputs
+from mamba_edu.scans.selective import selective_scan_ref
 
 b, d, l, n = 2, 4, 6, 3
 
@@ -242,7 +243,7 @@ def test_dispatches_to_cpu_kernel_and_falls_back(rng, monkeypatch):
     calls = []
     fake = types.ModuleType("mamba_edu.scans.cpu")
     fake.supports = lambda *a: True
-    fake.selective_scan_cpu = lambda *a, **k: calls.append(k) or "from the kernel"
+    fake.run_unchecked = lambda *a, **k: calls.append(k) or "from the kernel"
     monkeypatch.setitem(sys.modules, "mamba_edu.scans.cpu", fake)
     assert selective_scan(**args, delta_softplus=True) == "from the kernel"
     assert calls == [{"delta_softplus": True, "return_last_state": False}]
@@ -257,7 +258,7 @@ def test_dispatches_to_cpu_kernel_and_falls_back(rng, monkeypatch):
 
 def test_complex_A_never_goes_to_cpu_kernel(rng, monkeypatch):
     fake = types.ModuleType("mamba_edu.scans.cpu")
-    fake.selective_scan_cpu = lambda *a, **k: pytest.fail("complex A was sent to the real-only kernel")
+    fake.run_unchecked = lambda *a, **k: pytest.fail("complex A was sent to the real-only kernel")
     monkeypatch.setitem(sys.modules, "mamba_edu.scans.cpu", fake)
     args = to_torch(pick(make_inputs(rng, complex_A=True), False, False, False))
     selective_scan(**args, delta_softplus=True)
@@ -311,3 +312,26 @@ def test_torch_dtype_and_missing_argument_errors(rng):
 def test_accepts_lists_and_returns_numpy():
     out = selective_scan([[[1.0, 0.0, 0.0]]], [[[1.0, 1.0, 1.0]]], [[-1.0]], [[1.0]], [[1.0]])
     np.testing.assert_allclose(out, [[[1.0, np.exp(-1), np.exp(-2)]]], rtol=1e-14)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch float32 (CPU kernel)", "torch float64"])
+def test_inputs_are_checked_once_per_call(rng, monkeypatch, kind):
+    """A public function validates once: neither the CPU kernel nor the reference checks again inside."""
+    import mamba_edu.scans.checks as checks
+    import mamba_edu.scans.cpu as cpu
+    import mamba_edu.scans.selective as selective
+
+    calls = []
+    original = checks.check_selective_scan_inputs
+
+    def counting(*a, **k):
+        calls.append(1)
+        return original(*a, **k)
+
+    for module in (checks, cpu, selective):
+        monkeypatch.setattr(module, "check_selective_scan_inputs", counting, raising=False)
+    args = pick(make_inputs(rng), True, True, True)
+    if kind != "numpy":
+        args = to_torch(args, torch.float32 if "32" in kind else torch.float64)
+    selective_scan(**args, delta_softplus=True)
+    assert len(calls) == 1

@@ -98,8 +98,8 @@ def test_explorer_under_ipympl_blits_and_sends_no_redraw_request():
         full = [s for s in sent if isinstance(s, tuple)]
         assert e._on_screen and "draw" not in sent, sent
         sent.clear()
-        e.controls["im_lambda"].value += 0.5
-        e.controls["re_lambda"].value -= 0.1
+        e.controls["beta"].value += 0.5
+        e.controls["alpha"].value -= 0.1
         frames = [s[1] for s in sent if isinstance(s, tuple)]
         assert "draw" not in sent and len(frames) == 2, sent
         assert not e.fig.stale
@@ -115,3 +115,50 @@ def test_explorer_under_ipympl_blits_and_sends_no_redraw_request():
     assert result["blits"] >= 1, result  # the moves were blitted, not fully redrawn
     # whole frames (a "diff" frame painted over a frame the browser skipped would corrupt the picture)
     assert result["mode"] == "full" and result["changed"] == 1.0, result
+
+
+def test_untested_ipympl_falls_back_to_draw_idle():
+    """Where the installed versions are not the tested ones, explorers touch no internals: draw_idle per move."""
+    code = textwrap.dedent("""
+        import matplotlib
+        matplotlib.use("module://ipympl.backend_nbagg")
+        from mamba_edu import widgets
+        from mamba_edu.widgets import _ipympl
+        _ipympl.tested_versions = lambda: False  # pretend an untested ipympl/matplotlib
+        e = widgets.diagonal_explorer()
+        c = e.fig.canvas
+        assert not e._fast and "get_diff_image" not in vars(c) and "handle_draw" not in vars(c)
+        calls = []
+        c.draw_idle = lambda: calls.append("draw_idle")
+        c.handle_event({"type": "draw"})
+        e.controls["beta"].value += 0.5
+        assert calls == ["draw_idle"], calls
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+def test_private_upstream_names_appear_only_in_the_guarded_module():
+    """ipympl/matplotlib internals are used in mamba_edu/widgets/_ipympl.py and nowhere else."""
+    import re
+    from pathlib import Path
+
+    names = re.compile(r"_png_is_old|_last_buff|_force_full|get_diff_image|handle_draw|stale_callback")
+    package = Path(__file__).resolve().parent.parent / "mamba_edu"
+    users = sorted(p.name for p in package.rglob("*.py") if names.search(p.read_text()))
+    assert users == ["_ipympl.py"], users
+
+
+def test_tested_versions_match_the_pins():
+    from pathlib import Path
+
+    import tomllib
+
+    from mamba_edu.widgets import _ipympl
+
+    deps = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"]
+    pins = {d.split(">=")[0]: d for d in deps["dependencies"]}
+    assert pins["matplotlib"] == "matplotlib>=3.7,<4" and pins["ipympl"] == "ipympl>=0.9.3,<0.11"
+    assert _ipympl.TESTED == {"matplotlib": ((3, 7), (4, 0)), "ipympl": ((0, 9), (0, 11))}
+    assert _ipympl.tested_versions()  # the environment running the tests is a tested one

@@ -21,28 +21,28 @@ def _zoh(lam, delta):
 
 @pytest.fixture
 def explorer():
-    e = diagonal_explorer(re_lambda=-0.3, im_lambda=4.0, delta=0.05, n=16, init="S4D-Lin")
+    e = diagonal_explorer(alpha=-0.3, beta=4.0, delta=0.05, n=16, init="S4D-Lin")
     yield e
     plt.close(e.fig)
 
 
 def test_controls_are_plain_ipywidgets(explorer):
     c = explorer.controls
-    assert set(c) == {"re_lambda", "im_lambda", "delta", "n", "init"}
-    for name in ("re_lambda", "im_lambda", "delta"):
+    assert set(c) == {"alpha", "beta", "delta", "n", "init"}
+    for name in ("alpha", "beta", "delta"):
         assert isinstance(c[name], W.FloatSlider)
     assert isinstance(c["n"], W.IntSlider)
     assert isinstance(c["init"], W.Dropdown)
     # no aliasing anywhere in the slider ranges: Im λ·Δ < π
-    assert c["im_lambda"].max * c["delta"].max < np.pi
+    assert c["beta"].max * c["delta"].max < np.pi
 
 
 def test_mode_panel_follows_the_sliders(explorer):
     art = explorer.fig.mamba_artists
     before = art["mode"].get_ydata().copy()
     alpha, beta, delta = -0.4, 6.5, 0.08
-    explorer.controls["re_lambda"].value = alpha
-    explorer.controls["im_lambda"].value = beta
+    explorer.controls["alpha"].value = alpha
+    explorer.controls["beta"].value = beta
     explorer.controls["delta"].value = delta
     assert explorer.redraws == 4
     L = explorer.fig.mamba_L
@@ -58,9 +58,9 @@ def test_mode_panel_follows_the_sliders(explorer):
 
 
 @pytest.mark.parametrize("beta, delta", [(2.0, 0.1), (6.0, 0.1), (9.5, 0.3), (4.0, 0.05)])
-def test_mode_oscillates_at_im_lambda_over_two_pi(explorer, beta, delta):
-    explorer.controls["re_lambda"].value = -0.05
-    explorer.controls["im_lambda"].value = beta
+def test_mode_oscillates_at_beta_over_two_pi(explorer, beta, delta):
+    explorer.controls["alpha"].value = -0.05
+    explorer.controls["beta"].value = beta
     explorer.controls["delta"].value = delta
     t, y = explorer.fig.mamba_artists["mode"].get_data()
     spectrum = np.abs(np.fft.rfft(y - y.mean()))
@@ -70,7 +70,7 @@ def test_mode_oscillates_at_im_lambda_over_two_pi(explorer, beta, delta):
 
 
 def test_decay_rate_of_the_envelope(explorer):
-    explorer.controls["re_lambda"].value = -1.25
+    explorer.controls["alpha"].value = -1.25
     t, env = explorer.fig.mamba_artists["envelope_upper"].get_data()
     slope, _ = np.polyfit(t, np.log(env), 1)
     assert slope == pytest.approx(-1.25, rel=1e-9)
@@ -115,10 +115,10 @@ def test_kernel_panels_match_closed_form(explorer, init):
     np.testing.assert_allclose(explorer.fig.mamba_artists[f"kernel_{key}"].get_ydata(), K / np.abs(K).max(), atol=1e-12)
 
 
-def test_frequency_response_peaks_at_im_lambda_delta(explorer):
+def test_frequency_response_peaks_at_beta_delta(explorer):
     alpha, beta, delta = -0.1, 5.0, 0.1
-    explorer.controls["re_lambda"].value = alpha
-    explorer.controls["im_lambda"].value = beta
+    explorer.controls["alpha"].value = alpha
+    explorer.controls["beta"].value = beta
     explorer.controls["delta"].value = delta
     art = explorer.fig.mamba_artists
     omega, H = art["freq"].get_data()
@@ -138,7 +138,7 @@ def test_updates_reuse_the_same_figure_and_artists(explorer):
     n_lines = [len(ax.lines) for ax in fig.axes]
     for value in (1, 7, 33, 64):
         explorer.controls["n"].value = value
-    explorer.controls["re_lambda"].value = -1.0
+    explorer.controls["alpha"].value = -1.0
     assert explorer.fig is fig and len(fig.axes) == n_axes
     assert [len(ax.lines) for ax in fig.axes] == n_lines
     assert all(fig.mamba_artists[key] is art[key] for key in art)

@@ -6,14 +6,16 @@ import math
 import numpy as np
 
 from mamba_edu.discretization import discretize_diag
-from mamba_edu.exercises.feedback import Feedback
+from mamba_edu.exercises.feedback import Feedback, checker
 
 
 def _number(answer, what):
     """``complex(answer)`` or None; a real number comes back as float."""
+    if isinstance(answer, (str, bytes)):
+        return None, Feedback.wrong(f"{what} must be one finite number, not the text {answer!r:.80}")
     try:
         value = complex(np.asarray(answer).item()) if np.size(answer) == 1 else None
-    except (TypeError, ValueError):
+    except Exception:  # noqa: BLE001 -- ragged lists, odd objects: not a number
         value = None
     if value is None or not cmath.isfinite(value):
         return None, Feedback.wrong(f"{what} must be one finite number, got {answer!r}")
@@ -24,31 +26,44 @@ def _close(a, b, rtol=1e-6):
     return abs(a - b) <= rtol * max(abs(b), 1e-300)
 
 
+def _digits_close(value, want, digits):
+    """``value`` agrees with ``want`` to ``digits`` significant digits (within one unit of the last one).
+
+    One unit, not half: a truncated answer (4.60 for 4.605…) is as right as a rounded one.
+    """
+    unit = 10.0 ** (math.floor(math.log10(abs(want))) - digits + 1) if want != 0 else 10.0 ** -digits
+    return abs(value - want) <= unit * (1 + 1e-9)
+
+
+@checker
 def check_zoh_by_hand(answer, lam=-2.0, delta=0.5) -> Feedback:
-    """Exercise 1: ``answer = (A_bar, B_bar)`` for h' = λh + u (B = 1) under ZOH with step Δ."""
+    """Exercise 1: ``answer = (A_bar, B_bar)`` for h' = λh + u (B = 1) under ZOH with step Δ (6 digits)."""
+    if isinstance(answer, np.ndarray) and answer.shape == (2,):
+        answer = tuple(answer)
     if not isinstance(answer, (tuple, list)) or len(answer) != 2:
-        return Feedback.wrong(f"answer with a pair (A_bar, B_bar), got {answer!r}")
+        return Feedback.wrong(f"answer with a pair (A_bar, B_bar), got {answer!r:.80}")
     (A_bar, bad_A), (B_bar, bad_B) = _number(answer[0], "A_bar"), _number(answer[1], "B_bar")
     if bad_A is not None or bad_B is not None:
         return bad_A if bad_A is not None else bad_B
     z = lam * delta
     want_A, want_B = math.exp(z), math.expm1(z) / lam
-    if _close(A_bar, want_A) and _close(B_bar, want_B):
+    if _digits_close(A_bar, want_A, 6) and _digits_close(B_bar, want_B, 6):  # the text asks for 6 digits
         return Feedback.right(f"Ā = e^{{λΔ}} = {want_A:.6f}, B̄ = (e^{{λΔ}} − 1)/λ = {want_B:.6f}.")
     msgs = []
     if _close(A_bar, 1 + z):
         msgs.append(f"Ā = 1 + λΔ = {1 + z:g} is forward Euler; ZOH solves the ODE exactly: Ā = e^{{λΔ}}")
-    elif not _close(A_bar, want_A):
+    elif not _digits_close(A_bar, want_A, 6):
         msgs.append(f"Ā = {A_bar:.6g} is off; over one step with u = 0 the state is multiplied by e^{{λΔ}}")
     if _close(B_bar, delta):
         msgs.append("B̄ = ΔB is Mamba's simplification; ZOH integrates e^{λτ} over the step: B̄ = ∫₀^Δ e^{λτ} dτ · B")
     elif _close(B_bar, -want_B):
         msgs.append("B̄ has the wrong sign: ∫₀^Δ e^{λτ} dτ = (e^{λΔ} − 1)/λ is positive")
-    elif not _close(B_bar, want_B):
+    elif not _digits_close(B_bar, want_B, 6):
         msgs.append(f"B̄ = {B_bar:.6g} is off; B̄ = ∫₀^Δ e^{{λτ}} dτ · B")
     return Feedback.wrong("; ".join(msgs) + ".")
 
 
+@checker
 def check_euler_max_delta(answer, lam=-1.0 + 2.0j) -> Feedback:
     """Exercise 2: the largest Δ for which forward Euler's Ā = 1 + λΔ stays on or inside the unit circle."""
     value, bad = _number(answer, "Δ")
@@ -71,6 +86,7 @@ def check_euler_max_delta(answer, lam=-1.0 + 2.0j) -> Feedback:
     return Feedback.wrong(f"at Δ = {value:.4g}, |1 + λΔ| = {abs(1 + lam * value):.4f}: {side}. Solve |1 + λΔ| = 1.")
 
 
+@checker
 def check_stable_zoh(func) -> Feedback:
     """Exercise 3: ``func(lam, delta) -> (A_bar, B_bar)``, ZOH for diagonal A (B = 1), accurate for every λ.
 
@@ -83,8 +99,10 @@ def check_stable_zoh(func) -> Feedback:
         with np.errstate(all="ignore"):
             got_A, got_B = func(lam.copy(), delta)
         got_A, got_B = np.broadcast_to(np.asarray(got_A), lam.shape), np.broadcast_to(np.asarray(got_B), lam.shape)
+        got_A, got_B = got_A.astype(np.complex128), got_B.astype(np.complex128)
     except Exception as error:  # the learner's code failing is feedback, not a crash
-        return Feedback.wrong(f"calling func(lam, delta) raised {type(error).__name__}: {error}")
+        return Feedback.wrong(f"calling func(lam, delta) raised {type(error).__name__}: {error}. Expected a pair "
+                              f"(A_bar, B_bar) of arrays of shape {lam.shape}, one value per λ")
     msgs = []
     if not np.allclose(got_A, want_A, rtol=1e-12, atol=0):
         msgs.append("A_bar should be np.exp(delta * lam)")
@@ -97,6 +115,8 @@ def check_stable_zoh(func) -> Feedback:
             f"B_bar near λ = 0 has relative error {err_B[tiny].max():.1e}: e^{{λΔ}} − 1 cancels catastrophically; "
             "use np.expm1(delta * lam)"
         )
+    if not np.all(np.isfinite(got_A)) or (np.all(np.isfinite(got_B[[2, 4]])) and not np.all(np.isfinite(got_B))):
+        msgs.append(f"A_bar and B_bar must be finite for every λ, got A_bar = {got_A}, B_bar = {got_B}")
     rest = [0, 3]
     if np.any(~np.isfinite(got_B[rest])) or np.any(err_B[rest] > 1e-12):
         msgs.append(f"B_bar should be (e^{{λΔ}} − 1)/λ: expected {np.round(want_B[rest], 6)}, got {got_B[rest]}")
@@ -105,35 +125,39 @@ def check_stable_zoh(func) -> Feedback:
     return Feedback.right("exact at λ = 0 and accurate at λ = −1e−9: that is what expm1 buys you.")
 
 
+@checker
 def check_forget_delta(answer, lam=-1.0, keep=0.01) -> Feedback:
-    """Exercise 4: the Δ for which ZOH's Ā = e^{λΔ} keeps only the fraction ``keep`` of the state."""
+    """Exercise 4: the Δ for which ZOH's Ā = e^{λΔ} keeps only the fraction ``keep`` of the state (3 digits)."""
     value, bad = _number(answer, "Δ")
     if bad is not None:
         return bad
     want = math.log(keep) / lam
-    if _close(value, want, rtol=1e-3):
+    if not isinstance(value, complex) and _digits_close(value, want, 3):  # the text asks for 3 digits
         return Feedback.right(f"e^{{λΔ}} = {keep} ⇔ Δ = ln({keep})/λ = {want:.4f}: a large Δ resets the state.")
     if isinstance(value, complex) or value <= 0:
         return Feedback.wrong(f"Δ must be positive; solve e^{{λΔ}} = {keep} for Δ (λ = {lam} is negative)")
-    if _close(value, math.log10(keep) / lam, rtol=1e-3):
+    if _digits_close(value, math.log10(keep) / lam, 3):
         return Feedback.wrong("that is log10; e^{λΔ} needs the natural logarithm")
     return Feedback.wrong(f"with Δ = {value:.4g}, Ā = e^{{λΔ}} = {math.exp(lam * value):.4g}, not {keep}.")
 
 
+@checker
 def check_mamba_ratio(answer, lam=-1.0, delta=0.1) -> Feedback:
-    """Exercise 5: the ratio B̄_Mamba / B̄_ZOH = ΔB / ((e^{λΔ} − 1)/λ · B), exactly (to 1e-6)."""
+    """Exercise 5: the ratio B̄_Mamba / B̄_ZOH = ΔB / ((e^{λΔ} − 1)/λ · B), exactly (6 digits, as asked)."""
     value, bad = _number(answer, "the ratio")
     if bad is not None:
         return bad
     z = lam * delta
     want = z / math.expm1(z)
-    if _close(value, want):
+    if isinstance(value, complex):
+        return Feedback.wrong(f"the ratio of two real numbers is real, got {value}")
+    if _digits_close(value, want, 6):  # the text asks for 6 digits
         return Feedback.right(
             f"ratio = λΔ/(e^{{λΔ}} − 1) = {want:.6f} ≈ 1 − λΔ/2: Mamba's B̄ is {abs(want - 1):.1%} too "
             "large here, an error that shrinks in proportion to Δ."
         )
-    if _close(value, 1 / want):
+    if _digits_close(value, 1 / want, 6):
         return Feedback.wrong("that is B̄_ZOH / B̄_Mamba, the inverse")
-    if _close(value, 1 - z / 2, rtol=1e-3):
+    if _digits_close(value, 1 - z / 2, 6):
         return Feedback.wrong(f"{value:g} is the first-order approximation 1 − λΔ/2; compute λΔ/(e^{{λΔ}} − 1) exactly")
     return Feedback.wrong(f"got {value:.6g}; divide ΔB by ZOH's B̄ = (e^{{λΔ}} − 1)/λ · B (B cancels).")

@@ -1,6 +1,9 @@
 """The result type of every exercise checker."""
 
+import functools
 from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -29,3 +32,55 @@ class Feedback:
     @classmethod
     def wrong(cls, message: str) -> "Feedback":
         return cls(False, message)
+
+
+def checker(func):
+    """Decorator for every exercise checker: it keeps the promise "a checker never raises".
+
+    The checker's own code diagnoses the answers it expects; anything it did not foresee (a
+    learner's function that returns an odd type, an instructor's odd parameter) becomes
+    ``Feedback.wrong`` naming the error and repeating what was expected (the first line of the
+    checker's docstring) — never a traceback in the middle of a lesson. ``tests/test_checkers_fuzz.py``
+    drives every function named ``check_*`` in the exercise modules with garbage and checks that
+    each one carries this decorator.
+    """
+    expected = ((func.__doc__ or "").strip().splitlines() or [""])[0]
+
+    @functools.wraps(func)
+    def checked(*args, **kwargs):
+        try:
+            result = func(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 -- the promise: feedback, not a crash
+            return Feedback.wrong(f"this answer could not be checked ({type(error).__name__}: {error}). "
+                                  f"Expected: {expected}")
+        if not isinstance(result, Feedback):  # a checker bug: still no silent pass
+            return Feedback.wrong(f"the checker gave no verdict. Expected: {expected}")
+        return result
+
+    checked.never_raises = True
+    return checked
+
+
+def numbers(value, what, shape=None):
+    """``value`` as a finite float64/complex128 array, or ``(None, Feedback.wrong(...))`` saying why not.
+
+    Rejects None, strings, ragged lists, non-numeric objects and NaN/inf; with ``shape``, also a
+    different shape. Returns ``(array, None)`` when the value is usable.
+    """
+    if value is None:
+        return None, Feedback.wrong(f"{what} is None: expected numbers" + (f" of shape {shape}" if shape else ""))
+    if isinstance(value, (str, bytes)):
+        return None, Feedback.wrong(f"{what} is the text {value!r}: expected numbers, not a string")
+    try:
+        array = np.asarray(value)
+        if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+            raise TypeError(f"dtype {array.dtype}")
+        array = array.astype(np.complex128 if np.iscomplexobj(array) else np.float64)
+    except Exception:  # noqa: BLE001 -- ragged lists, tensors that need grad, odd objects
+        return None, Feedback.wrong(f"{what} must be numbers (an array or list of equal-length rows), "
+                                    f"got {type(value).__name__} {value!r:.80}")
+    if shape is not None and array.shape != tuple(shape):
+        return None, Feedback.wrong(f"{what} has shape {array.shape}, expected {tuple(shape)}")
+    if not np.all(np.isfinite(array)):
+        return None, Feedback.wrong(f"{what} contains NaN or inf: expected finite numbers")
+    return array, None

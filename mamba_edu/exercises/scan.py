@@ -2,10 +2,11 @@
 
 import numpy as np
 
-from mamba_edu.exercises.feedback import Feedback
+from mamba_edu.exercises.feedback import Feedback, checker
 from mamba_edu.scans.parallel import scan_trace
 
 
+@checker
 def check_combine(fn) -> Feedback:
     """Exercise 1: ``fn(first, second)`` composes two steps (a₁, b₁) then (a₂, b₂) into one pair (a, b)."""
     if not callable(fn):
@@ -16,6 +17,8 @@ def check_combine(fn) -> Feedback:
         try:
             a, b = fn((a1, b1), (a2, b2))
             a, b = complex(a), complex(b)
+            if not (np.isfinite(a) and np.isfinite(b)):
+                raise ValueError(f"got ({a}, {b}), which is not finite")
         except Exception as exc:  # report, don't raise: the notebook must keep running
             return Feedback.wrong(f"calling fn((a1, b1), (a2, b2)) failed with {type(exc).__name__}: {exc}. "
                                   "It should return a pair (a, b) of numbers.")
@@ -37,6 +40,7 @@ def check_combine(fn) -> Feedback:
     return Feedback.right("(a₁, b₁) ∘ (a₂, b₂) = (a₁a₂, a₂b₁ + b₂): composing affine maps gives an affine map.")
 
 
+@checker
 def check_hillis_steele_work(answer, n=16) -> Feedback:
     """Exercise 2: the number of combines Hillis–Steele performs for a sequence of length ``n``."""
     truth = scan_trace(n, "hillis_steele").work
@@ -44,8 +48,8 @@ def check_hillis_steele_work(answer, n=16) -> Feedback:
         value = int(answer)
         if value != answer:
             raise ValueError
-    except (TypeError, ValueError):
-        return Feedback.wrong(f"give a whole number of combines, got {answer!r}")
+    except Exception:  # noqa: BLE001 -- None, text, NaN, inf (int(inf) overflows), odd objects
+        return Feedback.wrong(f"give a whole number of combines, got {answer!r:.80}")
     p = len(scan_trace(n, "hillis_steele").levels)
     if value == truth:
         return Feedback.right(f"Σ_k (n − 2^k) over the {p} levels = n·{p} − (2^{p} − 1) = {truth}: "
@@ -59,14 +63,15 @@ def check_hillis_steele_work(answer, n=16) -> Feedback:
                           "add up the combines of each level.")
 
 
+@checker
 def check_best_chunk(answer, n=1024) -> Feedback:
     """Exercise 3: a chunk size that minimises the depth of the chunked scan of length ``n``."""
     try:
         c = int(answer)
         if c != answer or not 1 <= c <= n:
             raise ValueError
-    except (TypeError, ValueError):
-        return Feedback.wrong(f"give a whole chunk size between 1 and {n}, got {answer!r}")
+    except Exception:  # noqa: BLE001 -- None, text, NaN, inf (int(inf) overflows), odd objects
+        return Feedback.wrong(f"give a whole chunk size between 1 and {n}, got {answer!r:.80}")
     # depth ≥ c − 1, so no chunk larger than (depth at c = ⌊√n⌋) + 1 can do better: search up to there
     bound = min(n, scan_trace(n, "chunked", chunk_size=int(np.sqrt(n))).depth + 1)
     best = min(scan_trace(n, "chunked", chunk_size=k).depth for k in range(1, bound + 1))

@@ -5,6 +5,6 @@ ablation (:class:`~mamba_edu.experiments.lti.LTIMambaBlock`) and returns a JSON-
 command ``mamba-edu experiment NAME`` prints it as one JSON line. Names: ``TASKS``.
 """
 
-from mamba_edu.experiments.train import CONFIGS, TASKS, run_experiment
+from mamba_edu.experiments.train import CONFIGS, TASKS, check_config, run_experiment
 
-__all__ = ["CONFIGS", "TASKS", "run_experiment"]
+__all__ = ["CONFIGS", "TASKS", "check_config", "run_experiment"]

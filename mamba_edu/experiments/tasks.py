@@ -105,3 +105,15 @@ def induction_heads_batch(batch, length, vocab_size, generator):
     targets = torch.full_like(inputs, IGNORE)
     targets[:, -1] = inputs[rows, p + 1]
     return inputs, targets
+
+
+def example_sequences(n_rows=4, n_data=4, n_noise=60, n_values=8, length=48, vocab_size=16, generator=None):
+    """Example batches of both tasks: ``{"copying": (inputs, targets), "induction": (inputs, targets)}`` (numpy).
+
+    ``generator``: a ``torch.Generator`` (default: a new one seeded with 0).
+    """
+    gen = torch.Generator().manual_seed(0) if generator is None else generator
+    return {
+        "copying": tuple(t.numpy() for t in selective_copying_batch(n_rows, n_data, n_noise, n_values, gen)),
+        "induction": tuple(t.numpy() for t in induction_heads_batch(n_rows, length, vocab_size, gen)),
+    }

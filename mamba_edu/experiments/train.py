@@ -21,22 +21,13 @@ from mamba_edu.experiments.tasks import (
 from mamba_edu.mamba.block import MambaBlock
 from mamba_edu.mamba.model import MambaLM
 
-# The quick configurations are meant to finish in a few minutes on 2 CPU cores; --full ones are larger.
-# dt_min, dt_max: range of the initial step sizes Δ. For induction heads a small initial Δ (1e-4 … 1e-2
-# instead of Mamba's 1e-3 … 0.1) extrapolates further: measured at 4x the training length 98-99 % vs 94 %,
-# at 8x 70 % vs 51 % (recorded.py: "ih_quick", "ih_small_dt", "ih"); memory fades less over unseen distances.
-# Selective copying trains with a length curriculum (curriculum_start noise tokens at step 0, growing
-# linearly to n_noise over the first curriculum_fraction of the steps; see noise_curriculum) and is always
-# evaluated at the full length n_noise + 2·n_data. Both models get the same batches, so the comparison
-# stays fair; a selective model that learned "write data, skip noise" transfers to the longer sequences,
-# an LTI kernel tied to positions does not. Measured for the quick one (recorded.py: "sc_quick"): with
-# 6 data tokens of 16 values among 244 noise tokens (l = 256) the selective model reached 99.5 % after
-# 1 200 steps and the LTI ablation 39.5 % after its 2 000, in 5 min 43 s for both on an idle 2-core
-# machine. The LTI model answers more as the task gets easier for a position-bound filter: with 4 data
-# tokens of 8 values ("sc_4data") it reached 56 % (seed 1: 64 %); with 8 data tokens ("sc_8data") 41 %, but
-# there the selective model needs more than 1 500 steps. lr = 1e-2 instead of 3e-3 learned several
-# times faster (93 % vs 67 % after 600 steps at 32 tokens).
-# The full configurations were not measured.
+# The quick configurations finish in minutes on 2 CPU cores; --full ones are larger (not measured). Why these
+# values (a small initial Δ for induction heads, a length curriculum and lr = 1e-2 for selective copying) and what
+# they gave: README, "Measured", and the recorded runs in mamba_edu/data/experiments.json.
+# dt_min, dt_max: range of the initial step sizes Δ. Selective copying trains with a length curriculum
+# (curriculum_start noise tokens at step 0, growing linearly to n_noise over the first curriculum_fraction of the
+# steps; see noise_curriculum) and is always evaluated at the full length n_noise + 2·n_data; both models get the
+# same batches.
 CONFIGS = {
     "selective-copying": {
         "quick": dict(n_data=6, n_noise=244, n_values=16, d_model=32, n_layer=2, d_state=8, steps=2000,
@@ -56,6 +47,56 @@ CONFIGS = {
     },
 }
 TASKS = list(CONFIGS)
+
+# What each configuration entry may hold: (kind, smallest allowed value, None allowed). "int" excludes booleans;
+# "float" takes ints too; "ints" is a non-empty list of ints; "fraction" is (0, 1], "unit" [0, 1].
+_RULES = {
+    "steps": ("int", 1, False), "batch": ("int", 1, False), "eval_batch": ("int", 1, False),
+    "eval_every": ("int", 1, False), "d_model": ("int", 1, False), "n_layer": ("int", 1, False),
+    "d_state": ("int", 1, False), "n_data": ("int", 1, False), "n_noise": ("int", 0, False),
+    "n_values": ("int", 1, False), "length": ("int", 2, False), "vocab_size": ("int", 2, False),
+    "curriculum_start": ("int", 0, True), "lr": ("float", 0, False), "dt_min": ("float", 0, False),
+    "dt_max": ("float", 0, False), "stop_at": ("unit", 0, True), "curriculum_fraction": ("fraction", 0, False),
+    "test_lengths": ("ints", 2, False),
+}
+
+
+def _check_entry(key, value):
+    kind, low, none_ok = _RULES[key]
+    if value is None and none_ok:
+        return None
+    what = {"int": f"an integer ≥ {low}", "float": f"a finite number > {low}",
+            "fraction": "a number in (0, 1]", "unit": "a number in [0, 1]",
+            "ints": f"a non-empty list of integers ≥ {low}"}[kind]
+    what += " or null" if none_ok else ""
+    is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)
+    if kind == "int" and is_int(value) and value >= low:
+        return value
+    if kind in ("float", "fraction", "unit") and (is_int(value) or isinstance(value, float)) and math.isfinite(value):
+        if (value >= low if kind == "unit" else value > low) and (kind == "float" or value <= 1):
+            return float(value)
+    if kind == "ints" and isinstance(value, (list, tuple)) and value and all(is_int(v) and v >= low for v in value):
+        return list(value)
+    raise ValueError(f"{key} must be {what}, got {value!r}")
+
+
+def check_config(name, overrides=None, full=False):
+    """The configuration of experiment ``name`` with ``overrides`` applied, every entry checked.
+
+    Raises ``ValueError`` naming the entry, the value and what was expected (an unknown key, a wrong type such as
+    ``steps=True``, a value out of range such as ``eval_every=0`` or ``lr=-1``, ``dt_min > dt_max``).
+    """
+    if name not in CONFIGS:
+        raise ValueError(f"name must be one of {TASKS}, got {name!r}")
+    cfg = dict(CONFIGS[name]["full" if full else "quick"])
+    unknown = set(overrides or {}) - set(cfg)
+    if unknown:
+        raise ValueError(f"unknown overrides {sorted(unknown)} for {name}; known: {sorted(cfg)}")
+    cfg.update(overrides or {})
+    cfg = {key: _check_entry(key, value) for key, value in cfg.items()}
+    if cfg["dt_min"] > cfg["dt_max"]:
+        raise ValueError(f"dt_min must be ≤ dt_max, got dt_min = {cfg['dt_min']} and dt_max = {cfg['dt_max']}")
+    return cfg
 
 
 def masked_accuracy(logits, targets):
@@ -109,7 +150,8 @@ def train(model, make_batch, steps, lr, eval_set=None, eval_every=100, desc="tra
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     params = [p for p in model.parameters() if p.requires_grad]
-    no_decay = {id(p) for n, p in model.named_parameters() if n.endswith(("A_log", "D", "bias")) or "norm" in n}
+    no_decay = {id(p) for n, p in model.named_parameters()  # A_log and D carry the flag (as in the official code)
+                if getattr(p, "_no_weight_decay", False) or n.endswith("bias") or "norm" in n}
     optim = torch.optim.AdamW([
         {"params": [p for p in params if id(p) not in no_decay], "weight_decay": 0.1},
         {"params": [p for p in params if id(p) in no_decay], "weight_decay": 0.0},
@@ -147,17 +189,18 @@ def build_model(kind, vocab_size, d_model, n_layer, d_state, seed, embedding_std
     """``MambaLM`` with selective (``kind="selective"``) or LTI (``kind="lti"``) blocks, seeded.
 
     ``embedding_std`` re-draws the (tied) embedding N(0, std²): the official 0.02 suits large
-    vocabularies, but with a handful of tokens and d_model = 32 it makes training several times
-    slower (measured on selective copying: 23 % vs 62 % after 300 steps); ``None`` keeps 0.02.
+    vocabularies, but with a handful of tokens and d_model = 32 it trains several times slower
+    (README, "Measured"); ``None`` keeps 0.02.
     ``block_kwargs`` go to every block (e.g. ``dt_min``, ``dt_max``: the range of the initial Δ).
     """
     if kind not in ("selective", "lti"):
         raise ValueError(f"kind must be 'selective' or 'lti', got {kind!r}")
-    torch.manual_seed(seed)
     block_cls = MambaBlock if kind == "selective" else LTIMambaBlock
-    model = MambaLM(vocab_size, d_model, n_layer, d_state=d_state, block_cls=block_cls, **block_kwargs)
-    if embedding_std is not None:
-        nn.init.normal_(model.backbone.embedding.weight, std=embedding_std)
+    with torch.random.fork_rng(devices=[]):  # seeded initialisation that leaves the caller's global RNG alone
+        torch.manual_seed(seed)
+        model = MambaLM(vocab_size, d_model, n_layer, d_state=d_state, block_cls=block_cls, **block_kwargs)
+        if embedding_std is not None:
+            nn.init.normal_(model.backbone.embedding.weight, std=embedding_std)
     return model
 
 
@@ -261,13 +304,7 @@ def run_experiment(name, full=False, seed=0, progress=True, device=None, **overr
 
     Explained in lesson 5.
     """
-    if name not in CONFIGS:
-        raise ValueError(f"name must be one of {TASKS}, got {name!r}")
-    cfg = dict(CONFIGS[name]["full" if full else "quick"])
-    unknown = set(overrides) - set(cfg)
-    if unknown:
-        raise ValueError(f"unknown overrides {sorted(unknown)} for {name}; known: {sorted(cfg)}")
-    cfg.update(overrides)
+    cfg = check_config(name, overrides, full)
     dev = _device(device)
     vocab, make, _ = _task_data(name, cfg)
     start = time.perf_counter()

@@ -97,7 +97,7 @@ class MambaBlock(nn.Module):
         self.conv1d = nn.Conv1d(
             d_inner, d_inner, d_conv, groups=d_inner, padding=d_conv - 1, bias=conv_bias, **factory
         )  # depthwise (one filter per channel); the padding is cut back to causal in forward
-        self.x_proj = nn.Linear(d_inner, self.dt_rank + 2 * d_state, bias=False, **factory)
+        self._init_ssm_inputs(factory)  # x_proj here; the LTI ablation makes fixed B, C instead
         self.dt_proj = nn.Linear(self.dt_rank, d_inner, bias=True, **factory)
 
         # Δ projection: weights that keep the variance, a bias so that softplus(bias) ∈ [dt_min, dt_max]
@@ -121,6 +121,10 @@ class MambaBlock(nn.Module):
         self.D._no_weight_decay = True
 
         self.out_proj = nn.Linear(d_inner, d_model, bias=bias, **factory)
+
+    def _init_ssm_inputs(self, factory):
+        """x_proj: the input-dependent Δ (rank dt_rank), B and C (d_state each) from the conv output."""
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * self.d_state, bias=False, **factory)
 
     def _delta_B_C(self, u):
         """x_proj of the conv output u (..., d_inner) → Δ (..., d_inner) before its bias, B, C (..., n)."""
@@ -151,6 +155,25 @@ class MambaBlock(nn.Module):
             conv_state.copy_(F.pad(u, (self.d_conv - l, 0)))
         u = F.silu(self.conv1d(u)[..., :l])  # causal: drop the right padding
 
+        y = self.ssm(u, z, ssm_state)  # (b, d_inner, l)
+        return self.out_proj(y.transpose(1, 2))  # (b, l, d_model)
+
+    def ssm(self, u, z, ssm_state=None):
+        """The seam: the SSM of the block on a whole sequence, with the D skip and the SiLU(z) gate.
+
+        Parameters
+        ----------
+        u : Tensor, shape (b, d_inner, l)
+            The conv branch after SiLU: the SSM's input.
+        z : Tensor, shape (b, d_inner, l)
+            The gate branch.
+        ssm_state : Tensor, shape (b, d_inner, d_state), optional
+            Overwritten with the state after the last token.
+
+        Returns
+        -------
+        Tensor, shape (b, d_inner, l): (SSM(u) + D·u) · SiLU(z). Here the selective scan, Δ, B, C from ``x_proj``.
+        """
         delta, B, C = self._delta_B_C(u.transpose(1, 2))  # (b, l, d_inner), (b, l, n), (b, l, n)
         A = -torch.exp(_fp32_or_wider(self.A_log))  # (d_inner, n)
         y = selective_scan(
@@ -168,7 +191,7 @@ class MambaBlock(nn.Module):
         if ssm_state is not None:
             y, last_state = y
             ssm_state.copy_(last_state)
-        return self.out_proj(y.transpose(1, 2))  # (b, l, d_model)
+        return y
 
     def allocate_inference_cache(self, batch_size, max_seqlen, dtype=None):
         """Zero caches for :meth:`step`: conv_state (b, d_inner, d_conv), ssm_state (b, d_inner, d_state).
@@ -208,7 +231,6 @@ class MambaBlock(nn.Module):
         ):
             if tuple(state.shape) != want:
                 raise ValueError(f"{name} has shape {tuple(state.shape)}, expected {want}")
-        dtype = hidden_states.dtype
         u, z = self.in_proj(hidden_states.squeeze(1)).chunk(2, dim=-1)  # (b, d_inner) each
 
         # convolution over the last d_conv inputs: shift the window left, append the new input
@@ -217,15 +239,22 @@ class MambaBlock(nn.Module):
         u = (conv_state * self.conv1d.weight.squeeze(1)).sum(-1)  # (b, d_inner)
         if self.conv1d.bias is not None:
             u = u + self.conv1d.bias
-        u = F.silu(u).to(dtype)
+        u = F.silu(u).to(hidden_states.dtype)
 
-        # one step of the selective SSM: the same equations as the scan, for one t
+        y = self.ssm_step(u, z, ssm_state)  # (b, d_inner)
+        return self.out_proj(y).unsqueeze(1), conv_state, ssm_state
+
+    def ssm_step(self, u, z, ssm_state):
+        """The seam for one token: u, z (b, d_inner) → (SSM(u) + D·u)·SiLU(z) (b, d_inner); ssm_state updated in place.
+
+        The same equations as the scan, for one t.
+        """
+        dtype = u.dtype
         delta, B, C = self._delta_B_C(u)  # (b, d_inner), (b, n), (b, n)
-        delta = F.softplus(delta + self.dt_proj.bias)
+        delta = F.softplus(delta + _fp32_or_wider(self.dt_proj.bias))
         A = -torch.exp(_fp32_or_wider(self.A_log))  # (d_inner, n)
         A_bar = torch.exp(delta[:, :, None] * A)  # (b, d_inner, n)
         B_bar = delta[:, :, None] * B[:, None, :]  # (b, d_inner, n)
         ssm_state.copy_(A_bar * ssm_state + B_bar * u[:, :, None])
         y = (ssm_state.to(dtype) * C[:, None, :]).sum(-1) + self.D.to(dtype) * u  # (b, d_inner)
-        y = y * F.silu(z)
-        return self.out_proj(y).unsqueeze(1), conv_state, ssm_state
+        return y * F.silu(z)

@@ -14,6 +14,7 @@ State-dict keys, as in ``mamba_ssm.models.mixer_seq_simple.MambaLMHeadModel``::
 import math
 from functools import partial
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -169,6 +170,29 @@ class MambaLM(nn.Module):
         layers = self.backbone.layers
         return [layer.mixer.allocate_inference_cache(batch_size, max_seqlen, dtype=dtype) for layer in layers]
 
+    @classmethod
+    def from_pretrained(cls, path_or_name, dtype=None, device=None, tokenizer=False):
+        """A released Mamba checkpoint (original or transformers layout, local folder or hub name).
+
+        See :func:`mamba_edu.mamba.pretrained.from_pretrained`; returns ``(model, tokenizer)`` when
+        ``tokenizer=True``. Explained in lesson 4 ("A real Mamba").
+        """
+        from mamba_edu.mamba.pretrained import from_pretrained
+
+        return from_pretrained(cls, path_or_name, dtype=dtype, device=device, tokenizer=tokenizer)
+
+    def save_pretrained(self, directory):
+        """Write ``config.json`` + ``pytorch_model.bin`` in the original Mamba layout; returns the folder."""
+        from mamba_edu.mamba.pretrained import save_pretrained
+
+        return save_pretrained(self, directory)
+
+    def generate_text(self, prompt, tokenizer, max_new_tokens=32, **kwargs):
+        """:meth:`generate` on text: encode ``prompt`` with ``tokenizer``, continue it, decode (prompt included)."""
+        from mamba_edu.mamba.pretrained import generate_text
+
+        return generate_text(self, tokenizer, prompt, max_new_tokens, **kwargs)
+
     def step(self, input_ids, caches):
         """Logits (b, vocab_size) for one new token per sequence, input_ids (b,); updates ``caches``."""
         h = self.backbone.embedding(input_ids)[:, None, :]  # (b, 1, d_model)
@@ -188,12 +212,29 @@ class MambaLM(nn.Module):
         Returns
         -------
         LongTensor, shape (b, l + max_new_tokens)
+
+        Raises
+        ------
+        ValueError
+            ``max_new_tokens`` not a whole number ≥ 0; ``temperature`` not a finite number ≥ 0;
+            ``top_k`` not a whole number ≥ 1 (or None); bad ``input_ids``.
         """
         self._check_ids(input_ids)
         if input_ids.ndim != 2 or input_ids.shape[1] < 1:
             raise ValueError(f"input_ids has shape {tuple(input_ids.shape)}, expected (b, l) with l ≥ 1")
-        if temperature < 0:
-            raise ValueError(f"temperature must be ≥ 0, got {temperature}")
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be a whole number ≥ 0, got {max_new_tokens!r}")
+        max_new_tokens = int(max_new_tokens)
+        try:
+            if isinstance(temperature, (bool, str, bytes)):
+                raise TypeError
+            temperature = float(temperature)  # also a 0-d tensor or numpy scalar
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"temperature must be a number ≥ 0 (0 = greedy), got {temperature!r}") from None
+        if not math.isfinite(temperature) or temperature < 0:
+            raise ValueError(f"temperature must be a finite number ≥ 0 (0 = greedy), got {temperature!r}")
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
+            raise ValueError(f"top_k must be a whole number ≥ 1 (or None for all tokens), got {top_k!r}")
         caches = self.allocate_inference_cache(input_ids.shape[0], input_ids.shape[1] + max_new_tokens)
         logits = self.lm_head(self.backbone(input_ids, caches))[:, -1]  # (b, vocab)
         out = [input_ids]
@@ -212,6 +253,24 @@ class MambaLM(nn.Module):
         return torch.cat(out, dim=1)
 
     def load_weights(self, path, strict=True):
-        """Load a state dict saved with ``torch.save`` (safely: ``weights_only=True``)."""
-        state_dict = torch.load(path, map_location=self.lm_head.weight.device, weights_only=True)
+        """Load a state dict saved with ``torch.save`` (safely: ``weights_only=True``).
+
+        Raises
+        ------
+        FileNotFoundError
+            No file at ``path``.
+        ValueError
+            The file is not a torch checkpoint (text, a zip of something else, a pickled object that
+            ``weights_only`` refuses) or holds no state dict of tensors; the message names the file.
+        """
+        try:
+            state_dict = torch.load(path, map_location=self.lm_head.weight.device, weights_only=True)
+        except FileNotFoundError:
+            raise
+        except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError… for non-checkpoints
+            raise ValueError(f"{path} is not a model checkpoint saved with torch.save(model.state_dict(), path) "
+                             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from error
+        if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+            raise ValueError(f"{path} holds a {type(state_dict).__name__}, not a state dict (names → tensors): "
+                             "save it with torch.save(model.state_dict(), path)")
         return self.load_state_dict(state_dict, strict=strict)

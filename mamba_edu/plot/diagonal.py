@@ -15,71 +15,19 @@
 import matplotlib.colors
 import numpy as np
 
-from mamba_edu.convolution import lti_scan, ssm_kernel, transfer_function
-from mamba_edu.diagonal import conjugate_pairs, s4d_inv, s4d_lin, s4d_real
-from mamba_edu.discretization import discretize_diag
+from mamba_edu.diagonal import init_kernel, mode_frequency_response, mode_response, state_decay
 from mamba_edu.plot.base import new_figure, set_sticky_xmax
 
-INITS = {"S4D-Lin": s4d_lin, "S4D-Inv": s4d_inv, "S4D-Real": s4d_real}
 _KERNEL_PANELS = {"S4D-Lin": "lin", "S4D-Inv": "inv", "S4D-Real": "real"}
 N_OMEGA = 512
 
 
-def mode_response(re_lambda, im_lambda, delta, L):
-    """Normalised real impulse response of the pair λ = Re λ ± i Im λ, and its envelope.
-
-    Returns
-    -------
-    t : ndarray, shape (L,)
-        Times Δ·k.
-    response : ndarray, shape (L,)
-        2·Re(K_k) / (2|B̄|) with K_k = Ā^k B̄ (B = C = 1, ZOH): e^{Re λ·Δk} cos(Im λ·Δk + φ).
-    envelope : ndarray, shape (L,)
-        e^{Re λ·Δk} = |Ā|^k.
-    """
-    A_bar, B_bar = discretize_diag(np.array([complex(re_lambda, im_lambda)]), np.ones(1), delta)
-    K = ssm_kernel(A_bar, B_bar, np.ones(1), L)  # (L,) one of the pair
-    t = delta * np.arange(L)
-    return t, K.real / np.abs(B_bar[0]), np.exp(re_lambda * t)
-
-
-def mode_frequency_response(re_lambda, im_lambda, delta, omega):
-    """|H(e^{iω})| of the real system with the pair λ, λ̄ (B = C = 1, ZOH), normalised to max 1."""
-    A_bar, B_bar = discretize_diag(np.array([complex(re_lambda, im_lambda)]), np.ones(1), delta)
-    H = np.abs(transfer_function(*conjugate_pairs(A_bar, B_bar, np.ones(1)), omega))
-    return H / H.max()
-
-
-def _init(init, n):
-    if init not in INITS:
-        raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
-    return INITS[init](n)
-
-
-def state_decay(init, n, delta, L):
-    """|h_k| / |h_0| for every mode of ``init`` after a unit impulse, shape (n, L)."""
-    A_bar, B_bar = discretize_diag(_init(init, n), np.ones(n), delta)
-    u = np.zeros(L)
-    u[0] = 1.0
-    _, h = lti_scan(A_bar, B_bar, np.ones(n), u, return_states=True)  # h: (L, n)
-    return (np.abs(h) / np.abs(h[:1])).T
-
-
-def init_kernel(init, n, delta, L):
-    """The real kernel of an S4D init with B = C = 1 (2·Re for the complex ones), max |K| = 1."""
-    A = _init(init, n)
-    A_bar, B_bar = discretize_diag(A, np.ones(n), delta)
-    K = ssm_kernel(A_bar, B_bar, np.ones(n), L)
-    K = 2 * K.real if np.iscomplexobj(A) else K
-    return K / np.max(np.abs(K))
-
-
-def diagonal_figure(re_lambda=-0.3, im_lambda=4.0, delta=0.05, n=16, init="S4D-Lin", L=256, fig=None):
+def diagonal_figure(alpha=-0.3, beta=4.0, delta=0.05, n=16, init="S4D-Lin", L=256, fig=None):
     """Build lesson 3's six-panel figure (see the module docstring).
 
     Parameters
     ----------
-    re_lambda, im_lambda : float
+    alpha, beta : float
         The complex mode λ of panels (a) and (d).
     delta : float
         Step size Δ > 0 (all panels).
@@ -139,7 +87,7 @@ def diagonal_figure(re_lambda=-0.3, im_lambda=4.0, delta=0.05, n=16, init="S4D-L
         ax.set_ylim(-1.1, 1.1)
         ax.set_xlabel("time t = Δk")
         ax.set_title(f"(c) kernel K / max|K|, {name}", fontsize=9)
-    update_diagonal_figure(fig, re_lambda, im_lambda, delta, n, init)
+    update_diagonal_figure(fig, alpha, beta, delta, n, init)
     for key in ("mode", "states", "lin", "inv", "real"):  # start tight; updates move the limit in steps
         axes[key].set_xlim(0, fig.mamba_L * delta)
     # lay the panels out once, then freeze them: re-running the constrained layout on every
@@ -149,10 +97,10 @@ def diagonal_figure(re_lambda=-0.3, im_lambda=4.0, delta=0.05, n=16, init="S4D-L
     return fig
 
 
-def update_diagonal_figure(fig, re_lambda, im_lambda, delta, n, init):
+def update_diagonal_figure(fig, alpha, beta, delta, n, init):
     """Set the data of :func:`diagonal_figure`'s artists for new slider values (no re-plotting)."""
     art, axes, L = fig.mamba_artists, fig.mamba_artists["axes"], fig.mamba_L
-    t, response, envelope = mode_response(re_lambda, im_lambda, delta, L)
+    t, response, envelope = mode_response(alpha, beta, delta, L)
     art["mode"].set_data(t, response)
     art["envelope_upper"].set_data(t, envelope)
     art["envelope_lower"].set_data(t, -envelope)
@@ -162,8 +110,8 @@ def update_diagonal_figure(fig, re_lambda, im_lambda, delta, n, init):
         axes["mode"].set_title(title, fontsize=9)
 
     omega = art["freq"].get_xdata()
-    art["freq"].set_ydata(mode_frequency_response(re_lambda, im_lambda, delta, omega))
-    art["freq_marker"].set_xdata([im_lambda * delta] * 2)
+    art["freq"].set_ydata(mode_frequency_response(alpha, beta, delta, omega))
+    art["freq_marker"].set_xdata([beta * delta] * 2)
 
     # panels (b) and (c) depend on the init, n and Δ only: left alone (and not repainted by an
     # explorer) when only λ moved

@@ -27,6 +27,7 @@ Glossary: u input (b, d, l); delta Δ (b, d, l); A (d, n); B, C (b, n, l) or (b,
 D, delta_bias (d,); z gate (b, d, l); h state (b, d, n); y output (b, d, l).
 """
 
+import functools
 import math
 
 import numba
@@ -196,6 +197,7 @@ def _np(t):
     return t.detach().contiguous().numpy()
 
 
+@functools.cache
 def _make_function():
     import torch
 
@@ -260,9 +262,6 @@ def _make_function():
     return SelectiveScanCPU
 
 
-_FUNCTION = None
-
-
 def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                        return_last_state=False):
     """Mamba's selective scan on the CPU: a fused numba kernel, differentiable.
@@ -299,7 +298,7 @@ def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
         If the inputs are not of a kind this kernel handles (see :func:`supports`), or their
         shapes disagree.
     """
-    from mamba_edu.scans.selective import check_selective_scan_inputs
+    from mamba_edu.scans.checks import check_selective_scan_inputs
 
     check_selective_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
     if not supports(u, delta, A, B, C, D, z, delta_bias):
@@ -309,8 +308,14 @@ def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
             f"u {getattr(u, 'dtype', type(u))} on {getattr(u, 'device', '?')}, A {getattr(A, 'dtype', type(A))} "
             f"{tuple(A.shape)}, B {tuple(B.shape)}, C {tuple(C.shape)}; use mamba_edu.selective_scan instead"
         )
-    global _FUNCTION
-    if _FUNCTION is None:
-        _FUNCTION = _make_function()
-    out, last_state = _FUNCTION.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    return run_unchecked(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+def run_unchecked(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False):
+    """:func:`selective_scan_cpu` without its checks, for callers that checked the inputs already.
+
+    ``mamba_edu.selective_scan`` checks once with :func:`~mamba_edu.scans.checks.check_selective_scan_inputs` and
+    asks :func:`supports` before it calls this (a public function validates once; internal calls never re-validate).
+    """
+    out, last_state = _make_function().apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     return (out, last_state) if return_last_state else out

@@ -37,6 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mamba_edu._backend import gpu_available  # noqa: F401  (re-exported: cuda.gpu_available)
+from mamba_edu.data import load
+
 KERNEL_DIR = Path(__file__).resolve().parent / "kernels"
 KERNEL_FILES = {
     "v0": "v0_sequential.cu",
@@ -63,11 +66,13 @@ CHUNK = 8
 NWARPS = 16
 # v2 backward, few channels: one warp per channel, so b·d warps; below BWD_SPLIT_BELOW_WARPS the
 # sequence is cut into time segments (two passes, see v2_backward.cu) to reach about BWD_TARGET_WARPS.
-BWD_SPLIT_BELOW_WARPS = 4096
+# Measured on the H200 (benchmarks/gpu_scan.py --sweep-backward): at 1536 channels 1 segment takes
+# 2698 µs and 2/4/8 take 3156/2686/2650 µs; at 3072 channels 393 µs vs 371 µs with 2 — no clear gain,
+# so the split is kept for fewer channels than that (b·d < 1024), where most SMs would idle.
+BWD_SPLIT_BELOW_WARPS = 1024
 BWD_TARGET_WARPS = 8192
 SCAN_BLOCK = 256  # v1: threads (= steps) per block-level scan
 _FLAGS = {"D": 1, "z": 2, "delta_bias": 4, "softplus": 8, "last_state": 16, "checkpoint": 32, "check": 64}
-RECORDED_BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "gpu_scan_h200.json"
 
 
 def kernel_source(version):
@@ -89,16 +94,6 @@ def kernel_source(version):
     return (KERNEL_DIR / KERNEL_FILES[version]).read_text()
 
 
-def gpu_available():
-    """True when CuPy imports and sees at least one CUDA GPU (never raises)."""
-    try:
-        import cupy
-
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
-
-
 def recorded_benchmark(path=None):
     """The H200 timings recorded by ``benchmarks/gpu_scan.py`` (for machines without a GPU).
 
@@ -111,7 +106,9 @@ def recorded_benchmark(path=None):
 
     Explained in lesson 7.
     """
-    path = Path(path) if path is not None else RECORDED_BENCHMARK
+    if path is None:  # the package data written by benchmarks/gpu_scan.py
+        return load("gpu_scan_h200")
+    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no recorded benchmark at {path}: run benchmarks/gpu_scan.py on a GPU")
     return json.loads(path.read_text())
@@ -569,15 +566,20 @@ def supports(u, delta, A, B, C, D=None, z=None, delta_bias=None):
         return False
 
 
+def _device_key(device):
+    """torch devices are hashable; CuPy's are not: use their ordinal."""
+    return device if type(device).__module__.startswith("torch") else ("cupy", getattr(device, "id", None))
+
+
 _CHECKED = {}  # argument signature (kinds, shapes, dtypes, devices) → what the host-side check found
 
 
 def _checked(args):
     """check_selective_scan_inputs on the host, once per argument signature (the check reads no data)."""
-    sig = tuple(None if x is None else (type(x), tuple(x.shape), x.dtype, x.device) for x in args)
+    sig = tuple(None if x is None else (type(x), tuple(x.shape), x.dtype, _device_key(x.device)) for x in args)
     shapes = _CHECKED.get(sig)
     if shapes is None:
-        from mamba_edu.scans.selective import check_selective_scan_inputs
+        from mamba_edu.scans.checks import check_selective_scan_inputs
 
         shapes = check_selective_scan_inputs(*args, check_finite=False)  # shapes, dtypes, devices
         if len(_CHECKED) > 1024:

@@ -21,7 +21,7 @@ D, delta_bias (d,); z gate (b, d, l); h state (b, d, n); y, out (b, d, l).
 
 import numpy as np
 
-from mamba_edu.scans.selective import check_selective_scan_inputs
+from mamba_edu.scans.checks import check_selective_scan_inputs
 
 
 def transpose_reduce(p):

@@ -29,11 +29,14 @@ h (..., l) the states; h0 (...) the state before step 0; l the sequence length.
 
 import math
 import sys
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from mamba_edu.scans.sequential import _is_torch, sequential_scan
+from mamba_edu._backend import is_torch, positive_int
+from mamba_edu._precision import all_finite, half_dtype, narrow, warn_not_finite, widen
+from mamba_edu.scans.sequential import sequential_scan
 
 SCAN_METHODS = ("sequential", "hillis_steele", "blelloch", "chunked")
 
@@ -60,22 +63,44 @@ def combine(first, second):
     """
     a1, b1 = first
     a2, b2 = second
-    return a1 * a2, a2 * b1 + b2
+    return _times(a1, a2), _times(a2, b1) + b2
+
+
+def _times(x, y):
+    """x·y, and exactly 0 where a factor is 0 — even where the other factor overflowed to inf.
+
+    A stretch of growing steps (|a| > 1) can overflow its product of a's to inf while a later step
+    with a = 0 resets the state: the true product is 0, but inf·0 is NaN in floating point, and one
+    NaN spreads through the whole tree. The inputs are finite, so an inf here always stands for a
+    finite number too large to store, and 0 times it is 0.
+    """
+    product = x * y
+    if is_torch(product):
+        torch = sys.modules["torch"]
+        return torch.where((x == 0) | (y == 0), torch.zeros_like(product), product)
+    if isinstance(product, np.ndarray):
+        return np.where((np.asarray(x) == 0) | (np.asarray(y) == 0), 0, product).astype(product.dtype, copy=False)
+    return product * 0 if (x == 0 or y == 0) else product
 
 
 # ----------------------------------------------------------------------------------------------
 # small numpy/torch helpers (the algorithms below work on both)
 # ----------------------------------------------------------------------------------------------
 def _cat(parts):
-    if _is_torch(parts[0]):
+    if is_torch(parts[0]):
         return sys.modules["torch"].cat(parts, dim=-1)
     return np.concatenate(parts, axis=-1)
 
 
 def _stack(parts):
-    if _is_torch(parts[0]):
+    if is_torch(parts[0]):
         return sys.modules["torch"].stack(parts, dim=-1)
     return np.stack(parts, axis=-1)
+
+
+def _full_like(x, value):
+    """An array or tensor like ``x`` filled with ``value`` (not ``x*0 + value``, which is NaN where x is inf)."""
+    return (sys.modules["torch"] if is_torch(x) else np).full_like(x, value)
 
 
 def _pad_identity(a, b, size):
@@ -83,8 +108,8 @@ def _pad_identity(a, b, size):
     extra = size - a.shape[-1]
     if extra == 0:
         return a, b
-    ones = a[..., :1] * 0 + 1  # same type, dtype, device (and batch shape) as a
-    return _cat([a] + [ones] * extra), _cat([b] + [b[..., :1] * 0] * extra)
+    ones = _full_like(a[..., :1], 1)  # same type, dtype, device (and batch shape) as a
+    return _cat([a] + [ones] * extra), _cat([b] + [_full_like(b[..., :1], 0)] * extra)
 
 
 def _blocks(x, size):  # (..., m) -> (..., m/size, size)
@@ -153,7 +178,8 @@ def blelloch(a, b):
         A, B = _flat(_cat([A[..., :j], A_j[..., None]])), _flat(_cat([B[..., :j], B_j[..., None]]))
         size *= 2
     total_b = B[..., -1:]  # the root: the whole sequence, h[l − 1]
-    A, B = _cat([A[..., :-1], A[..., -1:] * 0 + 1]), _cat([B[..., :-1], B[..., -1:] * 0])  # root := identity
+    A = _cat([A[..., :-1], _full_like(A[..., -1:], 1)])  # root := identity (1, 0)
+    B = _cat([B[..., :-1], _full_like(B[..., -1:], 0)])
     size = m
     while size >= 2:  # down-sweep: left child gets the prefix p, right child gets p ∘ (left subtree)
         A, B = _blocks(A, size), _blocks(B, size)
@@ -196,12 +222,12 @@ def chunked(a, b, chunk_size=None):
         prefixes.append(combine(prefixes[-1], (A[..., s], B[..., s])))
     A_loc, B_loc = _stack([p[0] for p in prefixes]), _stack([p[1] for p in prefixes])  # (..., K, c)
     # pass 2: the state entering chunk k, h_in[k] = A_loc[k−1, −1]·h_in[k−1] + B_loc[k−1, −1]
-    h_in = [B_loc[..., 0, 0] * 0]
+    h_in = [_full_like(B_loc[..., 0, 0], 0)]
     for k in range(1, K):
-        h_in.append(A_loc[..., k - 1, -1] * h_in[-1] + B_loc[..., k - 1, -1])
+        h_in.append(_times(A_loc[..., k - 1, -1], h_in[-1]) + B_loc[..., k - 1, -1])
     h_in = _stack(h_in)  # (..., K)
     # pass 3: h = A_loc·h_in + B_loc, i.e. combine((·, h_in), (A_loc, B_loc)) for every slot at once
-    h = A_loc * h_in[..., None] + B_loc
+    h = _times(A_loc, h_in[..., None]) + B_loc
     return _flat(h)[..., :l]
 
 
@@ -217,9 +243,10 @@ def scan(a, b, method="sequential", h0=None, *, chunk_size=None):
     Parameters
     ----------
     a, b : ndarray or torch.Tensor, shape (..., l), broadcastable to each other
-        Decay and input of each step, real or complex. Numpy (or lists/numbers) in → numpy out
-        (float64 or complex128); torch in → torch out (same dtype and device, differentiable).
-        A Python number may stand for either of them.
+        Decay and input of each step, real or complex, **time along the last axis** (a column
+        vector (l, 1) is l sequences of length 1: this warns). Numpy (or lists/numbers) in → numpy
+        out (float64 or complex128); torch in → torch out (same dtype and device, differentiable;
+        float16/bfloat16 are scanned in float32 and cast back). A Python number may stand for either.
     method : {"sequential", "hillis_steele", "blelloch", "chunked"}
     h0 : ndarray or torch.Tensor, shape broadcastable to (...), optional
         State before step 0 (default 0).
@@ -238,6 +265,22 @@ def scan(a, b, method="sequential", h0=None, *, chunk_size=None):
         the batch shape; non-numeric, integer torch or non-finite inputs; mixed numpy/torch; a bad
         chunk size.
 
+    Warns
+    -----
+    RuntimeWarning
+        States that overflow (|a| > 1 grows geometrically), naming the cause. Where only a parallel
+        grouping overflowed (a product of many a's) but the sequential states are finite, those
+        states are taken from the sequential scan and the warning says how many.
+    UserWarning
+        A time axis of length 1 after a longer axis (a column vector).
+
+    Notes
+    -----
+    Overflow is handled (above); *underflow* is not: where |a| spans more than ~300 orders of
+    magnitude in one sequence (e.g. a = [1e200, 1e-122, 1e-196]), a parallel grouping can form a
+    product of tiny a's that underflows to a subnormal number (few correct digits) or to 0 while the
+    sequential state is still a normal number.
+
     Examples
     --------
     >>> import numpy as np, mamba_edu as me
@@ -251,36 +294,72 @@ def scan(a, b, method="sequential", h0=None, *, chunk_size=None):
     if chunk_size is not None:
         if method != "chunked":
             raise ValueError(f"chunk_size applies only to method='chunked', got method={method!r}")
-        chunk_size = _check_positive_int("chunk_size", chunk_size)
-    a, b, h0 = _check_inputs(a, b, h0)
+        chunk_size = positive_int("chunk_size", chunk_size)
+    half = half_dtype(a, b, h0)  # float16/bfloat16: scanned in float32, cast back at the end
+    a, b, h0 = _check_inputs(*widen(a, b, h0))
     if a.shape[-1] == 0:
-        return b * 1  # nothing to scan: an empty (..., 0) result of the right type
-    if method == "sequential":
-        return sequential_scan(a, b, h0)
-    if h0 is not None:  # fold the initial state into the first step: b[0] ← a[0]·h0 + b[0]
-        b = _cat([a[..., :1] * h0[..., None] + b[..., :1], b[..., 1:]])
-    if method == "hillis_steele":
-        return hillis_steele(a, b)
-    if method == "blelloch":
-        return blelloch(a, b)
-    return chunked(a, b, chunk_size)
+        return narrow(b * 1, half)  # nothing to scan: an empty (..., 0) result of the right type
+    if a.ndim >= 2 and a.shape[-1] == 1 and a.shape[-2] > 1:
+        warnings.warn(f"a and b have shape {tuple(a.shape)}: read as {a.shape[-2]} sequences of length 1, because "
+                      f"time is the LAST axis. For one sequence of length {a.shape[-2]} pass a[..., 0] and "
+                      "b[..., 0] (a column vector x[:, None] is the usual cause).", UserWarning, stacklevel=2)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, with its cause
+        if method == "sequential":
+            h = sequential_scan(a, b, h0)
+        else:
+            b_in = b
+            if h0 is not None:  # fold the initial state into the first step: b[0] ← a[0]·h0 + b[0]
+                b_in = _cat([_times(a[..., :1], h0[..., None]) + b[..., :1], b[..., 1:]])
+            if method == "hillis_steele":
+                h = hillis_steele(a, b_in)
+            elif method == "blelloch":
+                h = blelloch(a, b_in)
+            else:
+                h = chunked(a, b_in, chunk_size)
+        if not all_finite(h):
+            h = _explain_overflow(h, a, b, h0, method)
+    return narrow(h, half)
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+def _explain_overflow(h, a, b, h0, method):
+    """Warn about non-finite states; keep the sequential scan's states where only a grouping overflowed.
+
+    The sequential scan's states are the definition. A parallel grouping also forms products of many
+    a's, which can overflow (|a| > 1 over a long stretch) where the states themselves are still finite:
+    those states are taken from the sequential scan, and the warning says how many.
+    """
+    if method != "sequential":
+        reference = sequential_scan(a, b, h0)
+        lost = ~_isfinite(h) & _isfinite(reference)
+        count = int(lost.sum())
+        if count:
+            h = sys.modules["torch"].where(lost, reference, h) if is_torch(h) else np.where(lost, reference, h)
+            warnings.warn(f"scan(method={method!r}): products of a over long stretches overflowed at {count} "
+                          "state(s) where the sequential scan is finite (|a| > 1 grows geometrically); those "
+                          "states were recomputed sequentially", RuntimeWarning, stacklevel=3)
+    bad = ~_isfinite(h)
+    if bool(bad.any()):
+        first = int(bad.reshape(-1, bad.shape[-1]).any(0).nonzero()[0][0])
+        largest = float(abs(a).max())
+        cause = (f"|a| is up to {largest:.6g} > 1, an unstable recurrence that grows geometrically"
+                 if largest > 1 else "b is so large that the states exceed the largest float of this dtype")
+        warn_not_finite(f"scan(method={method!r})", f"h from step {first} on", cause, stacklevel=4)
+    return h
+
+
+def _isfinite(x):
+    return x.isfinite() if is_torch(x) else np.isfinite(x)
 
 
 def _check_inputs(a, b, h0):
     """Validate and broadcast (a, b, h0) to one type, dtype, device and shape (..., l)."""
     names = {"a": a, "b": b} if h0 is None else {"a": a, "b": b, "h0": h0}
-    if any(_is_torch(v) for v in names.values()):
+    if any(is_torch(v) for v in names.values()):
         import torch
 
-        tensors = {k: v for k, v in names.items() if _is_torch(v)}
+        tensors = {k: v for k, v in names.items() if is_torch(v)}
         for k, v in names.items():
-            if not _is_torch(v) and not isinstance(v, (int, float, complex)):
+            if not is_torch(v) and not isinstance(v, (int, float, complex)):
                 raise ValueError(f"{k} is a {type(v).__name__} but {sorted(tensors)} are torch tensors; "
                                  "pass torch tensors (or Python numbers) for all of them")
         dtype = tensors[next(iter(tensors))].dtype
@@ -358,15 +437,15 @@ class Level:
 
 @dataclass(frozen=True)
 class ScanTrace:
-    """The schedule of a scan over ``n`` steps, level by level.
+    """The schedule of a scan over ``l`` steps, level by level.
 
     Attributes
     ----------
     method : str
-    n : int
+    l : int
         Sequence length.
     size : int
-        Slots used: n, or the padded power of two m for Blelloch (slots ≥ n hold the identity).
+        Slots used: l, or the padded power of two m for Blelloch (slots ≥ l hold the identity).
     levels : tuple of Level
     exclusive : bool
         True for Blelloch: after the last level slot i holds steps 0 … i − 1, and the state
@@ -374,7 +453,7 @@ class ScanTrace:
     """
 
     method: str
-    n: int
+    l: int
     size: int
     levels: tuple
     exclusive: bool = False
@@ -397,7 +476,7 @@ class ScanTrace:
         combines stretches that are not adjacent and in order (which would break the scan).
         """
         done = len(self.levels) if levels_done is None else levels_done
-        slots = [(i, i) if i < self.n else None for i in range(self.size)]
+        slots = [(i, i) if i < self.l else None for i in range(self.size)]
         for level in self.levels[:done]:
             new = list(slots)
             for dst, left, right in level.combines:
@@ -412,16 +491,16 @@ class ScanTrace:
         return slots
 
 
-def scan_trace(n, method="hillis_steele", chunk_size=None):
-    """The schedule (which slots combine at each level) of ``scan(..., method)`` for length ``n``.
+def scan_trace(l, method="hillis_steele", chunk_size=None):
+    """The schedule (which slots combine at each level) of ``scan(..., method)`` for length ``l``.
 
     Parameters
     ----------
-    n : int
+    l : int
         Sequence length, ≥ 1.
     method : {"sequential", "hillis_steele", "blelloch", "chunked"}
     chunk_size : int, optional
-        For ``"chunked"`` (default ⌊√n⌋, as in :func:`chunked`).
+        For ``"chunked"`` (default ⌊√l⌋, as in :func:`chunked`).
 
     Returns
     -------
@@ -430,22 +509,22 @@ def scan_trace(n, method="hillis_steele", chunk_size=None):
 
     Explained in lesson 6.
     """
-    _check_positive_int("n", n)
+    positive_int("l", l)
     if method not in SCAN_METHODS:
         raise ValueError(f"method must be one of {SCAN_METHODS}, got {method!r}")
-    n = int(n)
+    l = int(l)
     levels = []
     if method == "sequential":
-        levels = [Level(f"step {t}", combines=((t, t - 1, t),)) for t in range(1, n)]
-        return ScanTrace(method, n, n, tuple(levels))
+        levels = [Level(f"step {t}", combines=((t, t - 1, t),)) for t in range(1, l)]
+        return ScanTrace(method, l, l, tuple(levels))
     if method == "hillis_steele":
         k = 1
-        while k < n:
-            levels.append(Level(f"offset {k}", combines=tuple((i, i - k, i) for i in range(k, n))))
+        while k < l:
+            levels.append(Level(f"offset {k}", combines=tuple((i, i - k, i) for i in range(k, l))))
             k *= 2
-        return ScanTrace(method, n, n, tuple(levels))
+        return ScanTrace(method, l, l, tuple(levels))
     if method == "blelloch":
-        m = 1 << (n - 1).bit_length()
+        m = 1 << (l - 1).bit_length()
         size = 2
         while size <= m:
             ops = tuple((j + size - 1, j + size // 2 - 1, j + size - 1) for j in range(0, m, size))
@@ -460,18 +539,18 @@ def scan_trace(n, method="hillis_steele", chunk_size=None):
                                 combines=tuple((s + j, s + j, s + i) for s in starts),  # right ← p ∘ left
                                 copies=tuple((s + i, s + j) for s in starts)))  # left ← p
             size //= 2
-        return ScanTrace(method, n, m, tuple(levels), exclusive=True)
+        return ScanTrace(method, l, m, tuple(levels), exclusive=True)
     if chunk_size is not None:
-        _check_positive_int("chunk_size", chunk_size)
-    c = min(int(chunk_size or max(1, math.isqrt(n))), n)
-    K = -(-n // c)
+        positive_int("chunk_size", chunk_size)
+    c = min(int(chunk_size or max(1, math.isqrt(l))), l)
+    K = -(-l // c)
     for s in range(1, c):
-        ops = tuple((k * c + s, k * c + s - 1, k * c + s) for k in range(K) if k * c + s < n)
+        ops = tuple((k * c + s, k * c + s - 1, k * c + s) for k in range(K) if k * c + s < l)
         levels.append(Level(f"pass 1: step {s} in every chunk", combines=ops))
-    last = [min(k * c + c - 1, n - 1) for k in range(K)]
+    last = [min(k * c + c - 1, l - 1) for k in range(K)]
     for k in range(1, K):
         levels.append(Level(f"pass 2: carry into chunk {k}", combines=((last[k], k * c - 1, last[k]),)))
     fix = tuple((t, k * c - 1, t) for k in range(1, K) for t in range(k * c, last[k]))
     if fix:
         levels.append(Level("pass 3: fix up", combines=fix))
-    return ScanTrace(method, n, n, tuple(levels))
+    return ScanTrace(method, l, l, tuple(levels))

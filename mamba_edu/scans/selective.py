@@ -25,153 +25,15 @@ never forms exp(+cumsum(ΔA)) or anything else that grows). :func:`selective_sca
 inputs and uses a compiled CPU kernel (``mamba_edu.scans.cpu``) when one is available.
 """
 
+import warnings
 from importlib import import_module
-from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-_ARG_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
-
-
-class ScanShapes(NamedTuple):
-    """What :func:`check_selective_scan_inputs` found out about the inputs."""
-
-    batch: int  # b
-    dim: int  # d
-    seqlen: int  # l
-    dstate: int  # n
-    is_complex: bool  # A is complex
-    B_groups: int | None  # None: fixed B (d, n); else the number of groups g (1 for (b, n, l))
-    C_groups: int | None
-    B_interleaved: bool  # complex A with real B of last dimension 2l
-    C_interleaved: bool
-    backend: str  # "torch", "numpy" or "cupy"
-
-
-def _backend(x):
-    if isinstance(x, torch.Tensor):
-        return "torch"
-    if type(x).__module__.split(".")[0] == "cupy":
-        return "cupy"
-    return "numpy"
-
-
-def _is_complex(x):
-    return x.is_complex() if isinstance(x, torch.Tensor) else np.iscomplexobj(x)
-
-
-def _is_float_or_complex(x):
-    if isinstance(x, torch.Tensor):
-        return x.is_floating_point() or x.is_complex()
-    return np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.complexfloating)
-
-
-def _all_finite(x):
-    if isinstance(x, torch.Tensor):
-        return bool(torch.isfinite(x).all())
-    if _backend(x) == "cupy":
-        import cupy
-
-        return bool(cupy.isfinite(x).all())
-    return bool(np.isfinite(x).all())
-
-
-def _check_BC(name, X, b, d, l, n, is_complex):
-    """Validate B or C; return (groups or None, interleaved)."""
-    if X.ndim == 2:
-        if tuple(X.shape) != (d, n):
-            raise ValueError(f"{name} has shape {tuple(X.shape)}, expected fixed (d, n) = {(d, n)}")
-        return None, False
-    if X.ndim not in (3, 4):
-        raise ValueError(
-            f"{name} has shape {tuple(X.shape)}, expected (d, n) = {(d, n)}, (b, n, l) = {(b, n, l)} "
-            f"or (b, g, n, l) = {(b, 'g', n, l)}"
-        )
-    if _is_complex(X) and not is_complex:
-        raise ValueError(f"{name} is complex ({X.dtype}) but A is real: use a complex A or a real {name}")
-    interleaved = is_complex and not _is_complex(X) and X.shape[-1] == 2 * l
-    want_l = 2 * l if interleaved else l
-    g = 1 if X.ndim == 3 else X.shape[1]
-    expected = (b, n, want_l) if X.ndim == 3 else (b, g, n, want_l)
-    if tuple(X.shape) != expected:
-        lay = "(b, n, l)" if X.ndim == 3 else "(b, g, n, l)"
-        raise ValueError(f"{name} has shape {tuple(X.shape)}, expected {lay} = {expected} to match u and A")
-    if g < 1 or d % g != 0:
-        raise ValueError(f"{name} has g = {g} groups, which does not divide d = {d} (shape {tuple(X.shape)})")
-    return g, interleaved
-
-
-def check_selective_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None, check_finite=True):
-    """Check the arguments of a selective scan; raise ``ValueError`` naming the bad one.
-
-    Shared by every implementation (the torch reference, the CPU and CUDA kernels), so they
-    all accept and reject the same inputs. Arrays must all be torch tensors (on one device),
-    all CuPy arrays, or all numpy arrays; see the module docstring for the shapes.
-
-    Parameters
-    ----------
-    u, delta, A, B, C, D, z, delta_bias
-        As in :func:`selective_scan` (D, z, delta_bias may be ``None``).
-    check_finite : bool, default True
-        Also reject NaN/inf values (costs one pass over the data, and a sync on a GPU).
-
-    Returns
-    -------
-    ScanShapes
-        Sizes (b, d, l, n), whether A is complex, the layout of B and C, and the backend.
-    """
-    args = dict(zip(_ARG_NAMES, (u, delta, A, B, C, D, z, delta_bias)))
-    given = {k: v for k, v in args.items() if v is not None}
-    for name in ("u", "delta", "A", "B", "C"):
-        if args[name] is None:
-            raise ValueError(f"{name} is required, got None")
-    backends = {k: _backend(v) for k, v in given.items()}
-    backend = backends["u"]
-    for name, kind in backends.items():
-        if kind != backend:
-            raise ValueError(f"{name} is a {kind} array but u is a {backend} array: pass one kind of array")
-        if not hasattr(given[name], "shape") or not hasattr(given[name], "dtype"):
-            raise ValueError(f"{name} must be an array, got {type(given[name]).__name__}")
-        if not _is_float_or_complex(given[name]):
-            raise ValueError(f"{name} has dtype {given[name].dtype}, expected a floating-point dtype")
-    if backend == "torch":
-        for name, x in given.items():
-            if x.device != u.device:
-                raise ValueError(f"{name} is on {x.device} but u is on {u.device}: use one device")
-    for name in ("u", "delta", "z", "D", "delta_bias"):
-        if name in given and _is_complex(given[name]):
-            raise ValueError(f"{name} must be real, got dtype {given[name].dtype}")
-
-    if u.ndim != 3:
-        raise ValueError(f"u has shape {tuple(u.shape)}, expected (b, d, l)")
-    b, d, l = (int(s) for s in u.shape)
-    if min(b, d, l) < 1:
-        raise ValueError(f"u has shape {tuple(u.shape)}, expected (b, d, l) with every size ≥ 1")
-    for name in ("delta", "z"):
-        if name in given and tuple(given[name].shape) != (b, d, l):
-            shape = tuple(given[name].shape)
-            raise ValueError(f"{name} has shape {shape}, expected (b, d, l) = {(b, d, l)} like u")
-    if A.ndim != 2 or A.shape[0] != d or A.shape[1] < 1:
-        raise ValueError(f"A has shape {tuple(A.shape)}, expected (d, n) with d = {d} (from u {(b, d, l)})")
-    n = int(A.shape[1])
-    is_complex = bool(_is_complex(A))
-    B_groups, B_inter = _check_BC("B", B, b, d, l, n, is_complex)
-    C_groups, C_inter = _check_BC("C", C, b, d, l, n, is_complex)
-    if B_groups is not None and C_groups is not None and B_groups != C_groups:
-        raise ValueError(
-            f"B has shape {tuple(B.shape)} ({B_groups} group(s)) but C has shape {tuple(C.shape)} "
-            f"({C_groups} group(s)): variable B and C must have the same number of groups g (official kernel)"
-        )
-    for name in ("D", "delta_bias"):
-        if name in given and tuple(given[name].shape) != (d,):
-            raise ValueError(f"{name} has shape {tuple(given[name].shape)}, expected (d,) = ({d},)")
-    if check_finite:
-        for name, x in given.items():
-            if not _all_finite(x):
-                raise ValueError(f"{name} contains NaN or inf values (shape {tuple(x.shape)})")
-    return ScanShapes(b, d, l, n, is_complex, B_groups, C_groups, B_inter, C_inter, backend)
+from mamba_edu._backend import all_finite, backend
+from mamba_edu.scans.checks import check_selective_scan_inputs
 
 
 def _per_channel(X, groups, interleaved, shape, real, work):
@@ -200,6 +62,11 @@ def selective_scan_ref(
     Explained in lesson 4.
     """
     shapes = check_selective_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
+    return _reference(shapes, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+def _reference(shapes, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
+    """The body of :func:`selective_scan_ref` for inputs already checked (``shapes``: what the check found)."""
     b, d, l, n = shapes.batch, shapes.dim, shapes.seqlen, shapes.dstate
     real = torch.promote_types(u.dtype, torch.float32)
     for x in (delta, A, B, C):
@@ -245,7 +112,7 @@ def _to_torch(x):
 
 
 def _cpu_kernel(args):
-    """The compiled CPU kernel if it exists and supports these inputs, else None."""
+    """The compiled CPU kernel (its unchecked entry) if it exists and supports these inputs, else None."""
     u, A = args[0], args[2]
     if u.device.type != "cpu" or A.is_complex():
         return None
@@ -256,7 +123,7 @@ def _cpu_kernel(args):
     supports = getattr(cpu, "supports", None)
     if supports is not None and not supports(*args):  # supports(u, delta, A, B, C, D, z, delta_bias)
         return None
-    return cpu.selective_scan_cpu
+    return cpu.run_unchecked
 
 
 def selective_scan(
@@ -320,17 +187,35 @@ def selective_scan(
         cuda = import_module("mamba_edu.scans.cuda")
         if cuda.supports(*args):
             return cuda.selective_scan_cupy(*args, **flags)
-    if not isinstance(u, torch.Tensor) and _backend(u) == "numpy":  # lists etc. → numpy
-        args = tuple(x if x is None or _backend(x) != "numpy" else np.asarray(x) for x in args)
-    shapes = check_selective_scan_inputs(*args)
+    if backend(u) == "numpy":  # lists etc. → numpy
+        args = tuple(x if x is None or backend(x) != "numpy" else np.asarray(x) for x in args)
+    shapes = check_selective_scan_inputs(*args)  # the one check; the kernel and reference below do not repeat it
     if shapes.backend == "cupy":
         raise ValueError("u is a CuPy array: use mamba_edu.selective_scan_cupy for GPU arrays")
-    if shapes.backend == "numpy":  # float64 / complex128 reference, numpy out
-        result = selective_scan(*map(_to_torch, args), **flags)
-        if return_last_state:
-            return result[0].numpy(), result[1].numpy()
-        return result.numpy()
+    numpy_in = shapes.backend == "numpy"
+    if numpy_in:  # computed in float64 / complex128 torch, numpy out
+        args = tuple(map(_to_torch, args))
+    u, delta, A, B, C, D, z, delta_bias = args
+    step = delta.detach() + (0 if delta_bias is None else delta_bias.detach()[:, None])  # Δ before softplus
+    negative = not delta_softplus and bool((step < 0).any())
+    if negative:
+        warnings.warn(f"selective_scan: delta (+ delta_bias) has negative entries (min {float(step.min()):.4g}) "
+                      "and delta_softplus=False: a negative step makes exp(delta*A) > 1 for a stable A, so the "
+                      "state grows instead of decaying. Mamba passes delta_softplus=True.", RuntimeWarning,
+                      stacklevel=2)
     kernel = _cpu_kernel(args)
-    if kernel is not None:
-        return kernel(*args, **flags)
-    return selective_scan_ref(*args, **flags)
+    result = kernel(*args, **flags) if kernel is not None else _reference(shapes, *args, **flags)
+    out = result[0] if return_last_state else result
+    if isinstance(out, torch.Tensor) and not all_finite(out):
+        re_A = float((A.real if A.is_complex() else A).detach().max())
+        if negative:
+            cause = "delta has negative entries (see the warning above)"
+        elif re_A > 0:
+            cause = f"A has entries with a positive real part (max {re_A:.4g}): exp(delta*A) > 1 grows every step"
+        else:
+            cause = "the inputs are so large that the states exceed the largest float of this dtype"
+        warnings.warn(f"selective_scan: the output is not finite (NaN or inf) although the inputs are: {cause}",
+                      RuntimeWarning, stacklevel=2)
+    if numpy_in:
+        return (result[0].numpy(), result[1].numpy()) if return_last_state else result.numpy()
+    return result

@@ -8,14 +8,10 @@ Glossary: a, b (..., l) — the decay and the input of each step (in Mamba a = e
 b = Δ·B·u); h (..., l) — the state after each step; h0 (...) — the state before step 0.
 """
 
-import sys
 
 import numpy as np
 
-
-def _is_torch(x) -> bool:
-    torch = sys.modules.get("torch")  # never import torch just to ask
-    return torch is not None and isinstance(x, torch.Tensor)
+from mamba_edu._backend import is_torch
 
 
 def sequential_scan(a, b, h0=None):
@@ -39,7 +35,7 @@ def sequential_scan(a, b, h0=None):
     Explained in lesson 6.
     """
     l = a.shape[-1]
-    if _is_torch(a):
+    if is_torch(a):
         import torch
 
         h = torch.zeros_like(a[..., 0]) if h0 is None else h0 + torch.zeros_like(a[..., 0])

@@ -10,30 +10,30 @@ lesson explorer                         module
 1      :func:`lti_explorer`            :mod:`mamba_edu.widgets.lti`
 2      :func:`discretization_explorer` :mod:`mamba_edu.widgets.discretization`
 3      :func:`diagonal_explorer`       :mod:`mamba_edu.widgets.diagonal`
-4      :func:`selectivity_explorer`    :mod:`mamba_edu.widgets.selectivity`
-5      :func:`why_selection_explorer`  :mod:`mamba_edu.experiments.explorer`
+4      :func:`selective_explorer`      :mod:`mamba_edu.widgets.selective`
+5      :func:`experiments_explorer`    :mod:`mamba_edu.widgets.experiments`
 6      :func:`scan_explorer`           :mod:`mamba_edu.widgets.scan`
+8      :func:`ssd_explorer`            :mod:`mamba_edu.widgets.ssd`
 =====  ==============================  ===============================
 """
 
-from importlib import import_module
+from mamba_edu._lazy import lazy_getattr
 
 _EXPLORERS = {
     "lti_explorer": "mamba_edu.widgets.lti",
     "discretization_explorer": "mamba_edu.widgets.discretization",
     "diagonal_explorer": "mamba_edu.widgets.diagonal",
-    "selectivity_explorer": "mamba_edu.widgets.selectivity",
+    "selective_explorer": "mamba_edu.widgets.selective",
+    "experiments_explorer": "mamba_edu.widgets.experiments",
     "scan_explorer": "mamba_edu.widgets.scan",
-    "why_selection_explorer": "mamba_edu.experiments.explorer",
+    "ssd_explorer": "mamba_edu.widgets.ssd",
 }
+_ALIASES = {"selectivity_explorer": "selective_explorer", "why_selection_explorer": "experiments_explorer"}  # old names
 
-__all__ = list(_EXPLORERS)
+__all__ = list(_EXPLORERS) + list(_ALIASES)
 
 
-def __getattr__(name):
-    if name in _EXPLORERS:
-        return getattr(import_module(_EXPLORERS[name]), name)
-    raise AttributeError(f"module 'mamba_edu.widgets' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPLORERS, _ALIASES)
 
 
 def __dir__():

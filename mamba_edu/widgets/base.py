@@ -12,19 +12,16 @@ keeping axes limits fixed while sliders move (``mamba_edu.plot.base.sticky_limit
 moves take that fast path.
 """
 
-from contextlib import contextmanager
-from functools import partial
-
 import ipywidgets as W
 import matplotlib.pyplot as plt
 from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
 
-from mamba_edu.widgets.blit import Blitter, full_frame
+from mamba_edu.widgets import _ipympl
+from mamba_edu.widgets.blit import Blitter
 
-# Explorer figures are drawn at 84 dpi (11 inches: 924 px, which fits a notebook column). Every
-# redraw is a PNG encoded in the kernel and decoded and re-encoded by ipympl in the browser, all in
-# proportion to the pixels: at 100 dpi the 5-panel explorers took ~110 ms per move, above the
-# course's 100 ms target (benchmarks/widget_latency.py). Static figures (docs) keep 100 dpi.
+# Explorer figures are drawn at 84 dpi (11 inches: 924 px, which fits a notebook column): every redraw
+# is a PNG whose cost grows with the pixels, and 100 dpi missed the 100 ms redraw target (README,
+# "Measured"). Static figures (docs) keep 100 dpi.
 LIVE_DPI = 84
 
 
@@ -50,20 +47,6 @@ def freeze_layout(fig):
         pass
 
 
-@contextmanager
-def _no_redraw_requests(fig):
-    """Mute pyplot's "figure is stale: ask for a redraw" callback while the explorer draws itself.
-
-    pyplot asks the browser for a redraw whenever an artist turns stale (every set_data, and even
-    layout bookkeeping while drawing); an explorer draws once itself and needs none of those.
-    """
-    callback, fig.stale_callback = fig.stale_callback, None
-    try:
-        yield
-    finally:
-        fig.stale_callback = callback
-
-
 def _is_widget_canvas(fig) -> bool:
     return isinstance(fig.canvas, W.DOMWidget)
 
@@ -86,15 +69,17 @@ class Explorer(W.VBox):
         self.fig = fig
         self._update = update
         self.redraws = 0
+        self._fast = _is_widget_canvas(fig) and _ipympl.supported(fig)  # else: plain draw_idle on every move
         if _is_widget_canvas(fig):
-            self._blitter = Blitter(fig)
-            fig.canvas.get_diff_image = partial(full_frame, fig.canvas)  # whole frames, a faster PNG encoder
+            if self._fast:
+                self._blitter = Blitter(fig)
+                _ipympl.send_full_frames(fig.canvas)  # whole frames, a faster PNG encoder
+                _ipympl.on_first_draw(fig.canvas, fig, self._shown)
             fig.canvas.header_visible = False
             fig.canvas.footer_visible = False
             fig.canvas.toolbar_visible = False
             fig.canvas.resizable = False
             self._view = fig.canvas
-            self._watch_first_draw(fig.canvas)
         else:
             self._view = W.Output()
         children = [W.HTML(f"<b>{title}</b>")] if title else []
@@ -107,20 +92,13 @@ class Explorer(W.VBox):
 
     _on_screen = False
 
-    def _watch_first_draw(self, canvas):
-        """Note when the browser first asks the ipympl canvas for a full draw (it is on screen then)."""
-        handle_draw = canvas.handle_draw
-
-        def handle_draw_and_note(event):
-            self._on_screen = True
-            self._blitter.invalidate()  # the browser asked for a full picture: the background is redrawn too
-            with _no_redraw_requests(self.fig):
-                handle_draw(event)
-            # draw once more with the same values (the same picture): this finds the artists that
-            # move and keeps the rest as the background, so that the first slider move is fast too
-            self.refresh()
-
-        canvas.handle_draw = handle_draw_and_note
+    def _shown(self):
+        """The browser drew the canvas (it is on screen): blit from now on, starting from a fresh background."""
+        self._on_screen = True
+        self._blitter.invalidate()
+        # draw once more with the same values (the same picture): this finds the artists that move and keeps
+        # the rest as the background, so that the first slider move is fast too
+        self.refresh()
 
     def values(self) -> dict:
         return {name: widget.value for name, widget in self.controls.items()}
@@ -130,11 +108,11 @@ class Explorer(W.VBox):
 
     def refresh(self):
         """Run ``update`` with the current control values and redraw."""
-        with _no_redraw_requests(self.fig):
+        with _ipympl.no_redraw_requests(self.fig):
             self._update(self.fig, **self.values())
             self.redraws += 1
             if _is_widget_canvas(self.fig):
-                if self._on_screen:
+                if self._fast and self._on_screen:
                     self._blitter.redraw()  # repaint what changed and push the image: no round trip
                 else:
                     self.fig.canvas.draw_idle()  # not shown yet: the browser asks for the first full draw

@@ -132,8 +132,8 @@ class Blitter:
 def encode_png(rgba, level=1):
     """PNG bytes of an RGBA image (uint8 array (h, w, 4)): no row filters, fast zlib.
 
-    ipympl sends every frame as a PNG; this is 3-5x faster than PIL's default encoder (which tries
-    five row filters), at a similar size for plots.
+    ipympl sends every frame as a PNG; this one is faster than Pillow even at Pillow's fastest level, at a
+    similar size (README, "Measured"; ``benchmarks/png_encoder.py``).
     """
     rgba = np.ascontiguousarray(rgba, dtype=np.uint8)
     h, w, _ = rgba.shape
@@ -146,21 +146,3 @@ def encode_png(rgba, level=1):
     header = struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)  # 8 bits per channel, RGBA
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), level))
             + chunk(b"IEND", b""))
-
-
-def full_frame(canvas):
-    """Replaces matplotlib's ``FigureCanvasWebAggCore.get_diff_image`` on explorer canvases.
-
-    The whole picture every time, never a "diff" frame (only the changed pixels): ipympl's browser
-    side swaps its image source on every frame, so of two frames that arrive close together the
-    first may never be painted, and a diff painted over the wrong picture would corrupt it. With
-    :func:`encode_png` a full frame costs about what PIL took for a diff frame.
-    """
-    if not canvas._png_is_old:
-        return None
-    pixels = np.asarray(canvas.get_renderer().buffer_rgba())
-    canvas.set_image_mode("full")
-    canvas._last_buff = pixels.view(np.uint32).squeeze(2).copy()  # ipympl reads it without a browser
-    canvas._force_full = False
-    canvas._png_is_old = False
-    return encode_png(pixels)

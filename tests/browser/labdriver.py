@@ -11,8 +11,8 @@ benchmark (``benchmarks/widget_latency.py``)::
                 ms = move_slider(page, explorer, slider)   # keypress -> redraw latency
 
 JupyterLab serves a *copy* of ``lessons/`` (so nothing the browser does is ever saved into the
-repository) in a folder whose other entries link back to the repository, so paths such as
-``../benchmarks/results`` still resolve from a lesson's working directory.
+repository) in a folder whose other entries link back to the repository. Lessons read nothing
+outside their folder (recorded results are package data), as from a wheel install.
 """
 
 from __future__ import annotations

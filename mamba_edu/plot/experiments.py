@@ -1,20 +1,14 @@
-"""Figures for lesson 5: example sequences of the synthetic tasks, and the experiments' results.
+"""Figures for lesson 5 (topic ``experiments``): example sequences of the synthetic tasks, and the experiments' results.
 
 Pure functions: arrays or result dicts in, a matplotlib ``Figure`` out (no pyplot state, no file I/O).
 ``tasks_figure`` keeps its artists in ``fig.mamba_artists`` and :func:`update_tasks_figure` sets new
-data on them (for :func:`mamba_edu.experiments.explorer.why_selection_explorer`).
+data on them (for :func:`mamba_edu.widgets.experiments.experiments_explorer`).
 """
 
 import numpy as np
 from matplotlib.colors import ListedColormap
 
-from mamba_edu.experiments.tasks import (
-    FIRST_DATA,
-    IGNORE,
-    TRIGGER,
-    induction_heads_batch,
-    selective_copying_batch,
-)
+from mamba_edu.experiments.tasks import FIRST_DATA, IGNORE, TRIGGER
 from mamba_edu.plot.base import new_figure, set_sticky_xmax
 
 # colours of the token strips: noise/ordinary tokens grey, markers/triggers black, data in colour
@@ -37,17 +31,6 @@ def _codes_induction(inputs, targets):
         p = np.flatnonzero(inputs[row, :-1] == TRIGGER)[0]
         codes[row, p + 1] = 2
     return codes
-
-
-def example_sequences(n_rows=4, n_data=4, n_noise=60, n_values=8, length=48, vocab_size=16, seed=0):
-    """Example batches of both tasks: ``{"copying": (inputs, targets), "induction": (inputs, targets)}``."""
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    return {
-        "copying": tuple(t.numpy() for t in selective_copying_batch(n_rows, n_data, n_noise, n_values, gen)),
-        "induction": tuple(t.numpy() for t in induction_heads_batch(n_rows, length, vocab_size, gen)),
-    }
 
 
 def tasks_figure(copying, induction, fig=None):

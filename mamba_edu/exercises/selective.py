@@ -1,20 +1,23 @@
-"""Exercise checkers for lesson 4 (selectivity). Each returns a Feedback and never raises for a wrong answer."""
+"""Exercise checkers for lesson 4 (the selective SSM). Each returns a Feedback and never raises for a wrong answer."""
 
 import numpy as np
 
-from mamba_edu.exercises.feedback import Feedback
+from mamba_edu.exercises.feedback import Feedback, checker, numbers
 from mamba_edu.scans.selective import selective_scan
 
 TOKEN_DEPENDENT = {"delta", "B", "C"}
 PARAMETER_NAMES = {"A", "B", "C", "D", "delta"}
 
 
+@checker
 def check_token_dependent(answer) -> Feedback:
     """Exercise 1: which of "A", "B", "C", "D", "delta" change from token to token in Mamba?"""
+    if isinstance(answer, (str, bytes)):
+        return Feedback.wrong(f'give a set of names such as {{"A", "D"}}, not the text {answer!r:.80}')
     try:
         chosen = {str(name) for name in answer}
-    except TypeError:
-        return Feedback.wrong(f'give a set of names such as {{"A", "D"}}, got {answer!r}')
+    except Exception:  # noqa: BLE001 -- not iterable, or iteration fails
+        return Feedback.wrong(f'give a set of names such as {{"A", "D"}}, got {answer!r:.80}')
     unknown = chosen - PARAMETER_NAMES
     if unknown:
         return Feedback.wrong(f"{sorted(unknown)} are not among {sorted(PARAMETER_NAMES)}")
@@ -36,6 +39,7 @@ def _sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
 
+@checker
 def check_gate(gate) -> Feedback:
     """Exercise 2 (Theorem 1): ``gate(z)`` gives g_t for N = 1, A = −1, B = 1, Δ_t = softplus(z_t), ZOH.
 
@@ -45,9 +49,14 @@ def check_gate(gate) -> Feedback:
         return Feedback.wrong(f"give a function z -> g (numpy in, numpy out), got {type(gate).__name__}")
     z = np.linspace(-6.0, 6.0, 49)
     try:
-        g = np.asarray(gate(z), dtype=float)
+        g = gate(z.copy())
     except Exception as exc:  # the learner's code may fail in any way
         return Feedback.wrong(f"gate(z) raised {type(exc).__name__}: {exc}")
+    g, bad = numbers(g, "gate(z)")
+    if bad is not None:
+        return Feedback.wrong(f"{bad.message}; expected a real array like z (numpy in, numpy out)")
+    if np.iscomplexobj(g):
+        return Feedback.wrong("gate(z) must be real for real z")
     if g.shape != z.shape:
         return Feedback.wrong(f"gate(z) must return one value per z: shape {z.shape}, got {g.shape}")
     truth = _sigmoid(z)
@@ -67,14 +76,18 @@ def check_gate(gate) -> Feedback:
                           "Hint: write B̄ = (e^{ΔA} − 1)/A · B with A = −1, B = 1, Δ = log(1 + e^z), and simplify.")
 
 
+@checker
 def check_state_shape(answer, batch=2, d_model=64, expand=2, d_state=16) -> Feedback:
     """Exercise 3: the shape of the SSM state of one Mamba block (in the official (b, d, n) layout)."""
     d_inner = expand * d_model
     truth = (batch, d_inner, d_state)
     try:
+        if isinstance(answer, (str, bytes)) or not all(
+                not isinstance(s, (str, bytes)) and float(s) == int(s) for s in answer):
+            raise ValueError("not whole numbers")
         shape = tuple(int(s) for s in answer)
-    except (TypeError, ValueError):
-        return Feedback.wrong(f"give a tuple of ints such as (2, 3, 4), got {answer!r}")
+    except Exception:  # noqa: BLE001 -- not iterable, not numbers, NaN/inf (int(inf) overflows)
+        return Feedback.wrong(f"give a tuple of whole numbers such as (2, 3, 4), got {answer!r:.80}")
     if shape == truth:
         return Feedback.right(f"{truth}: every one of the d_inner = {expand}·{d_model} channels keeps its own "
                               f"{d_state} states, for each sequence in the batch.")
@@ -100,6 +113,7 @@ def _selective_step_variants(h, u_t, delta_t, A, B_t, C_t, variant):
     return h, h @ C_t
 
 
+@checker
 def check_selective_step(step, seed=0) -> Feedback:
     """Exercise 4: ``step(h, u_t, delta_t, A, B_t, C_t) -> (h_new, y_t)``, one step of Mamba's recurrence.
 
@@ -118,7 +132,12 @@ def check_selective_step(step, seed=0) -> Feedback:
     try:
         for t in range(l):
             h, y_t = step(h.copy(), u[:, t].copy(), delta[:, t].copy(), A.copy(), B[:, t].copy(), C[:, t].copy())
-            h, y_t = np.asarray(h, dtype=float), np.asarray(y_t, dtype=float)
+            (h, bad_h), (y_t, bad_y) = numbers(h, "h_new"), numbers(y_t, "y_t")
+            if bad_h is not None or bad_y is not None:
+                return Feedback.wrong(f"{(bad_h or bad_y).message} at step t = {t}; expected real arrays h_new "
+                                      f"(d, n) = {(d, n)} and y_t (d,) = ({d},)")
+            if np.iscomplexobj(h) or np.iscomplexobj(y_t):
+                return Feedback.wrong(f"h_new and y_t must be real (A is real), got complex values at step t = {t}")
             if h.shape != (d, n):
                 hint = " — the state was collapsed: keep one state per channel *and* per n" if h.shape == (d,) else ""
                 return Feedback.wrong(f"h_new has shape {h.shape}, expected (d, n) = {(d, n)}{hint}")

@@ -6,11 +6,12 @@ Reference: a float64 loop written from the equations h_t = e^{Δ_t A_k} h_{t−1
 import numpy as np
 import pytest
 
-from mamba_edu.plot.selectivity import A_SCALES, demo_tokens, last_signal, selectivity_figure, selectivity_toy
-from mamba_edu.widgets import selectivity_explorer
+from mamba_edu.plot.selective import selective_figure
+from mamba_edu.selective_toy import A_SCALES, demo_tokens, last_signal, selective_toy
+from mamba_edu.widgets import selective_explorer
 
 
-def reference(u, is_signal, selectivity, A, delta_bias, rule):
+def reference(u, is_signal, selectivity, A, delta_bias, method):
     s = np.where(is_signal, 1.0, -1.0)
     delta_sel = np.log(1 + np.exp(delta_bias + selectivity * s))
     delta_lti = np.full(len(u), np.log(1 + np.exp(delta_bias)))
@@ -21,7 +22,7 @@ def reference(u, is_signal, selectivity, A, delta_bias, rule):
             a, state = A * scale, 0.0
             for t in range(len(u)):
                 decay = np.exp(delta[t] * a)
-                gain = (1 - decay) if rule == "zoh" else delta[t] * (-a)  # B = −A: ZOH B̄ = 1 − e^{ΔA}
+                gain = (1 - decay) if method == "zoh" else delta[t] * (-a)  # B = −A: ZOH B̄ = 1 − e^{ΔA}
                 state = decay * state + gain * u[t]
                 h[k, t] = state
         result[f"h_{name}"], result[f"y_{name}"] = h, h.mean(0)
@@ -47,9 +48,9 @@ def assert_matches(fig, expected):
 
 
 def test_explorer_sliders_redraw_the_right_values():
-    explorer = selectivity_explorer()
+    explorer = selective_explorer()
     u, is_signal = demo_tokens()
-    assert set(explorer.controls) == {"selectivity", "A", "delta_bias", "rule"}
+    assert set(explorer.controls) == {"selectivity", "A", "delta_bias", "method"}
     assert explorer.redraws == 1
     assert_matches(explorer.fig, reference(u, is_signal, 4.0, -1.0, -1.0, "zoh"))
     lines_before = [id(line) for line in explorer.fig.mamba_artists["h_sel"]]
@@ -59,7 +60,7 @@ def test_explorer_sliders_redraw_the_right_values():
     explorer.controls["A"].value = -2.5
     explorer.controls["delta_bias"].value = -2.0
     assert_matches(explorer.fig, reference(u, is_signal, 6.5, -2.5, -2.0, "zoh"))
-    explorer.controls["rule"].value = "mamba"
+    explorer.controls["method"].value = "mamba"
     assert_matches(explorer.fig, reference(u, is_signal, 6.5, -2.5, -2.0, "mamba"))
     assert explorer.redraws == 5
     # the same artists, updated in place: no new lines or axes
@@ -69,9 +70,9 @@ def test_explorer_sliders_redraw_the_right_values():
 
 def test_selectivity_zero_is_lti_and_selective_remembers_the_signal():
     u, is_signal = demo_tokens()
-    lti = selectivity_toy(u, is_signal, 0.0, -1.0)
+    lti = selective_toy(u, is_signal, 0.0, -1.0)
     np.testing.assert_allclose(lti["h_sel"], lti["h_lti"], rtol=0, atol=0)
-    r = selectivity_toy(u, is_signal, 6.0, -1.0)
+    r = selective_toy(u, is_signal, 6.0, -1.0)
     target = last_signal(u, is_signal)
     after = np.arange(len(u)) >= np.argmax(is_signal)
     err_sel = np.abs(r["y_sel"] - target)[after].mean()
@@ -80,14 +81,14 @@ def test_selectivity_zero_is_lti_and_selective_remembers_the_signal():
 
 
 def test_static_figure_and_bad_parameters():
-    fig = selectivity_figure(selectivity=2.0, A=-0.5)
+    fig = selective_figure(selectivity=2.0, A=-0.5)
     u, is_signal = demo_tokens()
     assert_matches(fig, reference(u, is_signal, 2.0, -0.5, -1.0, "zoh"))
     np.testing.assert_array_equal(fig.mamba_artists["target"].get_ydata(), last_signal(u, is_signal))
     with pytest.raises(ValueError, match="A must be negative, got 0.5"):
-        selectivity_toy(u, is_signal, 1.0, 0.5)
-    with pytest.raises(ValueError, match="rule must be one of"):
-        selectivity_toy(u, is_signal, 1.0, -1.0, rule="bilinear")
+        selective_toy(u, is_signal, 1.0, 0.5)
+    with pytest.raises(ValueError, match="method must be one of"):
+        selective_toy(u, is_signal, 1.0, -1.0, method="bilinear")
 
 
 def test_last_signal():

@@ -5,7 +5,7 @@ import pytest
 from scipy.special import expit
 
 from mamba_edu.exercises.feedback import Feedback
-from mamba_edu.exercises.selectivity import (
+from mamba_edu.exercises.selective import (
     check_gate,
     check_selective_step,
     check_state_shape,

@@ -1,18 +1,19 @@
-"""Lesson 5's explorer: example sequences of the two synthetic tasks, redrawn as you move the sliders."""
+"""Lesson 5's explorer (topic ``experiments``): example sequences of the two tasks, redrawn as the sliders move."""
 
 import ipywidgets as W
 
-from mamba_edu.experiments.plots import example_sequences, tasks_figure, update_tasks_figure
+from mamba_edu.experiments.tasks import example_sequences
+from mamba_edu.plot.experiments import tasks_figure, update_tasks_figure
 from mamba_edu.widgets.base import Explorer, live_figure
 
 
-def why_selection_explorer(n_data=4, n_noise=60, length=48, seed=0):
+def experiments_explorer(n_data=4, n_noise=60, length=48, seed=0):
     """Sliders for the number of data tokens, the amount of noise, the induction length and the seed.
 
     Returns
     -------
     :class:`~mamba_edu.widgets.base.Explorer`
-        Its figure is :func:`~mamba_edu.experiments.plots.tasks_figure`; every change draws a new
+        Its figure is :func:`~mamba_edu.plot.experiments.tasks_figure`; every change draws a new
         batch (``example_sequences``) into the same two images.
 
     Explained in lesson 5.
@@ -33,4 +34,7 @@ def why_selection_explorer(n_data=4, n_noise=60, length=48, seed=0):
 
 
 def _examples(n_data, n_noise, length, seed):
-    return example_sequences(n_rows=4, n_data=n_data, n_noise=n_noise, length=length, seed=seed)
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    return example_sequences(n_rows=4, n_data=n_data, n_noise=n_noise, length=length, generator=generator)

@@ -4,17 +4,24 @@ import math
 
 import torch
 
-from mamba_edu.exercises.feedback import Feedback
+from mamba_edu.exercises.feedback import Feedback, checker
 from mamba_edu.experiments.tasks import induction_heads_batch, selective_copying_batch
 
 
 def _try_solver(solver, inputs):
     try:
-        return torch.as_tensor(solver(inputs.clone())), None
+        got = torch.as_tensor(solver(inputs.clone()))
     except Exception as exc:  # a learner's bug is feedback, not a crash
         return None, f"your function raised {type(exc).__name__}: {exc}"
+    if got.is_complex() or not (got.is_floating_point() or got.dtype in (torch.int64, torch.int32, torch.int16,
+                                                                         torch.int8, torch.uint8)):
+        return None, f"your function returned {got.dtype} values; expected token ids (whole numbers)"
+    if got.is_floating_point() and not bool((torch.isfinite(got) & (got == got.round())).all()):
+        return None, "your function returned values that are not whole numbers (or NaN/inf); expected token ids"
+    return got, None
 
 
+@checker
 def check_copying_solver(solver, seed=0):
     """Exercise 1: ``solver(inputs)`` maps a selective-copying batch (b, l) to its answers (b, n_data).
 
@@ -39,6 +46,7 @@ def check_copying_solver(solver, seed=0):
     return Feedback.right("you skip the noise by *content* — the rule a selective SSM learns with Δ_t.")
 
 
+@checker
 def check_induction_solver(solver, seed=0):
     """Exercise 2: ``solver(inputs)`` maps an induction-heads batch (b, l) to the answers (b,).
 
@@ -62,6 +70,7 @@ def check_induction_solver(solver, seed=0):
     return Feedback.right("the same rule works at every length: that is why a model that learns it extrapolates.")
 
 
+@checker
 def check_skip_delta(delta_noise, A=-1.0):
     """Exercise 3: the step size Δ on a noise token that leaves the state h exactly unchanged.
 
@@ -69,11 +78,13 @@ def check_skip_delta(delta_noise, A=-1.0):
     Explained in lesson 5.
     """
     try:
+        if isinstance(delta_noise, (str, bytes)):
+            raise TypeError
         value = float(delta_noise)
-    except (TypeError, ValueError):
-        return Feedback.wrong(f"expected a number for Δ, got {delta_noise!r}")
-    if math.isnan(value) or value < 0:
-        return Feedback.wrong(f"Δ is a step size: it must be ≥ 0, got {value}")
+    except Exception:  # noqa: BLE001 -- None, text, complex, odd objects
+        return Feedback.wrong(f"expected a number for Δ, got {delta_noise!r:.80}")
+    if not math.isfinite(value) or value < 0:
+        return Feedback.wrong(f"Δ is a step size: it must be finite and ≥ 0, got {value}")
     A_bar, B_bar = math.exp(value * A), value
     if value == 0.0:
         return Feedback.right("Δ = 0 gives Ā = 1 and B̄ = 0: the token is skipped, the memory is untouched.")

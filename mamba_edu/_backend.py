@@ -1,0 +1,76 @@
+"""The one helper layer under the numerics: which array library an input belongs to, conversions, checks.
+
+Every module that accepts numpy arrays, torch tensors (and, for the GPU scan, CuPy arrays) asks here instead of
+writing its own test. Nothing here imports torch or CuPy just to ask: a torch tensor is recognised by the module
+that defines its type, and torch is only used once the caller has passed a tensor (so it is already imported).
+Public functions check their inputs once, at the boundary; the helpers below are what they check with.
+"""
+
+import functools
+import sys
+
+import numpy as np
+
+
+def backend(x) -> str:
+    """``"torch"``, ``"cupy"`` or ``"numpy"`` (anything else — lists, numbers — counts as numpy)."""
+    root = type(x).__module__.split(".")[0]
+    return root if root in ("torch", "cupy") else "numpy"
+
+
+def is_torch(x) -> bool:
+    """True for a torch tensor (never imports torch)."""
+    return backend(x) == "torch"
+
+
+def torch_if_any(*values):
+    """The torch module if any value is a torch tensor, else None (never imports torch itself)."""
+    return sys.modules["torch"] if any(is_torch(v) for v in values) else None
+
+
+def is_complex(x) -> bool:
+    """Complex dtype, for a numpy/CuPy array or a torch tensor."""
+    return x.is_complex() if is_torch(x) else bool(np.iscomplexobj(x))
+
+
+def all_finite(x) -> bool:
+    """No NaN or inf anywhere in ``x`` (numpy, torch or CuPy; one pass, and a sync on a GPU)."""
+    kind = backend(x)
+    if kind == "torch":
+        return bool(sys.modules["torch"].isfinite(x).all())
+    if kind == "cupy":
+        return bool(sys.modules["cupy"].isfinite(x).all())
+    return bool(np.isfinite(x).all())
+
+
+def float_array(value, name, finite=False) -> np.ndarray:
+    """``value`` as a numpy float64 (or complex128 if complex) array; ``ValueError`` naming ``name`` otherwise.
+
+    Booleans and integers become float64; strings, objects and (with ``finite``) NaN/inf are refused.
+    """
+    arr = np.asarray(value)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+    arr = arr.astype(np.complex128 if np.iscomplexobj(arr) else np.float64)
+    if finite and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {np.count_nonzero(~np.isfinite(arr))} non-finite entries")
+    return arr
+
+
+def positive_int(name, value, meaning=None) -> int:
+    """``value`` as an int ≥ 1 (a bool is not an int here); ``ValueError`` naming ``name`` and ``meaning``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        what = f" ({meaning})" if meaning else ""
+        raise ValueError(f"{name} must be a positive integer{what}, got {value!r}")
+    return int(value)
+
+
+@functools.cache
+def gpu_available() -> bool:
+    """True when CuPy imports and sees at least one CUDA GPU (never raises; asked once per process)."""
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False

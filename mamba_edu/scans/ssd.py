@@ -1,0 +1,486 @@
+"""Mamba-2's state space duality (SSD): one scan, three ways to compute it.  Explained in lesson 8.
+
+Mamba-2 keeps Mamba's selective SSM but makes A a *scalar* per head. Every one of the h heads
+has p channels that share Δ_t, A and the state's decay, and a state of shape (p, n)::
+
+    Δ_t  = softplus(dt_t + dt_bias)                   (bias and softplus optional)
+    h_t  = exp(Δ_t A) h_{t−1} + Δ_t x_t B_tᵀ           h_t: (p, n) per head,  x_t: (p,),  B_t, C_t: (n,)
+    y_t  = h_t C_t + D x_t                             then   out = y · silu(z)
+
+Unrolled, y = M x per head and channel, with the lower-triangular (semiseparable) matrix
+
+    M[t, s] = L[t, s] · (C_t · B_s) · Δ_s,    L[t, s] = exp(Δ_{s+1} A + … + Δ_t A)   (s ≤ t), 0 above,
+
+a *masked attention* matrix: C plays the query, B the key, x the value and L the causal mask
+with decay. :func:`ssd_scan` computes the same thing three ways (``method=``):
+
+``"sequential"``  the recurrence, one step at a time (O(l) steps of O(p·n) work);
+``"quadratic"``   M as a matrix, y = M x (attention form: O(l²) work and memory);
+``"chunked"``     SSD: chunks of Q steps; inside a chunk the quadratic form (matrix
+                  products), between chunks the states, passed on by a short scan.
+
+The exponent of L is a *segment sum* Σ_{s<k≤t} Δ_k A ≤ 0 (A < 0, Δ ≥ 0), so exp never
+overflows; the code never forms exp(+Σ ΔA) (a product of growing and shrinking factors).
+
+Shapes (the official ``mamba_chunk_scan_combined`` layout: time second, heads third)
+---------------------------------------------------------------------------------------
+x, z        : (b, l, h, p)   input (``u`` elsewhere in the course) and gate; p = head dimension
+dt          : (b, l, h)      one step size per head and token
+A           : (h,)           one negative scalar per head
+B, C        : (b, l, g, n)   g groups divide h; head i uses group i // (h / g)
+D           : (h,) or (h, p)
+dt_bias     : (h,)
+initial / final states : (b, h, p, n)
+out         : (b, l, h, p)
+
+The chunked algorithm is written once against a tiny array namespace (:class:`_Ops`), so the
+same lines run on numpy, torch (CPU or CUDA, differentiable) and CuPy (GPU: the intra-chunk
+work is batched matrix products, i.e. cuBLAS).
+"""
+
+import math
+
+import numpy as np
+
+METHODS = ("sequential", "quadratic", "chunked")
+
+
+# ---------------------------------------------------------------- the array namespace shim
+class _Ops:
+    """The dozen array operations the algorithms need, for numpy, CuPy (same API) or torch."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        if kind == "torch":
+            import torch
+
+            self.m = torch
+        elif kind == "cupy":
+            import cupy
+
+            self.m = cupy
+        else:
+            self.m = np
+
+    # creation
+    def zeros(self, shape, like):
+        if self.kind == "torch":
+            return self.m.zeros(shape, dtype=like.dtype, device=like.device)
+        return self.m.zeros(shape, dtype=like.dtype)
+
+    def tril(self, q, like, k=0):
+        """Boolean lower-triangular mask (q, q) with ones where column ≤ row + k."""
+        if self.kind == "torch":
+            return self.m.ones(q, q, dtype=self.m.bool, device=like.device).tril(k)
+        return self.m.tri(q, q, k, dtype=bool)
+
+    # elementwise
+    def exp(self, a):
+        return self.m.exp(a)
+
+    def where(self, mask, a, b):
+        return self.m.where(mask, a, b)  # b may be a Python scalar (no host-to-device copy)
+
+    def softplus(self, a):
+        if self.kind == "torch":
+            return self.m.nn.functional.softplus(a)
+        return self.m.logaddexp(0, a)
+
+    def silu(self, a):
+        if self.kind == "torch":
+            return self.m.nn.functional.silu(a)
+        return a / (1 + self.m.exp(-a))
+
+    # reductions, shapes, products
+    def cumsum(self, a, axis):
+        if self.kind == "torch":
+            return self.m.cumsum(a, dim=axis)
+        return self.m.cumsum(a, axis=axis)
+
+    def moveaxis(self, a, src, dst):
+        return self.m.moveaxis(a, src, dst)
+
+    def concat(self, arrays, axis):
+        if self.kind == "torch":
+            return self.m.cat(arrays, dim=axis)
+        return self.m.concatenate(arrays, axis=axis)
+
+    def pad_time(self, a, extra):
+        """Append ``extra`` zeros along axis 1 (time)."""
+        if extra == 0:
+            return a
+        return self.concat([a, self.zeros((a.shape[0], extra, *a.shape[2:]), a)], axis=1)
+
+    def matmul(self, a, b):
+        if self.kind == "numpy":  # numpy runs stacked products through BLAS only on contiguous blocks
+            a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+        return self.m.matmul(a, b)
+
+    def einsum(self, spec, *arrays):
+        return self.m.einsum(spec, *arrays)
+
+    def astype(self, a, like):
+        if self.kind == "torch":
+            return a.to(like.dtype)
+        return a.astype(like.dtype, copy=False)
+
+
+def _kind(a):
+    mod = type(a).__module__.split(".")[0]
+    if mod == "torch":
+        return "torch"
+    if mod == "cupy":
+        return "cupy"
+    return "numpy"
+
+
+# ---------------------------------------------------------------- the three methods
+def segsum(a, ops=None):
+    """Segment sums S[..., t, s] = a[s+1] + … + a[t] for s ≤ t, and −inf above the diagonal.
+
+    Built from a cumulative sum of masked copies (not as a difference of two cumulative sums),
+    so each entry is a plain sum of the terms it covers — accurate even over long sequences.
+
+    Parameters
+    ----------
+    a : array, shape (..., T)
+    Returns
+    -------
+    array, shape (..., T, T); ``exp`` of it is the decay matrix L (zeros above the diagonal).
+    """
+    ops = ops or _Ops(_kind(a))
+    T = a.shape[-1]
+    rep = a[..., :, None] + ops.zeros((*a.shape[:-1], T, T), a)  # rep[..., t, s] = a[t]
+    rep = ops.where(ops.tril(T, a, -1), rep, 0.0)  # keep a[t] for s < t
+    S = ops.cumsum(rep, axis=-2)  # S[t, s] = a[s+1] + … + a[t]
+    return ops.where(ops.tril(T, a, 0), S, -math.inf)
+
+
+def _heads_by_group(a, g):
+    """(b, l, h, ...) → (b, l, g, h/g, ...): head i = (group i // (h/g), member i % (h/g))."""
+    return a.reshape(a.shape[0], a.shape[1], g, a.shape[2] // g, *a.shape[3:])
+
+
+def _sequential(x, dt, A, B, C, h0, ops):
+    """The recurrence, one step at a time. x (b, l, h, p), dt (b, l, h) → y, final state (b, h, p, n)."""
+    b, l, h, p = x.shape
+    g, n = B.shape[2], B.shape[3]
+    xg, dtg = _heads_by_group(x, g), _heads_by_group(dt, g)  # (b, l, g, r, p), (b, l, g, r)
+    Ag = A.reshape(g, h // g)
+    state = ops.zeros((b, g, h // g, p, n), x) if h0 is None else h0.reshape(b, g, h // g, p, n)
+    ys = []
+    for t in range(l):
+        decay = ops.exp(dtg[:, t] * Ag)[..., None, None]  # exp(Δ_t A): (b, g, r, 1, 1)
+        inp = (dtg[:, t, :, :, None] * xg[:, t])[..., None] * B[:, t, :, None, None, :]  # Δ_t x_t B_tᵀ
+        state = decay * state + inp  # (b, g, r, p, n)
+        ys.append(ops.einsum("bgrpn,bgn->bgrp", state, C[:, t]))  # h_t C_t
+    y = ops.concat([yt[:, None] for yt in ys], axis=1)  # (b, l, g, r, p)
+    return y.reshape(b, l, h, p), state.reshape(b, h, p, n)
+
+
+def _quadratic(x, dt, A, B, C, h0, ops):
+    """The attention form y = M x with the full (l, l) semiseparable matrix M per head."""
+    b, l, h, p = x.shape
+    g, n = B.shape[2], B.shape[3]
+    r = h // g
+    a = ops.moveaxis(_heads_by_group(dt * A, g), 1, -1)  # Δ_t A: (b, g, r, l)
+    L = ops.exp(segsum(a, ops))  # (b, g, r, l, l)
+    CB = ops.matmul(ops.moveaxis(C, 1, 2), ops.moveaxis(ops.moveaxis(B, 1, 2), -1, -2))  # (b, g, l, l)
+    M = L * CB[:, :, None]  # (b, g, r, l, l): M[t, s] without Δ_s
+    xdt = ops.moveaxis(_heads_by_group(x * dt[..., None], g), 1, 3)  # Δ_s x_s: (b, g, r, l, p)
+    y = ops.matmul(M, xdt)  # (b, g, r, l, p)
+    # the state after the last step: the last row of L weights every input
+    Bg = ops.moveaxis(B, 1, 2)[:, :, None]  # (b, g, 1, l, n)
+    final = ops.matmul(ops.moveaxis(xdt * L[..., -1, :, None], -1, -2), Bg)  # (b, g, r, p, n)
+    if h0 is not None:
+        h0g = h0.reshape(b, g, r, p, n)
+        decay_from_start = ops.exp(ops.cumsum(a, axis=-1))  # exp(Δ_1 A + … + Δ_t A) ≤ 1: (b, g, r, l)
+        Cg = ops.moveaxis(C, 1, 2)[:, :, None]  # (b, g, 1, l, n)
+        y = y + decay_from_start[..., None] * ops.matmul(Cg, ops.moveaxis(h0g, -1, -2))
+        final = final + decay_from_start[..., -1, None, None] * h0g
+    y = ops.moveaxis(y, 3, 1).reshape(b, l, h, p)
+    return y, final.reshape(b, h, p, n)
+
+
+def _chunked(x, dt, A, B, C, h0, Q, ops):
+    """SSD: the quadratic form inside chunks of Q steps, states passed between chunks.
+
+    The sequence is padded to c·Q steps with Δ = 0 (decay 1, no input), which leaves the
+    state unchanged, so any l works and the final state is the state after step l.
+    """
+    b, l, h, p = x.shape
+    g, n = B.shape[2], B.shape[3]
+    r = h // g
+    c = -(-l // Q)  # number of chunks
+    x, dt, B, C = (ops.pad_time(t, c * Q - l) for t in (x, dt, B, C))
+
+    # chunk layout: batch dims (b, c, g, r), then the Q positions of the chunk
+    a = dt.reshape(b, c, Q, g, r) * A.reshape(g, r)  # Δ_t A
+    a = ops.moveaxis(a, 2, -1)  # (b, c, g, r, Q)
+    a_cum = ops.cumsum(a, axis=-1)  # running sum inside each chunk, ≤ 0
+    xdt = ops.moveaxis((x * dt[..., None]).reshape(b, c, Q, g, r, p), 2, 4)  # Δ_s x_s: (b, c, g, r, Q, p)
+    Bc = ops.moveaxis(B.reshape(b, c, Q, g, n), 2, 3)[:, :, :, None]  # (b, c, g, 1, Q, n)
+    Cc = ops.moveaxis(C.reshape(b, c, Q, g, n), 2, 3)[:, :, :, None]  # (b, c, g, 1, Q, n)
+
+    # 1. intra-chunk "attention": the diagonal blocks of M, as matrix products
+    seg = a_cum[..., :, None] - a_cum[..., None, :]  # Σ_{s<k≤t} Δ_k A inside the chunk: (…, Q, Q)
+    mask = ops.tril(Q, a)
+    L = ops.exp(ops.where(mask, seg, -math.inf))  # 0 above the diagonal, never exp(+…)
+    CB = ops.matmul(Cc, ops.moveaxis(Bc, -1, -2))  # C_t · B_s: (b, c, g, 1, Q, Q)
+    y_diag = ops.matmul(L * CB, xdt)  # (b, c, g, r, Q, p)
+
+    # 2. chunk states: what each chunk alone leaves in the state at its end. The r heads of a group
+    #    share B, so they stack into the rows of one matrix product per group: (r·p, Q) @ (Q, n)
+    decay_to_end = ops.exp(a_cum[..., -1:] - a_cum)  # exp(Σ_{t<k≤Q} Δ_k A): (b, c, g, r, Q)
+    xw = ops.moveaxis(xdt * decay_to_end[..., None], -1, -2).reshape(b, c, g, r * p, Q)
+    states = ops.matmul(xw, Bc[:, :, :, 0]).reshape(b, c, g, r, p, n)
+
+    # 3. state passing: h_c = exp(chunk total) · h_{c−1} + states_c — a scan over c chunks,
+    #    written as a (c+1)×(c+1) lower-triangular matrix (itself semiseparable)
+    h_init = ops.zeros((b, 1, g, r, p, n), states) if h0 is None else ops.astype(h0.reshape(b, 1, g, r, p, n), states)
+    states = ops.concat([h_init, states], axis=1)  # (b, c+1, g, r, p, n)
+    totals = ops.concat([ops.zeros((b, g, r, 1), a), ops.moveaxis(a_cum[..., -1], 1, -1)], axis=-1)  # (b, g, r, c+1)
+    decay_chunks = ops.exp(segsum(totals, ops))  # (b, g, r, c+1, c+1)
+    flat = ops.moveaxis(states, 1, 3).reshape(b, g, r, c + 1, p * n)
+    passed = ops.matmul(decay_chunks, flat).reshape(b, g, r, c + 1, p, n)
+    final = passed[:, :, :, -1]  # (b, g, r, p, n)
+
+    # 4. state → output: the off-diagonal blocks, through the states entering each chunk (rank n);
+    #    again one product per group, the heads side by side as columns: (Q, n) @ (n, r·p)
+    h_prev = ops.moveaxis(passed[:, :, :, :-1], (3, 5), (1, 3)).reshape(b, c, g, n, r * p)
+    y_off = ops.matmul(Cc[:, :, :, 0], h_prev).reshape(b, c, g, Q, r, p)
+    y_off = y_off * ops.moveaxis(ops.exp(a_cum), -1, 3)[..., None]  # decay from the chunk's start
+
+    y = ops.moveaxis(y_diag, 4, 3) + y_off  # (b, c, g, Q, r, p)
+    y = ops.moveaxis(y, 2, 3).reshape(b, c * Q, h, p)[:, :l]
+    return y, final.reshape(b, h, p, n)
+
+
+# ---------------------------------------------------------------- checks and the public calls
+def _check(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, method):
+    """Check the arguments at the public boundary; return the array kind."""
+    args = dict(x=x, dt=dt, A=A, B=B, C=C, D=D, z=z, dt_bias=dt_bias, initial_states=initial_states)
+    given = {k: v for k, v in args.items() if v is not None}
+    for name in ("x", "dt", "A", "B", "C"):
+        if args[name] is None:
+            raise ValueError(f"{name} is required, got None")
+    kinds = {k: _kind(v) for k, v in given.items()}
+    kind = kinds["x"]
+    for name, k in kinds.items():
+        if k != kind:
+            raise ValueError(f"{name} is a {k} array but x is a {kind} array: pass one kind of array")
+        v = given[name]
+        if not hasattr(v, "shape") or not hasattr(v, "dtype"):
+            raise ValueError(f"{name} must be an array, got {type(v).__name__}")
+        floating = v.is_floating_point() if kind == "torch" else np.issubdtype(v.dtype, np.floating)
+        if not floating:
+            raise ValueError(f"{name} has dtype {v.dtype}, expected a real floating-point dtype")
+        if kind == "torch" and v.device != x.device:
+            raise ValueError(f"{name} is on {v.device} but x is on {x.device}: use one device")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+
+    if x.ndim != 4 or min(x.shape) < 1:
+        raise ValueError(f"x has shape {tuple(x.shape)}, expected (b, l, h, p) with every size ≥ 1")
+    b, l, h, p = (int(s) for s in x.shape)
+    if tuple(dt.shape) != (b, l, h):
+        raise ValueError(f"dt has shape {tuple(dt.shape)}, expected (b, l, h) = {(b, l, h)} to match x")
+    if tuple(A.shape) != (h,):
+        raise ValueError(f"A has shape {tuple(A.shape)}, expected (h,) = ({h},): one scalar per head")
+    if B.ndim != 4 or tuple(B.shape[:2]) != (b, l) or min(B.shape) < 1:
+        raise ValueError(f"B has shape {tuple(B.shape)}, expected (b, l, g, n) with (b, l) = {(b, l)}")
+    g, n = int(B.shape[2]), int(B.shape[3])
+    if h % g != 0:
+        raise ValueError(f"B has g = {g} groups, which does not divide h = {h} heads (B shape {tuple(B.shape)})")
+    if tuple(C.shape) != (b, l, g, n):
+        raise ValueError(f"C has shape {tuple(C.shape)}, expected (b, l, g, n) = {(b, l, g, n)} like B")
+    if D is not None and tuple(D.shape) not in ((h,), (h, p)):
+        raise ValueError(f"D has shape {tuple(D.shape)}, expected (h,) = ({h},) or (h, p) = {(h, p)}")
+    if z is not None and tuple(z.shape) != (b, l, h, p):
+        raise ValueError(f"z has shape {tuple(z.shape)}, expected (b, l, h, p) = {(b, l, h, p)} like x")
+    if dt_bias is not None and tuple(dt_bias.shape) != (h,):
+        raise ValueError(f"dt_bias has shape {tuple(dt_bias.shape)}, expected (h,) = ({h},)")
+    if initial_states is not None and tuple(initial_states.shape) != (b, h, p, n):
+        raise ValueError(
+            f"initial_states has shape {tuple(initial_states.shape)}, expected (b, h, p, n) = {(b, h, p, n)}"
+        )
+    on_cpu = kind == "numpy" or (kind == "torch" and x.device.type == "cpu")
+    if on_cpu:  # a finiteness scan on a GPU would force a synchronisation: skipped there
+        for name, v in given.items():
+            finite = bool(v.detach().isfinite().all()) if kind == "torch" else bool(np.isfinite(v).all())
+            if not finite:
+                raise ValueError(f"{name} contains NaN or inf values (shape {tuple(v.shape)})")
+        A_max = float(A.detach().max() if kind == "torch" else A.max())
+        if A_max > 0:
+            raise ValueError(f"A must be ≤ 0 (a decaying state; Mamba-2 uses A = −exp(A_log)), got max {A_max}")
+    return kind
+
+
+def _work_dtype(kind, arrays):
+    """numpy: float64; torch / CuPy: float32 or wider (float64 if any input is float64)."""
+    if kind == "numpy":
+        return np.float64
+    if kind == "torch":
+        import torch
+
+        dtype = torch.float32
+        for a in arrays:
+            if a is not None:
+                dtype = torch.promote_types(dtype, a.dtype)
+        return dtype
+    dtype = np.float32
+    for a in arrays:
+        if a is not None:
+            dtype = np.promote_types(dtype, a.dtype)
+    return dtype
+
+
+def _convert(a, kind, dtype):
+    if a is None:
+        return None
+    if kind == "torch":
+        return a.to(dtype)
+    if kind == "numpy":
+        return np.asarray(a, dtype=dtype)
+    return a.astype(dtype, copy=False)
+
+
+def _discretize_dt(dt, dt_bias, dt_softplus, ops):
+    """Δ = softplus(dt + dt_bias) (bias and softplus optional): (b, l, h)."""
+    if dt_bias is not None:
+        dt = dt + dt_bias
+    return ops.softplus(dt) if dt_softplus else dt
+
+
+def ssd_scan(
+    x,
+    dt,
+    A,
+    B,
+    C,
+    chunk_size=64,
+    D=None,
+    z=None,
+    dt_bias=None,
+    dt_softplus=False,
+    initial_states=None,
+    return_final_states=False,
+    method="chunked",
+):
+    """Mamba-2's SSD scan, with the official ``mamba_chunk_scan_combined`` semantics.
+
+    Per head, h_t = exp(Δ_t A) h_{t−1} + Δ_t x_t B_tᵀ and y_t = h_t C_t + D x_t, then
+    out = y · silu(z). The arguments come in the official order (``chunk_size`` may be given
+    by position, as there); pass the rest by keyword.
+
+    Parameters
+    ----------
+    x : array, shape (b, l, h, p)
+        Input: h heads of p channels each.
+    dt : array, shape (b, l, h)
+        Step sizes before the optional bias and softplus; Δ must end up ≥ 0.
+    A : array, shape (h,)
+        One scalar per head, ≤ 0 (the state decays by exp(Δ A) per step).
+    B, C : array, shape (b, l, g, n)
+        Input and output vectors; g groups divide h, head i uses group i // (h/g).
+    chunk_size : int, default 64
+        Chunk length Q of the chunked method (any l works: the last chunk is padded).
+    D : array, shape (h,) or (h, p), optional
+        Skip connection: adds D·x.
+    z : array, shape (b, l, h, p), optional
+        Gate: the output (after D) is multiplied by silu(z).
+    dt_bias : array, shape (h,), optional
+        Added to dt before the softplus.
+    dt_softplus : bool, default False
+        Δ = softplus(dt + dt_bias).
+    initial_states : array, shape (b, h, p, n), optional
+        The state before the first step (zeros if None).
+    return_final_states : bool, default False
+        Also return the state after step l.
+    method : {"chunked", "quadratic", "sequential"}
+        How to compute it (all give the same result; see the module docstring).
+
+    Returns
+    -------
+    out : array, shape (b, l, h, p)
+        numpy in → float64 numpy out; torch in → torch out in x's dtype and device
+        (differentiable); CuPy in → CuPy out in x's dtype. Computation runs in float64 for
+        numpy, in float32 (or wider) for torch and CuPy.
+    final_states : array, shape (b, h, p, n)
+        Only with ``return_final_states=True``; in the computation's dtype.
+
+    Raises
+    ------
+    ValueError
+        On a wrong shape, g not dividing h, a non-floating dtype, mixed array kinds or devices,
+        an unknown method or a bad chunk_size; for CPU inputs also on NaN/inf or A > 0.
+
+    Explained in lesson 8.
+    """
+    if _kind(x) == "numpy":  # lists etc. → numpy
+        x, dt, A, B, C, D, z, dt_bias, initial_states = (
+            None if a is None or _kind(a) != "numpy" else np.asarray(a)
+            for a in (x, dt, A, B, C, D, z, dt_bias, initial_states)
+        )
+    kind = _check(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, method)
+    ops = _Ops(kind)
+    work = _work_dtype(kind, (x, dt, A, B, C, D, z, dt_bias, initial_states))
+    x_, dt_, A_, B_, C_, D_, z_, bias_, h0 = (
+        _convert(a, kind, work) for a in (x, dt, A, B, C, D, z, dt_bias, initial_states)
+    )
+    delta = _discretize_dt(dt_, bias_, dt_softplus, ops)
+    if method == "sequential":
+        y, final = _sequential(x_, delta, A_, B_, C_, h0, ops)
+    elif method == "quadratic":
+        y, final = _quadratic(x_, delta, A_, B_, C_, h0, ops)
+    else:
+        y, final = _chunked(x_, delta, A_, B_, C_, h0, int(chunk_size), ops)
+    if D_ is not None:
+        y = y + x_ * (D_[:, None] if D_.ndim == 1 else D_)
+    if z_ is not None:
+        y = y * ops.silu(z_)
+    out = y if kind == "numpy" else ops.astype(y, x)
+    return (out, final) if return_final_states else out
+
+
+def ssd_matrix(dt, A, B, C, dt_bias=None, dt_softplus=False):
+    """The semiseparable matrix M of each head, so that y = M x (without D and z).
+
+    M[t, s] = L[t, s] · (C_t · B_s) · Δ_s with L[t, s] = exp(Σ_{s<k≤t} Δ_k A) for s ≤ t and 0
+    above the diagonal — a masked, attention-like matrix. O(l²) memory: for small l (lessons).
+
+    Parameters
+    ----------
+    dt : array, shape (b, l, h)
+    A : array, shape (h,)
+    B, C : array, shape (b, l, g, n)
+    dt_bias : array, shape (h,), optional
+    dt_softplus : bool, default False
+
+    Returns
+    -------
+    M : array, shape (b, h, l, l)
+        ``out[:, :, i, :] == M[:, i] @ x[:, :, i, :]`` for ``ssd_scan(x, dt, A, B, C)`` (any method).
+
+    Explained in lesson 8.
+    """
+    if _kind(dt) == "numpy":
+        dt, A, B, C, dt_bias = (None if a is None else np.asarray(a) for a in (dt, A, B, C, dt_bias))
+    if getattr(dt, "ndim", 0) != 3:
+        raise ValueError(f"dt has shape {tuple(getattr(dt, 'shape', ()))}, expected (b, l, h)")
+    b, l, h = dt.shape
+    like_x = dt[..., None]  # a stand-in x of shape (b, l, h, 1) for the shared checks
+    kind = _check(like_x, dt, A, B, C, 1, None, None, dt_bias, None, "quadratic")
+    ops = _Ops(kind)
+    work = _work_dtype(kind, (dt, A, B, C, dt_bias))
+    dt_, A_, B_, C_, bias_ = (_convert(a, kind, work) for a in (dt, A, B, C, dt_bias))
+    delta = _discretize_dt(dt_, bias_, dt_softplus, ops)
+    g = B.shape[2]
+    a = ops.moveaxis(_heads_by_group(delta * A_, g), 1, -1)  # (b, g, r, l)
+    L = ops.exp(segsum(a, ops))  # (b, g, r, l, l)
+    CB = ops.matmul(ops.moveaxis(C_, 1, 2), ops.moveaxis(ops.moveaxis(B_, 1, 2), -1, -2))  # (b, g, l, l)
+    delta_s = ops.moveaxis(_heads_by_group(delta, g), 1, -1)[..., None, :]  # Δ_s along columns
+    M = L * CB[:, :, None] * delta_s
+    return M.reshape(b, h, l, l)

@@ -1,0 +1,249 @@
+"""Every exercise checker keeps its promise: it never raises, and never accepts garbage.
+
+The checkers are discovered, not listed: every callable named ``check_*`` defined in a module of
+``mamba_edu`` whose dotted name contains ``exercises`` (``mamba_edu.exercises.*`` and the lesson on
+selection's ``exercises/experiments.py``), so a checker added later is fuzzed too. Each one is
+called with each garbage value in each of its parameters (the others at their defaults, or the same
+garbage where they have none), and must return a falsy :class:`Feedback` with a message.
+
+A second part checks the tolerances against the digits each exercise text asks for, and the
+plausible wrong formulas that must stay rejected (issue 15, item 2).
+"""
+
+import importlib
+import inspect
+import math
+import pkgutil
+
+import numpy as np
+import pytest
+import torch
+
+import mamba_edu
+from mamba_edu.exercises.feedback import Feedback
+
+
+def _discover():
+    found = {}
+    for info in pkgutil.walk_packages(mamba_edu.__path__, "mamba_edu."):
+        if "exercises" not in info.name:
+            continue
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if name.startswith("check_") and callable(obj) and getattr(obj, "__module__", None) == info.name:
+                found[f"{info.name}.{name}"] = obj
+    return found
+
+
+CHECKERS = _discover()
+
+
+def _raises(*args, **kwargs):
+    raise RuntimeError("a learner's bug")
+
+
+class _Weird:
+    def __repr__(self):
+        raise RuntimeError("even repr fails")
+
+    def __float__(self):
+        raise RuntimeError("no float")
+
+    def __iter__(self):
+        raise RuntimeError("no iteration")
+
+
+GARBAGE = {
+    "None": None,
+    "text": "abc",
+    "empty text": "",
+    "numeric text": "1.75",
+    "bytes": b"0",
+    "ragged list": [1.0, [2.0, 3.0]],
+    "empty list": [],
+    "dict": {"a": 1},
+    "set of numbers": {1, 2},
+    "nan": float("nan"),
+    "inf": float("inf"),
+    "-inf": -math.inf,
+    "complex": 1 + 2j,
+    "complex nan": complex(math.nan, 0.0),
+    "nan array": np.array([np.nan, 1.0]),
+    "string array": np.array(["a", "b"]),
+    "nan tensor": torch.tensor([math.nan]),
+    "object": object(),
+    "weird object": _Weird(),
+    "function that raises": _raises,
+    "function returning None": lambda *a, **k: None,
+    "function returning text": lambda *a, **k: "wrong",
+    "function returning nan": lambda *a, **k: math.nan,
+    "function returning a nan array": lambda *a, **k: np.full(3, np.nan),
+    "function returning a nan pair": lambda *a, **k: (math.nan, math.nan),
+    "function returning inf pair of arrays": lambda *a, **k: (np.full(5, np.inf), np.full(5, np.inf)),
+    "function returning a ragged pair": lambda *a, **k: ([1.0, [2.0]], "x"),
+    "function returning a dict": lambda *a, **k: {"a": 1},
+    "function returning a weird object": lambda *a, **k: _Weird(),
+}
+
+# odd but valid numbers: a checker must not raise on them, but may accept one that is right (Δ = 0 is)
+ODD_NUMBERS = {"negative": -1, "zero": 0, "huge": 1e308, "tiny": 1e-308, "bool": True, "numpy int": np.int64(3)}
+
+
+def _calls(func, values=GARBAGE):
+    """(description, args, kwargs) for every parameter × value."""
+    params = list(inspect.signature(func).parameters.values())
+    required = [p for p in params if p.default is inspect.Parameter.empty]
+    for pname, value in values.items():
+        for p in params:
+            args = [value for _ in required]
+            kwargs = {}
+            if p.default is not inspect.Parameter.empty:
+                kwargs[p.name] = value
+            yield f"{p.name}={pname}", args, kwargs
+
+
+def test_checkers_are_discovered():
+    """The discovery finds the checkers of every lesson (a typo here must not make the fuzz test vacuous)."""
+    modules = {name.rsplit(".", 1)[0] for name in CHECKERS}
+    assert len(CHECKERS) >= 23, sorted(CHECKERS)
+    for topic in ("lti", "discretization", "diagonal", "scan"):
+        assert f"mamba_edu.exercises.{topic}" in modules, modules
+    assert any("check_skip_delta" in name for name in CHECKERS)  # lesson 5 (exercises/experiments.py)
+
+
+@pytest.mark.parametrize("name", sorted(CHECKERS))
+def test_every_checker_carries_the_never_raises_decorator(name):
+    assert getattr(CHECKERS[name], "never_raises", False), (
+        f"{name} lacks @checker (mamba_edu.exercises.feedback.checker): wrap every checker with it")
+
+
+@pytest.mark.parametrize("name", sorted(CHECKERS))
+def test_checker_fuzz(name):
+    """Garbage in every parameter: a Feedback, falsy, with a message; never an exception."""
+    func = CHECKERS[name]
+    for what, args, kwargs in _calls(func):
+        try:
+            result = func(*args, **kwargs)
+        except Exception as error:  # pragma: no cover - the failure message is the point
+            pytest.fail(f"{name}({what}) raised {type(error).__name__}: {error}")
+        assert isinstance(result, Feedback), f"{name}({what}) returned {type(result).__name__}"
+        assert not result.ok, f"{name}({what}) ACCEPTED garbage: {result.message}"
+        assert isinstance(result.message, str) and len(result.message) > 15, f"{name}({what}): {result.message!r}"
+        answer = next(iter(inspect.signature(func).parameters))
+        if what.startswith(answer + "=") and "weird object" not in what:  # only a pathological answer
+            # may need the decorator's safety net; an instructor's odd parameter (lam=…) may use it
+            assert "could not be checked" not in result.message, f"{name}({what}): {result.message}"
+
+
+@pytest.mark.parametrize("name", sorted(CHECKERS))
+def test_checker_odd_numbers_never_raise(name):
+    """Odd but valid numbers in every parameter: a Feedback with a message, never an exception."""
+    func = CHECKERS[name]
+    for what, args, kwargs in _calls(func, ODD_NUMBERS):
+        try:
+            result = func(*args, **kwargs)
+        except Exception as error:  # pragma: no cover
+            pytest.fail(f"{name}({what}) raised {type(error).__name__}: {error}")
+        assert isinstance(result, Feedback) and result.message, f"{name}({what})"
+
+
+# ---------------------------------------------------------------------------------------------
+# tolerances match the digits the exercise texts ask for; plausible wrong formulas stay rejected
+# ---------------------------------------------------------------------------------------------
+from mamba_edu.exercises import diagonal as ex3  # noqa: E402
+from mamba_edu.exercises import discretization as ex2  # noqa: E402
+from mamba_edu.exercises import experiments as ex5  # noqa: E402
+from mamba_edu.exercises import lti as ex1  # noqa: E402
+from mamba_edu.exercises import scan as ex6  # noqa: E402
+from mamba_edu.exercises import selective as ex4  # noqa: E402
+
+
+def test_mamba_ratio_six_digits():
+    """Text: "compute the ratio ... exactly (6 digits)". 1.05083 was rejected and called 1 − λΔ/2."""
+    exact = 0.1 / -math.expm1(-0.1)  # λΔ/(e^{λΔ} − 1) = 1.0508331…
+    for answer in (1.05083, 1.050833, exact, 1.05084):
+        assert ex2.check_mamba_ratio(answer), answer
+    wrong = ex2.check_mamba_ratio(1.05)  # 1 − λΔ/2 to 6 digits
+    assert not wrong and "first-order approximation" in wrong.message
+    assert not ex2.check_mamba_ratio(1.0508)  # 5 digits: not what was asked
+    inverse = ex2.check_mamba_ratio(round(1 / exact, 6))
+    assert not inverse and "inverse" in inverse.message
+
+
+def test_zoh_by_hand_six_digit_calculator_answers():
+    """Text: "Give (A_bar, B_bar) to 6 significant digits". e^{−1} = 0.367879…, (1 − e^{−1})/2 = 0.316060…"""
+    assert ex2.check_zoh_by_hand((0.367879, 0.316060))
+    assert ex2.check_zoh_by_hand((0.367879, 0.31606))
+    assert ex2.check_zoh_by_hand(np.array([math.exp(-1), -math.expm1(-1) / 2]))
+    assert not ex2.check_zoh_by_hand((0.3679, 0.3161))  # 4 digits
+    euler = ex2.check_zoh_by_hand((0.0, 0.5))
+    assert not euler and "forward Euler" in euler.message and "Mamba" in euler.message
+
+
+def test_forget_delta_three_digits():
+    """Text: "which Δ ... (3 significant digits)". ln(100) = 4.60517…; 4.61 was rejected."""
+    for answer in (4.61, 4.60, 4.605, math.log(100)):
+        assert ex2.check_forget_delta(answer), answer
+    assert not ex2.check_forget_delta(4.62)
+    log10 = ex2.check_forget_delta(2.0)
+    assert not log10 and "log10" in log10.message
+
+
+def test_period_steps_rejects_abs_lambda():
+    """Text: "How many steps ... (two decimals)". 2π/(Im λ·Δ) = 41.888; 2π/(|λ|Δ) = 41.795 was accepted."""
+    for answer in (41.89, 41.88, 41.9, 2 * math.pi / 0.15):
+        assert ex3.check_period_steps(answer), answer
+    wrong = ex3.check_period_steps(2 * math.pi / (abs(ex3.MODE_LAMBDA) * ex3.MODE_DELTA))
+    assert not wrong and "|λ|" in wrong.message
+    assert not ex3.check_period_steps(41.80)
+    whole = ex3.check_period_steps(42)
+    assert not whole and "two decimals" in whole.message
+
+
+def test_decay_steps_whole_steps_accepted():
+    truth = math.log(100) / (0.2 * 0.05)  # 460.5
+    for answer in (460, 461, truth):
+        assert ex3.check_decay_steps(answer), answer
+    assert not ex3.check_decay_steps(30.6)  # |λ| instead of Re λ
+
+
+def test_oscillator_design_four_digits():
+    """Text: "(4 significant digits are enough)": α = −ln2/2 = −0.3466, β = π = 3.142."""
+    assert ex1.check_oscillator_design([[-0.3466, -3.142], [3.142, -0.3466]])
+    assert not ex1.check_oscillator_design([[-0.35, -3.14], [3.14, -0.35]])  # 2–3 digits
+    assert not ex1.check_oscillator_design([[-0.3466, -0.5], [0.5, -0.3466]])  # Hz used as rad/s
+
+
+def test_stable_zoh_rejects_a_nan_anywhere():
+    def nan_at_tiny(lam, delta):
+        A_bar = np.exp(delta * lam)
+        with np.errstate(all="ignore"):
+            B_bar = np.where(lam == 0, delta, np.expm1(delta * lam) / lam)
+        B_bar[1] = np.nan  # λ = −1e−9
+        return A_bar, B_bar
+
+    assert not ex2.check_stable_zoh(nan_at_tiny)
+
+
+def test_state_shape_needs_whole_numbers():
+    assert ex4.check_state_shape((2, 128, 16))
+    assert not ex4.check_state_shape((2.7, 128, 16))  # int() would have truncated it to 2
+    assert not ex4.check_state_shape(("2", "128", "16"))
+    assert not ex4.check_state_shape((2, 128, math.inf))
+
+
+def test_solvers_must_return_whole_token_ids():
+    def float_copy(inputs):  # the right tokens, plus 0.4: int() would truncate it back to right
+        n_data = int((inputs[0] == 1).sum())
+        keep = inputs[(inputs != 0) & (inputs != 1)].reshape(len(inputs), -1)
+        return keep[:, :n_data].double() + 0.4
+
+    assert not ex5.check_copying_solver(float_copy)
+    assert not ex5.check_induction_solver(lambda inputs: torch.full((len(inputs),), math.nan))
+
+
+def test_integer_answers_reject_inf():
+    assert not ex6.check_hillis_steele_work(math.inf)
+    assert not ex6.check_best_chunk(math.inf)
+    assert ex6.check_hillis_steele_work(49)
+    assert ex6.check_best_chunk(32)

@@ -1,0 +1,285 @@
+"""me.ssd_scan / me.ssd_matrix (lesson 8) against a float64 loop, transformers' Mamba-2 SSD, the
+selective scan (the duality), lesson 3's convolution kernel, and autograd.
+
+Tolerances (max error relative to the output's largest entry): float64 paths 1e-10; float32
+paths 1e-5; transformers' pure-PyTorch ``mamba2_chunk_scan`` (it computes in float32) 1e-5.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import mamba_edu as me
+from mamba_edu.scans.ssd import METHODS, segsum
+
+
+# ---------------------------------------------------------------- independent reference
+def loop_ssd(x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False, h0=None):
+    """Plain float64 loops over batch, head and time, written from the equations. Returns (out, state)."""
+    x, dt, A, B, C = (np.asarray(a, dtype=np.float64) for a in (x, dt, A, B, C))
+    b, l, h, p = x.shape
+    g, n = B.shape[2:]
+    out = np.zeros((b, l, h, p))
+    final = np.zeros((b, h, p, n))
+    for bi in range(b):
+        for hi in range(h):
+            gi = hi // (h // g)
+            state = np.zeros((p, n)) if h0 is None else np.array(h0[bi, hi], dtype=np.float64)
+            for t in range(l):
+                delta = dt[bi, t, hi] + (0.0 if dt_bias is None else dt_bias[hi])
+                if dt_softplus:
+                    delta = math.log1p(math.exp(delta))
+                state = math.exp(delta * A[hi]) * state + delta * np.outer(x[bi, t, hi], B[bi, t, gi])
+                y = state @ C[bi, t, gi]
+                if D is not None:
+                    y = y + (D[hi] if np.ndim(D) == 1 else D[hi]) * x[bi, t, hi]
+                if z is not None:
+                    zz = z[bi, t, hi]
+                    y = y * zz / (1 + np.exp(-zz))
+                out[bi, t, hi] = y
+            final[bi, hi] = state
+    return out, final
+
+
+def make(b=2, l=13, h=4, p=3, g=2, n=5, seed=0, extras=True):
+    rng = np.random.default_rng(seed)
+    args = dict(
+        x=rng.standard_normal((b, l, h, p)),
+        dt=rng.uniform(-3.0, 1.0, (b, l, h)),
+        A=-np.exp(rng.uniform(-1.0, 1.0, h)),
+        B=rng.standard_normal((b, l, g, n)),
+        C=rng.standard_normal((b, l, g, n)),
+    )
+    if extras:
+        args.update(
+            D=rng.standard_normal((h, p)),
+            z=rng.standard_normal((b, l, h, p)),
+            dt_bias=rng.uniform(-1.0, 0.5, h),
+            initial_states=rng.standard_normal((b, h, p, n)),
+        )
+    return args
+
+
+def rel(got, ref):
+    got = got.detach().cpu().double().numpy() if isinstance(got, torch.Tensor) else np.asarray(got)
+    return float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-300))
+
+
+def to_torch(args, dtype=torch.float64, grad=False):
+    return {k: torch.tensor(v, dtype=dtype, requires_grad=grad) for k, v in args.items()}
+
+
+def ref_of(args, softplus=True):
+    return loop_ssd(args["x"], args["dt"], args["A"], args["B"], args["C"], args.get("D"), args.get("z"),
+                    args.get("dt_bias"), softplus, args.get("initial_states"))
+
+
+# ---------------------------------------------------------------- against the float64 loop
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("l, Q", [(1, 4), (13, 4), (16, 4), (13, 64), (29, 7)])
+@pytest.mark.parametrize("g", [1, 2, 4])
+def test_numpy_matches_loop(method, l, Q, g):
+    args = make(l=l, g=g)
+    out, final = me.ssd_scan(**args, chunk_size=Q, dt_softplus=True, return_final_states=True, method=method)
+    ref_out, ref_final = ref_of(args)
+    assert isinstance(out, np.ndarray) and out.dtype == np.float64 and out.shape == ref_out.shape
+    assert rel(out, ref_out) < 1e-10
+    assert rel(final, ref_final) < 1e-10
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_options_one_at_a_time(method):
+    """Each optional argument on its own (D of both shapes, z, bias, softplus, states) against the loop."""
+    full = make(l=11, h=6, p=2, g=3)
+    base = {k: full[k] for k in ("x", "dt", "A", "B", "C")}
+    base["dt"] = np.abs(base["dt"]) * 0.3  # Δ ≥ 0 without softplus
+    cases = [{}, {"D": full["D"]}, {"D": full["D"][:, 0]}, {"z": full["z"]}, {"initial_states": full["initial_states"]}]
+    for extra in cases:
+        args = {**base, **extra}
+        out = me.ssd_scan(**args, chunk_size=4, method=method)
+        ref, _ = loop_ssd(base["x"], base["dt"], base["A"], base["B"], base["C"], extra.get("D"), extra.get("z"),
+                          None, False, extra.get("initial_states"))
+        assert rel(out, ref) < 1e-10, extra.keys()
+    out = me.ssd_scan(**base, chunk_size=4, dt_bias=full["dt_bias"], dt_softplus=True, method=method)
+    ref, _ = loop_ssd(base["x"], base["dt"], base["A"], base["B"], base["C"], dt_bias=full["dt_bias"],
+                      dt_softplus=True)
+    assert rel(out, ref) < 1e-10
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_torch_float32_and_bf16(method):
+    args = make(l=21, g=1)
+    ref, ref_final = ref_of(args)
+    t = to_torch(args, torch.float32)
+    out, final = me.ssd_scan(**t, chunk_size=8, dt_softplus=True, return_final_states=True, method=method)
+    assert out.dtype == torch.float32 and final.dtype == torch.float32
+    assert rel(out, ref) < 1e-5 and rel(final, ref_final) < 1e-5
+    tb = to_torch(args, torch.bfloat16)
+    out = me.ssd_scan(**tb, chunk_size=8, dt_softplus=True, method=method)
+    assert out.dtype == torch.bfloat16  # computed in float32, returned in x's dtype like the official kernel
+    exact, _ = ref_of({k: v.float().numpy() for k, v in tb.items()})
+    assert rel(out, exact) < 1e-2  # bf16 has 8 bits of mantissa: the rounding of the output
+
+
+def test_long_sequence_is_finite_and_exact():
+    """l = 3000 with large Δ|A|: Σ ΔA reaches about −10⁴; exp(+Σ ΔA) would overflow, segment sums do not."""
+    args = make(b=1, l=3000, h=2, p=2, g=1, n=3, extras=False)
+    args["dt"] = np.full((1, 3000, 2), 4.0)
+    assert (args["dt"][0, :, 0] * args["A"][0]).sum() < -3000
+    ref, _ = ref_of(args, softplus=False)
+    for method in METHODS:
+        out = me.ssd_scan(**args, chunk_size=256, method=method)
+        assert np.isfinite(out).all() and rel(out, ref) < 1e-10, method
+    t = to_torch(args, torch.float32)
+    out = me.ssd_scan(**t, chunk_size=256)
+    assert torch.isfinite(out).all() and rel(out, ref) < 1e-5
+
+
+def test_segsum():
+    rng = np.random.default_rng(1)
+    a = -rng.uniform(0, 1, (2, 7))
+    S = segsum(a)
+    for t in range(7):
+        for s in range(7):
+            want = a[0, s + 1:t + 1].sum() if s <= t else -np.inf
+            assert S[0, t, s] == pytest.approx(want, abs=1e-14)
+    St = segsum(torch.tensor(a))
+    np.testing.assert_allclose(St.numpy(), S, atol=1e-14)
+
+
+# ---------------------------------------------------------------- an independent implementation
+def test_matches_transformers_mamba2():
+    """transformers' pure-PyTorch Mamba-2 SSD (the path its Mamba2Mixer takes without the CUDA kernels)."""
+    modeling = pytest.importorskip("transformers.models.mamba2.modeling_mamba2")
+    fn = modeling.mamba2_chunk_scan
+    fn = getattr(fn, "__wrapped__", fn)  # the hub-kernel decorator's fallback is this function itself
+    args = make(b=2, l=45, h=6, p=4, g=2, n=8, seed=3)
+    t = to_torch(args, torch.float32)
+    D = t["D"][:, 0]  # transformers takes D of shape (h,)
+    theirs, their_final = fn(t["x"], t["dt"], t["A"], t["B"], t["C"], 16, D=D, dt_bias=t["dt_bias"],
+                             initial_states=t["initial_states"], dt_softplus=True, return_final_states=True)
+    ours, our_final = me.ssd_scan(t["x"], t["dt"], t["A"], t["B"], t["C"], 16, D=D, dt_bias=t["dt_bias"],
+                                  dt_softplus=True, initial_states=t["initial_states"], return_final_states=True)
+    assert rel(ours, theirs.double().numpy()) < 1e-5
+    assert rel(our_final, their_final.double().numpy()) < 1e-5
+    ref, ref_final = loop_ssd(args["x"], args["dt"], args["A"], args["B"], args["C"], args["D"][:, 0], None,
+                              args["dt_bias"], True, args["initial_states"])
+    assert rel(theirs, ref) < 1e-5 and rel(their_final, ref_final) < 1e-5  # both agree with the loop too
+
+
+# ---------------------------------------------------------------- the duality
+def test_ssd_equals_selective_scan_with_scalar_A_per_head():
+    """Mamba-2 is Mamba-1's selective scan with A (d, n) constant over each head's p channels and n states."""
+    args = make(b=2, l=17, h=4, p=3, g=2, n=5, seed=4)
+    b, l, h, p = args["x"].shape
+    n = args["B"].shape[3]
+    ours = me.ssd_scan(**{k: v for k, v in args.items() if k != "initial_states"}, chunk_size=5, dt_softplus=True)
+    to_bdl = lambda a: a.reshape(b, l, h * p).transpose(0, 2, 1)  # (b, l, h, p) → (b, d = h·p, l)
+    theirs = me.selective_scan(
+        to_bdl(args["x"]),
+        to_bdl(np.repeat(args["dt"][..., None], p, axis=-1)),  # one Δ per head, shared by its p channels
+        np.repeat(args["A"], p)[:, None].repeat(n, axis=1),  # (d, n): scalar A per head
+        args["B"].transpose(0, 2, 3, 1),  # (b, l, g, n) → (b, g, n, l): group g serves channels of its heads
+        args["C"].transpose(0, 2, 3, 1),
+        D=args["D"].reshape(h * p),
+        z=to_bdl(args["z"]),
+        delta_bias=np.repeat(args["dt_bias"], p),
+        delta_softplus=True,
+    )
+    assert rel(ours, theirs.transpose(0, 2, 1).reshape(b, l, h, p)) < 1e-10
+
+
+# ---------------------------------------------------------------- the matrix
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_matrix_applies_like_the_scan(kind):
+    args = make(l=12, g=2, extras=False)
+    if kind == "torch":
+        args = to_torch(args)
+    M = me.ssd_matrix(args["dt"], args["A"], args["B"], args["C"], dt_softplus=True)
+    y = me.ssd_scan(**args, dt_softplus=True, chunk_size=5)
+    M, y, x = (np.asarray(a) for a in (M, y, args["x"]))
+    assert M.shape == (2, 4, 12, 12)
+    assert rel(np.einsum("bhts,bshp->bthp", M, x), y) < 1e-10
+    assert np.all(np.triu(M, 1) == 0)  # causal: a masked "attention" matrix
+
+
+def test_matrix_of_an_lti_head_is_lesson3_kernel():
+    """Constant Δ, B, C: M is Toeplitz, M[t, s] = K[t − s] with lesson 3's kernel K[k] = C·Ā^k·B̄."""
+    n, l, delta, A = 4, 9, 0.3, -0.7
+    rng = np.random.default_rng(5)
+    Bv, Cv = rng.standard_normal(n), rng.standard_normal(n)
+    M = me.ssd_matrix(np.full((1, l, 1), delta), np.array([A]), np.broadcast_to(Bv, (1, l, 1, n)),
+                      np.broadcast_to(Cv, (1, l, 1, n)))[0, 0]
+    K = me.ssm_kernel(np.full(n, np.exp(delta * A)), delta * Bv, Cv, l)
+    toeplitz = np.array([[K[t - s] if s <= t else 0.0 for s in range(l)] for t in range(l)])
+    np.testing.assert_allclose(M, toeplitz, rtol=1e-12, atol=1e-14)
+
+
+# ---------------------------------------------------------------- gradients
+def test_gradients_chunked_equal_sequential():
+    args = make(l=11, h=4, p=2, g=2, n=3, seed=6)
+    grads = {}
+    for method in METHODS:
+        t = to_torch(args, grad=True)
+        out, final = me.ssd_scan(**t, chunk_size=4, dt_softplus=True, return_final_states=True, method=method)
+        w = torch.linspace(-1, 1, out.numel(), dtype=torch.float64).reshape(out.shape)
+        ((out * w).sum() + (final ** 2).sum()).backward()
+        grads[method] = {k: v.grad.clone() for k, v in t.items()}
+    for method in ("quadratic", "chunked"):
+        for name, gr in grads["sequential"].items():
+            assert torch.isfinite(grads[method][name]).all(), (method, name)
+            assert rel(grads[method][name], gr.numpy()) < 1e-10, (method, name)
+
+
+def test_gradcheck_chunked():
+    args = make(b=1, l=6, h=2, p=2, g=1, n=2, seed=7)
+    t = to_torch(args, grad=True)
+    names = list(t)
+
+    def f(*tensors):
+        return me.ssd_scan(**dict(zip(names, tensors)), chunk_size=4, dt_softplus=True)
+
+    assert torch.autograd.gradcheck(f, tuple(t.values()))
+
+
+# ---------------------------------------------------------------- errors
+def test_list_inputs_and_defaults():
+    args = make(l=5, extras=False)
+    out = me.ssd_scan(*(args[k].tolist() for k in ("x", "dt", "A", "B", "C")))
+    assert rel(out, ref_of(args, softplus=False)[0]) < 1e-10
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(x=np.zeros((2, 13, 4))), r"x has shape \(2, 13, 4\), expected \(b, l, h, p\)"),
+        (dict(dt=np.zeros((2, 13, 3))), r"dt has shape \(2, 13, 3\), expected \(b, l, h\) = \(2, 13, 4\)"),
+        (dict(A=np.zeros((4, 5))), r"A has shape \(4, 5\), expected \(h,\) = \(4,\)"),
+        (dict(B=np.zeros((2, 13, 3, 5)), C=np.zeros((2, 13, 3, 5))), "g = 3 groups, which does not divide h = 4"),
+        (dict(C=np.zeros((2, 13, 2, 6))), r"C has shape \(2, 13, 2, 6\), expected \(b, l, g, n\) = \(2, 13, 2, 5\)"),
+        (dict(D=np.zeros(3)), r"D has shape \(3,\), expected \(h,\) = \(4,\) or \(h, p\)"),
+        (dict(z=np.zeros((2, 13, 4, 2))), "z has shape"),
+        (dict(dt_bias=np.zeros(5)), "dt_bias has shape"),
+        (dict(initial_states=np.zeros((2, 4, 3, 4))), r"initial_states has shape .* expected \(b, h, p, n\)"),
+        (dict(x=np.zeros((2, 13, 4, 3), dtype=np.int64)), "x has dtype int64, expected a real floating"),
+        (dict(A=np.ones(4)), "A must be ≤ 0"),
+        (dict(dt=np.full((2, 13, 4), np.nan)), "dt contains NaN"),
+        (dict(chunk_size=0), "chunk_size must be a positive integer, got 0"),
+        (dict(method="fast"), "method must be one of"),
+        (dict(x=torch.zeros(2, 13, 4, 3)), "is a numpy array but x is a torch array"),
+    ],
+)
+def test_clear_errors(change, match):
+    args = {**make(), **change}
+    with pytest.raises(ValueError, match=match):
+        me.ssd_scan(**args)
+
+
+def test_matrix_errors():
+    args = make(extras=False)
+    with pytest.raises(ValueError, match="dt has shape"):
+        me.ssd_matrix(args["dt"][0], args["A"], args["B"], args["C"])
+    with pytest.raises(ValueError, match="B has shape"):
+        me.ssd_matrix(args["dt"], args["A"], args["B"][0], args["C"])
