@@ -1,0 +1,76 @@
+"""Lesson 7's benchmark figure: the GPU scan as users call it, beside the official kernel (recorded run).
+
+:func:`as_called_summary` reduces the recorded H200 run (``mamba_edu.data.load("gpu_scan_public_h200")``,
+written by ``benchmarks/gpu_scan.py``) to the median over its rounds per shape and column;
+:func:`as_called_figure` draws, per shape, the official kernel, our kernel launch alone and our public call
+as it is called (default arguments, input check on), for the fp32 forward, fp32 forward+backward and bf16
+forward.
+"""
+
+import statistics
+
+import numpy as np
+from matplotlib.ticker import NullFormatter
+
+from mamba_edu.plot.base import new_figure
+
+PANELS = (  # (title, official column, [(label, our column), ...])
+    ("forward, fp32", "official_fwd", [("our kernel launch alone", "launch_fwd"),
+                                       ("me.selective_scan as called", "scan_call_fwd")]),
+    ("forward + backward, fp32", "official_fwd_bwd", [("our kernel launches alone", "launch_fwd_bwd"),
+                                                      ("me.selective_scan as called", "scan_call_fwd_bwd")]),
+    ("forward, bf16 inputs", "official_bf16_fwd", [("me.selective_scan as called", "scan_call_bf16_fwd")]),
+)
+
+
+def as_called_summary(record):
+    """``{shape: {column: median µs over the rounds}}`` of a recorded ``gpu_scan.py`` run (shapes as tuples)."""
+    rounds = record["rounds"]
+    shapes = [tuple(r["shape"]) for r in rounds[0]]
+    summary = {}
+    for i, shape in enumerate(shapes):
+        rows = [rnd[i] for rnd in rounds]
+        cols = {k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        summary[shape] = {k: statistics.median(r[k] for r in rows if k in r) for k in sorted(cols)}
+    return summary
+
+
+def as_called_figure(record, fig=None):
+    """Three panels of horizontal bars (µs, one group per shape); each of ours is labelled with its ratio
+    to the official kernel in the same run (median of the rounds). Artists: ``fig.mamba_artists["ratios"]``
+    maps (panel title, shape, our column) to the ratio printed."""
+    summary = as_called_summary(record)
+    shapes = list(summary)
+    fig = new_figure(fig, figsize=(11, 4.0))
+    axes = fig.subplots(1, len(PANELS), sharey=True)
+    ratios = {}
+    color = lambda col: ("0.35" if col.startswith("official") else "tab:blue" if col.startswith("launch")
+                         else "tab:orange")
+    handles = {}
+    for ax, (title, ref, ours) in zip(axes, PANELS):
+        bars = [("official kernel", ref)] + ours
+        height = 0.8 / len(bars)
+        y = np.arange(len(shapes))
+        for j, (label, col) in enumerate(bars):
+            values = [summary[s].get(col, np.nan) for s in shapes]
+            bar = ax.barh(y + j * height, values, height, color=color(col))
+            handles.setdefault(color(col), (bar, "official kernel" if col == ref else label))
+            if col == ref:
+                continue
+            for k, s in enumerate(shapes):
+                if col in summary[s] and ref in summary[s]:
+                    ratio = summary[s][col] / summary[s][ref]
+                    ratios[(title, s, col)] = ratio
+                    ax.text(summary[s][col], k + j * height, f" {ratio:.2f}×", va="center", fontsize=7)
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("µs (log scale)")
+        ax.margins(x=0.25)
+    axes[0].set_yticks(np.arange(len(shapes)) + 0.4 - 0.4 / len(PANELS[0][2]))
+    axes[0].set_yticklabels([f"(b, d, l, n) =\n{s}" for s in shapes], fontsize=8)
+    fig.legend(*zip(*handles.values()), loc="outside lower center", ncol=3, fontsize=8)
+    fig.suptitle(f"recorded on {record['device']}, {record['date'][:10]}: median of {len(record['rounds'])} rounds "
+                 "(ratio = ours / official, same run)", fontsize=9)
+    fig.mamba_artists["ratios"] = ratios
+    return fig
