@@ -18,6 +18,25 @@ def backend(x) -> str:
     return root if root in ("torch", "cupy") else "numpy"
 
 
+def one_kind(args, required):
+    """Check a dict of named arguments (None = not given): the ``required`` names are given, and every given
+    one is an array of one kind, the kind of the first required name. Returns ``(kind, given)``; a
+    ``ValueError`` names the culprit."""
+    for name in required:
+        if args[name] is None:
+            raise ValueError(f"{name} is required, got None")
+    given = {k: v for k, v in args.items() if v is not None}
+    first = required[0]
+    kind = backend(given[first])
+    for name, value in given.items():
+        if backend(value) != kind:
+            raise ValueError(f"{name} is a {backend(value)} array but {first} is a {kind} array: "
+                             "pass one kind of array")
+        if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+            raise ValueError(f"{name} must be an array, got {type(value).__name__}")
+    return kind, given
+
+
 def is_torch(x) -> bool:
     """True for a torch tensor (never imports torch)."""
     return backend(x) == "torch"

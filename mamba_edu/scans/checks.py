@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mamba_edu._backend import all_finite, backend, is_complex, is_torch
+from mamba_edu._backend import all_finite, is_complex, is_torch, one_kind
 
 _ARG_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
@@ -85,17 +85,8 @@ def check_selective_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=No
         Sizes (b, d, l, n), whether A is complex, the layout of B and C, and the backend.
     """
     args = dict(zip(_ARG_NAMES, (u, delta, A, B, C, D, z, delta_bias)))
-    given = {k: v for k, v in args.items() if v is not None}
-    for name in ("u", "delta", "A", "B", "C"):
-        if args[name] is None:
-            raise ValueError(f"{name} is required, got None")
-    backends = {k: backend(v) for k, v in given.items()}
-    kind_u = backends["u"]
-    for name, kind in backends.items():
-        if kind != kind_u:
-            raise ValueError(f"{name} is a {kind} array but u is a {kind_u} array: pass one kind of array")
-        if not hasattr(given[name], "shape") or not hasattr(given[name], "dtype"):
-            raise ValueError(f"{name} must be an array, got {type(given[name]).__name__}")
+    kind_u, given = one_kind(args, ("u", "delta", "A", "B", "C"))
+    for name in given:
         if not _is_float_or_complex(given[name]):
             raise ValueError(f"{name} has dtype {given[name].dtype}, expected a floating-point dtype")
     if kind_u == "torch":

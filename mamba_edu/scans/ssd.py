@@ -42,6 +42,8 @@ import math
 
 import numpy as np
 
+from mamba_edu._backend import backend, one_kind
+
 METHODS = ("sequential", "quadratic", "chunked")
 
 
@@ -125,13 +127,7 @@ class _Ops:
         return a.astype(like.dtype, copy=False)
 
 
-def _kind(a):
-    mod = type(a).__module__.split(".")[0]
-    if mod == "torch":
-        return "torch"
-    if mod == "cupy":
-        return "cupy"
-    return "numpy"
+_kind = backend  # "torch", "cupy" or "numpy"
 
 
 # ---------------------------------------------------------------- the three methods
@@ -260,18 +256,8 @@ def _chunked(x, dt, A, B, C, h0, Q, ops):
 def _check(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, method):
     """Check the arguments at the public boundary; return the array kind."""
     args = dict(x=x, dt=dt, A=A, B=B, C=C, D=D, z=z, dt_bias=dt_bias, initial_states=initial_states)
-    given = {k: v for k, v in args.items() if v is not None}
-    for name in ("x", "dt", "A", "B", "C"):
-        if args[name] is None:
-            raise ValueError(f"{name} is required, got None")
-    kinds = {k: _kind(v) for k, v in given.items()}
-    kind = kinds["x"]
-    for name, k in kinds.items():
-        if k != kind:
-            raise ValueError(f"{name} is a {k} array but x is a {kind} array: pass one kind of array")
-        v = given[name]
-        if not hasattr(v, "shape") or not hasattr(v, "dtype"):
-            raise ValueError(f"{name} must be an array, got {type(v).__name__}")
+    kind, given = one_kind(args, ("x", "dt", "A", "B", "C"))
+    for name, v in given.items():
         floating = v.is_floating_point() if kind == "torch" else np.issubdtype(v.dtype, np.floating)
         if not floating:
             raise ValueError(f"{name} has dtype {v.dtype}, expected a real floating-point dtype")

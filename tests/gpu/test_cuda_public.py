@@ -92,8 +92,8 @@ def test_misaligned_views_fall_back_safely(rng):
     assert rel_err(shifted.cpu(), want) < 1e-5
 
 
-def test_gradients_through_last_state_are_exact(rng):
-    b, d, l, n = 2, 4, 600, 16
+def _assert_grads_with_dlast(rng, b, d, l, n):
+    """Loss through out and the last state: every gradient matches the float64 loop; returns (x, dout, dlast)."""
     x = _torch(make_inputs(rng, b, d, l, n), grad=True)
     dout = torch.randn(b, d, l, device=DEV)
     dlast = torch.randn(b, d, n, device=DEV)
@@ -102,6 +102,11 @@ def test_gradients_through_last_state_are_exact(rng):
     _, _, grads = _ref_grads(x, dout, dlast)
     for k in x:
         assert rel_err(x[k].grad.cpu(), grads[k]) < 1e-4, k
+    return x, dout, dlast
+
+
+def test_gradients_through_last_state_are_exact(rng):
+    x, dout, dlast = _assert_grads_with_dlast(rng, 2, 4, 600, 16)
     # only the last state used: the gradient still reaches every input
     x2 = {k: v.detach().clone().requires_grad_() for k, v in x.items()}
     _, last2 = me.selective_scan(**x2, delta_softplus=True, return_last_state=True)
@@ -214,15 +219,7 @@ def test_backward_time_segments(target_warps, monkeypatch, rng):
     monkeypatch.setattr(cuda, "BWD_TARGET_WARPS", target_warps)
     cuda._backward_plan.cache_clear()
     try:
-        b, d, l, n = 2, 3, 3000, 16
-        assert cuda.backward_segments(b, d, l)[0] > 1
-        x = _torch(make_inputs(rng, b, d, l, n), grad=True)
-        dout = torch.randn(b, d, l, device=DEV)
-        dlast = torch.randn(b, d, n, device=DEV)
-        out, last = me.selective_scan(**x, delta_softplus=True, return_last_state=True)
-        ((out * dout).sum() + (last * dlast).sum()).backward()
-        _, _, grads = _ref_grads(x, dout, dlast)
-        for k in x:
-            assert rel_err(x[k].grad.cpu(), grads[k]) < 1e-4, k
+        assert cuda.backward_segments(2, 3, 3000)[0] > 1
+        _assert_grads_with_dlast(rng, 2, 3, 3000, 16)
     finally:
         cuda._backward_plan.cache_clear()
