@@ -26,12 +26,12 @@ def test_token_dependent():
 def test_gate():
     assert check_gate(expit)
     assert check_gate(lambda z: 1 - np.exp(-np.log1p(np.exp(z))))  # the derivation, unsimplified
-    assert "Δ = softplus(z) itself" in check_gate(lambda z: np.log1p(np.exp(z))).message
+    assert "Δ = softplus(s) itself" in check_gate(lambda z: np.log1p(np.exp(z))).message
     assert "which is 1 − g" in check_gate(lambda z: 1 / (1 + np.exp(z))).message
-    assert "Δ is softplus(z), not z" in check_gate(lambda z: 1 - np.exp(-z)).message
+    assert "Δ is softplus(s), not s" in check_gate(lambda z: 1 - np.exp(-z)).message
     assert "expected" in check_gate(lambda z: np.tanh(z)).message
     assert "raised ZeroDivisionError" in check_gate(lambda z: 1 / 0).message
-    assert "one value per z" in check_gate(lambda z: 0.5).message
+    assert "one value per s" in check_gate(lambda z: 0.5).message
     assert not check_gate(None)
 
 

@@ -35,45 +35,45 @@ def check_token_dependent(answer) -> Feedback:
     return Feedback.wrong("; ".join(msgs) + ".")
 
 
-def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
+def _sigmoid(s):
+    return 1.0 / (1.0 + np.exp(-s))
 
 
 @checker
 def check_gate(gate) -> Feedback:
-    """Exercise 2 (Theorem 1): ``gate(z)`` gives g_t for N = 1, A = −1, B = 1, Δ_t = softplus(z_t), ZOH.
+    """Exercise 2 (Theorem 1): ``gate(s)`` gives g_t for N = 1, A = −1, B = 1, Δ_t = softplus(s_t), ZOH.
 
     Then h_t = (1 − g_t) h_{t−1} + g_t u_t with Ā = e^{−Δ} = 1 − g and B̄ = 1 − e^{−Δ} = g.
     """
     if not callable(gate):
-        return Feedback.wrong(f"give a function z -> g (numpy in, numpy out), got {type(gate).__name__}")
-    z = np.linspace(-6.0, 6.0, 49)
+        return Feedback.wrong(f"give a function s -> g (numpy in, numpy out), got {type(gate).__name__}")
+    s = np.linspace(-6.0, 6.0, 49)
     try:
-        g = gate(z.copy())
+        g = gate(s.copy())
     except Exception as exc:  # the learner's code may fail in any way
-        return Feedback.wrong(f"gate(z) raised {type(exc).__name__}: {exc}")
-    g, bad = numbers(g, "gate(z)")
+        return Feedback.wrong(f"gate(s) raised {type(exc).__name__}: {exc}")
+    g, bad = numbers(g, "gate(s)")
     if bad is not None:
-        return Feedback.wrong(f"{bad.message}; expected a real array like z (numpy in, numpy out)")
+        return Feedback.wrong(f"{bad.message}; expected a real array like s (numpy in, numpy out)")
     if np.iscomplexobj(g):
-        return Feedback.wrong("gate(z) must be real for real z")
-    if g.shape != z.shape:
-        return Feedback.wrong(f"gate(z) must return one value per z: shape {z.shape}, got {g.shape}")
-    truth = _sigmoid(z)
+        return Feedback.wrong("gate(s) must be real for real s")
+    if g.shape != s.shape:
+        return Feedback.wrong(f"gate(s) must return one value per s: shape {s.shape}, got {g.shape}")
+    truth = _sigmoid(s)
     if np.allclose(g, truth, rtol=1e-6, atol=1e-9):
-        return Feedback.right("g = 1 − e^{−softplus(z)} = 1 − 1/(1 + e^z) = σ(z): the selective SSM is a gated RNN.")
-    delta = np.log1p(np.exp(z))
+        return Feedback.right("g = 1 − e^{−softplus(s)} = 1 − 1/(1 + e^s) = σ(s): the selective SSM is a gated RNN.")
+    delta = np.log1p(np.exp(s))
     known = {
-        "Δ = softplus(z) itself: under ZOH with A = −1, B = 1 the input weight is B̄ = 1 − e^{−Δ}": delta,
+        "Δ = softplus(s) itself: under ZOH with A = −1, B = 1 the input weight is B̄ = 1 − e^{−Δ}": delta,
         "Ā = e^{−Δ}, the weight of the old state, which is 1 − g": np.exp(-delta),
-        "1 − e^{−z}: Δ is softplus(z), not z": 1 - np.exp(-z),
+        "1 − e^{−s}: Δ is softplus(s), not s": 1 - np.exp(-s),
     }
     for hint, wrong in known.items():
         if np.allclose(g, wrong, rtol=1e-6, atol=1e-9):
             return Feedback.wrong(f"your gate is {hint}.")
     worst = int(np.argmax(np.abs(g - truth)))
-    return Feedback.wrong(f"at z = {z[worst]:.2f} your gate gives {g[worst]:.4g}, expected {truth[worst]:.4g}. "
-                          "Hint: write B̄ = (e^{ΔA} − 1)/A · B with A = −1, B = 1, Δ = log(1 + e^z), and simplify.")
+    return Feedback.wrong(f"at s = {s[worst]:.2f} your gate gives {g[worst]:.4g}, expected {truth[worst]:.4g}. "
+                          "Hint: write B̄ = (e^{ΔA} − 1)/A · B with A = −1, B = 1, Δ = log(1 + e^s), and simplify.")
 
 
 @checker
