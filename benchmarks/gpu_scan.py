@@ -36,13 +36,6 @@ TARGETS_US = {  # the issue's targets for the fused kernel
     ("v2 forward", (1, 1536, 16384, 16)): 670.0,
     ("v2 forward+backward", (8, 1536, 2048, 16)): 2900.0,
 }
-OFFICIAL_US = {  # the official Mamba CUDA kernel on the same GPU (GUIDE.md / issue 6), for comparison
-    ("v2 forward", (8, 1536, 2048, 16)): 909.0,
-    ("v2 forward", (1, 1536, 16384, 16)): 1014.0,
-    ("v2 forward", (16, 2048, 4096, 16)): 4750.0,
-    ("v2 forward", (4, 768, 1024, 16)): 130.0,
-    ("v2 forward+backward", (8, 1536, 2048, 16)): 2949.0,
-}
 
 
 def inputs(cp, b, d, l, n, seed=0):
@@ -315,7 +308,6 @@ def bench(args):
         setting="fp32, z + D + delta_bias + softplus, variable B/C (b, 1, n, l)",
         v2_forward=dict(cuda.FORWARD, split_below_warps=cuda.SPLIT_BELOW_WARPS, target_warps=cuda.TARGET_WARPS),
         v2_backward=dict(chunk=cuda.CHUNK, nwarps=cuda.NWARPS),
-        official_kernel_us="the official Mamba CUDA kernel on the same GPU (GUIDE.md, issue 6), for comparison",
         timing="CUDA events per launch, warm-up 3, median of `repeats`",
         command="PYTHONPATH=. python benchmarks/gpu_scan.py", rows=rows,
     )
@@ -358,7 +350,7 @@ def bench_shape(cp, shape, bw, args):
         row = dict(shape=list(shape), kernel=name, us=round(us, 1), GBps=round(nbytes / us / 1e3, 1),
                    pct_copy_bw=round(100 * nbytes / us / 1e3 / bw, 1), repeats=reps,
                    speedup_vs_torch_loop=None if ref_us is None or "backward" in name else round(ref_us / us, 1),
-                   target_us=TARGETS_US.get((name, shape)), official_us=OFFICIAL_US.get((name, shape)),
+                   target_us=TARGETS_US.get((name, shape)),
                    time_segments=cuda.time_segments(b, d, l)[0] if name.startswith("v2") else None)
         if row["target_us"] is not None:
             row["target_met"] = us <= row["target_us"]
