@@ -125,7 +125,20 @@ def test_broken_source_fails_to_compile():
 
 
 # ---------- the CPU-side behaviour of mamba_edu.scans.cuda (no GPU, no CuPy needed) ----------
-def test_without_cupy_selective_scan_cupy_raises_runtime_error(monkeypatch, rng):
+@pytest.fixture
+def fresh_gpu_probes():
+    """Forget what an earlier test found out about CuPy (both probes cache a success), before and after."""
+    from mamba_edu._backend import gpu_available
+
+    caches = (cuda._cupy, gpu_available, cuda._cuda_usable)
+    for f in caches:
+        f.cache_clear()
+    yield
+    for f in caches:
+        f.cache_clear()
+
+
+def test_without_cupy_selective_scan_cupy_raises_runtime_error(monkeypatch, rng, fresh_gpu_probes):
     monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` fail, as on a machine without it
     assert not cuda.gpu_available()
     u = rng.standard_normal((1, 2, 5))

@@ -114,13 +114,9 @@ def recorded_benchmark(path=None):
     return json.loads(path.read_text())
 
 
-_CUPY = []  # the CuPy module once it imported and found a GPU (checked once per process)
-
-
+@functools.cache  # once it succeeded (a failure is not cached: it raises again)
 def _cupy():
     """Import CuPy and check for a GPU, or raise RuntimeError saying what is missing."""
-    if _CUPY:
-        return _CUPY[0]
     try:
         import cupy
     except ImportError as err:
@@ -134,7 +130,6 @@ def _cupy():
         raise RuntimeError(f"selective_scan_cupy needs a CUDA GPU, but CuPy found none ({err})") from err
     if count == 0:
         raise RuntimeError("selective_scan_cupy needs a CUDA GPU, but CuPy found none")
-    _CUPY.append(cupy)
     return cupy
 
 
@@ -486,6 +481,7 @@ def _launch_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, check, 
     return out, last, h_chk
 
 
+@functools.cache  # one class per process
 def _make_function():
     import torch
 
@@ -527,7 +523,6 @@ def _make_function():
     return SelectiveScanV2
 
 
-_FUNCTION = None
 _DTYPES = ("float32", "float16", "bfloat16")  # inputs the kernels take (arithmetic in float32)
 
 
@@ -628,7 +623,6 @@ def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
 
     Explained in lesson 7.
     """
-    global _FUNCTION
     cp = _cupy()
     if version not in VERSIONS:
         raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
@@ -671,9 +665,7 @@ def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
             torch.cuda.set_device(u.device)
         try:
             if torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in args):
-                if _FUNCTION is None:
-                    _FUNCTION = _make_function()
-                result = _FUNCTION.apply(*ins, bool(delta_softplus), bool(check_finite), bool(return_last_state))
+                result = _make_function().apply(*ins, bool(delta_softplus), bool(check_finite), bool(return_last_state))
             else:  # no gradient wanted: launch directly, no autograd bookkeeping
                 out, last, _ = _launch_forward(*ins, bool(delta_softplus), bool(check_finite),
                                                bool(return_last_state), False)
@@ -707,9 +699,10 @@ def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
             err_buf = cp.zeros(1, dtype=cp.int32)
             err = err_buf.data.ptr
         scan_forward(version, *arrays, bool(delta_softplus), out=out, last_state=last, err=err)
-        if err is not None and int(err_buf.get()[0]):
+        bits = int(err_buf.get()[0]) if err is not None else 0
+        if bits:
             names = dict(zip(_ARG_BITS, (u, delta, A, B, C, D, z, delta_bias)))
-            _raise_if_bad(int(err_buf.get()[0]), {k: tuple(v.shape) for k, v in names.items() if v is not None})
+            _raise_if_bad(bits, {k: tuple(v.shape) for k, v in names.items() if v is not None})
         if check_finite and version != "v2":
             for name, x in zip(_ARG_BITS, arrays):
                 if x is not None and not bool(cp.isfinite(x).all()):
