@@ -209,7 +209,8 @@ def test_sharded_safetensors_load_the_same(hf_folder, tmp_path):
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
     (tmp_path / "config.json").write_text((hf_folder / "config.json").read_text())
     a, b = me.MambaLM.from_pretrained(hf_folder), me.MambaLM.from_pretrained(tmp_path)
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert a.state_dict().keys() == b.state_dict().keys()
+    assert all(torch.equal(x, b.state_dict()[k]) for k, x in a.state_dict().items())
 
 
 def test_low_precision_keeps_A_log_and_D_in_float32_and_warns(hf_folder):
@@ -296,7 +297,8 @@ def test_missing_unknown_and_misshapen_keys_name_the_key_and_both_shapes(tmp_pat
     assert "'backbone.layers.0.mixer.A_log' has shape (32, 5) in the checkpoint, MambaLM expects (32, 4)" in text
     assert "unknown key 'backbone.layers.0.extra.weight' (shape (3,))" in text
     good = me.MambaLM.from_pretrained(save_original(tmp_path / "good", state))
-    assert all(torch.equal(a, b) for a, b in zip(good.state_dict().values(), state.values()))
+    assert good.state_dict().keys() == state.keys()
+    assert all(torch.equal(a, state[k]) for k, a in good.state_dict().items())
 
 
 def test_untied_lm_head_is_refused(tmp_path):
@@ -380,7 +382,8 @@ def test_hub_name_resolves_through_snapshot_download(monkeypatch, tmp_path):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     loaded = me.MambaLM.from_pretrained("state-spaces/mamba-tiny")
     assert [c[0] for c in calls] == ["state-spaces/mamba-tiny"] * 2 and not calls[0][2]
-    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    assert loaded.state_dict().keys() == model.state_dict().keys()
+    assert all(torch.equal(a, model.state_dict()[k]) for k, a in loaded.state_dict().items())
 
 
 def test_find_checkpoint_env_variable_and_cache(monkeypatch, tmp_path, hf_folder):

@@ -21,13 +21,14 @@ from mamba_edu.scans.selective import selective_scan
 
 def test_block_internals_rebuild_the_blocks_output_float64():
     torch.manual_seed(0)
-    block = MambaBlock(d_model=8, d_state=4).double()
+    block = MambaBlock(d_model=8, d_state=4, bias=True).double()  # in_proj/out_proj biases too
     hidden = torch.randn(2, 12, 8, dtype=torch.float64)
     got = block_internals(block, hidden)
     u, delta, B, C, A, h = (got[k] for k in ("u", "delta", "B", "C", "A", "h"))
     assert h.shape == (2, 16, 4, 12) and delta.shape == (2, 16, 12) and (delta > 0).all()
     # the stored states read out and gated like the block does give the block's output
-    z = F.linear(hidden, block.in_proj.weight).transpose(1, 2).chunk(2, dim=1)[1]
+    with torch.no_grad():
+        z = block.in_proj(hidden).transpose(1, 2).chunk(2, dim=1)[1]
     y = torch.einsum("bdnl,bnl->bdl", h, C) + block.D.double()[:, None] * u
     out = block.out_proj((y * F.silu(z)).transpose(1, 2))
     with torch.no_grad():

@@ -76,8 +76,7 @@ class Prediction:
                 raise ValueError(f"value must be a finite number, got {value!r}")
             value = float(value)
         self.committed = str(value) if self.choices is not None else value
-        answer = self.answer if self.choices is not None else f"{self.answer:g}"
-        message = f"The answer: {answer}. {self.explanation}"
+        message = f"The answer: {self._answer_text()}. {self.explanation}"
         self.feedback = Feedback.right(message) if self.is_right(value) else Feedback.wrong(message)
         return self.feedback
 

@@ -14,11 +14,14 @@ its bias and softplus, B, C and the states h — so that :func:`probe_selective_
 ``scripts/probe_trained.py`` runs both and stores the figures in ``mamba_edu/data/probes.json``.
 """
 
+import copy
+
 import torch
 import torch.nn.functional as F
 
-from mamba_edu.experiments.tasks import FIRST_DATA, IGNORE, NOISE, TRIGGER
-from mamba_edu.experiments.train import CONFIGS, _task_data, build_model, evaluate, train, training_batches
+from mamba_edu.experiments.tasks import FIRST_DATA, MARKER, NOISE, TRIGGER
+from mamba_edu.experiments.train import _task_data, build_model, check_config, evaluate, train, training_batches
+from mamba_edu.scans.sequential import sequential_scan
 
 
 def train_selective(name, seed=0, progress=False, **overrides):
@@ -30,13 +33,7 @@ def train_selective(name, seed=0, progress=False, **overrides):
     info : dict
         ``config``, ``accuracy`` (held-out, at the configuration's length), ``steps``, ``seconds``.
     """
-    if name not in CONFIGS:
-        raise ValueError(f"name must be one of {list(CONFIGS)}, got {name!r}")
-    cfg = dict(CONFIGS[name]["quick"])
-    unknown = set(overrides) - set(cfg)
-    if unknown:
-        raise ValueError(f"unknown overrides {sorted(unknown)} for {name}; known: {sorted(cfg)}")
-    cfg.update(overrides)
+    cfg = check_config(name, overrides)  # the same checks as run_experiment
     vocab, make, _ = _task_data(name, cfg)
     eval_set = make(torch.Generator().manual_seed(seed + 10_000), cfg["eval_batch"])
     model = build_model("selective", vocab, cfg["d_model"], cfg["n_layer"], cfg["d_state"], seed,
@@ -80,24 +77,19 @@ def block_internals(block, hidden, look_back=True):
         ``u`` (b, d, l) the SSM input (conv1d, SiLU); ``delta`` (b, d, l) the step size after the bias
         and softplus; ``B``, ``C`` (b, n, l); ``A`` (d, n); ``h`` (b, d, n, l) the state after each token.
     """
+    block = copy.deepcopy(block).double()  # the block's own layers, in float64, without touching the model
     hidden = hidden.double()
     l = hidden.shape[1]
-    weight = block.conv1d.weight.double()  # (d, 1, d_conv): the last tap multiplies the current token
-    if not look_back:
-        weight = torch.cat([torch.zeros_like(weight[..., :-1]), weight[..., -1:]], dim=-1)
-    u, _ = F.linear(hidden, block.in_proj.weight.double()).transpose(1, 2).chunk(2, dim=1)  # (b, d, l)
-    bias = None if block.conv1d.bias is None else block.conv1d.bias.double()
-    u = F.silu(F.conv1d(u, weight, bias, padding=block.d_conv - 1, groups=block.d_inner)[..., :l])
-    dt_low, B, C = torch.split(F.linear(u.transpose(1, 2), block.x_proj.weight.double()),
-                               [block.dt_rank, block.d_state, block.d_state], dim=-1)
-    delta = F.softplus(F.linear(dt_low, block.dt_proj.weight.double(), block.dt_proj.bias.double()))
+    if not look_back:  # keep only conv1d's last tap, the one that multiplies the current token
+        block.conv1d.weight[..., :-1] = 0
+    u, _ = block.in_proj(hidden).transpose(1, 2).chunk(2, dim=1)  # (b, d, l)
+    u = F.silu(block.conv1d(u)[..., :l])
+    dt_low, B, C = torch.split(block.x_proj(u.transpose(1, 2)), [block.dt_rank, block.d_state, block.d_state], dim=-1)
+    delta = F.softplus(block.dt_proj(dt_low))
     delta, B, C = delta.transpose(1, 2), B.transpose(1, 2), C.transpose(1, 2)  # (b, d, l), (b, n, l) x 2
-    A = -torch.exp(block.A_log.double())  # (d, n)
-    h = torch.zeros(*u.shape[:2], block.d_state, l, dtype=torch.float64)
-    state = torch.zeros(*u.shape[:2], block.d_state, dtype=torch.float64)  # (b, d, n)
-    for t in range(l):  # the selective scan, keeping every state
-        state = torch.exp(delta[..., t, None] * A) * state + delta[..., t, None] * B[:, None, :, t] * u[..., t, None]
-        h[..., t] = state
+    A = -torch.exp(block.A_log)  # (d, n)
+    A_bar = torch.exp(delta[:, :, None] * A[None, :, :, None])  # (b, d, n, l)
+    h = sequential_scan(A_bar, delta[:, :, None] * B[:, None] * u[:, :, None])  # every state, (b, d, n, l)
     return {"u": u, "delta": delta, "B": B, "C": C, "A": A, "h": h}
 
 
@@ -132,7 +124,7 @@ def probe_selective_copying(model, inputs, layer=0, example=0):
     internals = block_internals(model.backbone.layers[layer].mixer, mixer_inputs(model, inputs)[layer])
     delta = internals["delta"]  # (b, d, l)
     before_markers = torch.zeros_like(inputs, dtype=torch.bool)
-    before_markers[:, : inputs.shape[1] - int((inputs[0] == 1).sum())] = True
+    before_markers[:, : inputs.shape[1] - int((inputs[0] == MARKER).sum())] = True
     is_data = (inputs >= FIRST_DATA) & before_markers
     is_noise = (inputs == NOISE) & before_markers
     after_data = torch.zeros_like(is_data)
@@ -218,5 +210,5 @@ def _accuracy_without_look_back(model, inputs, targets):
             layer.mixer.conv1d.weight.copy_(weight)
 
 
-__all__ = ["IGNORE", "block_internals", "mixer_inputs", "probe_induction_heads", "probe_selective_copying",
+__all__ = ["block_internals", "mixer_inputs", "probe_induction_heads", "probe_selective_copying",
            "train_selective"]

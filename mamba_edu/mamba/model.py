@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mamba_edu._backend import positive_int
 from mamba_edu.mamba.block import MambaBlock
 
 
@@ -233,8 +234,8 @@ class MambaLM(nn.Module):
             raise ValueError(f"temperature must be a number ≥ 0 (0 = greedy), got {temperature!r}") from None
         if not math.isfinite(temperature) or temperature < 0:
             raise ValueError(f"temperature must be a finite number ≥ 0 (0 = greedy), got {temperature!r}")
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
-            raise ValueError(f"top_k must be a whole number ≥ 1 (or None for all tokens), got {top_k!r}")
+        if top_k is not None:
+            top_k = positive_int("top_k", top_k, "or None for all tokens")
         caches = self.allocate_inference_cache(input_ids.shape[0], input_ids.shape[1] + max_new_tokens)
         logits = self.lm_head(self.backbone(input_ids, caches))[:, -1]  # (b, vocab)
         out = [input_ids]

@@ -8,6 +8,7 @@ it came from a trained model when it did not. The numbers come from
 
 import numpy as np
 
+from mamba_edu.mamba.pretrained import timescale_summary
 from mamba_edu.plot.base import new_figure
 
 
@@ -39,10 +40,9 @@ def a_spectrum_figure(A, label, fig=None):
         raise ValueError(f"A has shape {A.shape}, expected (n_layer, d_inner, d_state)")
     if not np.all(A < 0):
         raise ValueError(f"A must be negative (A = −exp(A_log)), got max {A.max()}")
-    n_layer, _, n = A.shape
-    k = np.arange(1, n + 1)
+    n_layer, n = A.shape[0], A.shape[-1]
+    median, k = timescale_summary(A)  # (n_layer, n), S4D-Real's 1…n
     neg = -A
-    median = np.median(neg, axis=1)  # (n_layer, n)
     fig = new_figure(fig, figsize=(10, 3.6))
     ax, ax_ratio = fig.subplots(1, 2, width_ratios=[1.1, 1])
     colors = _layer_colors(n_layer)
