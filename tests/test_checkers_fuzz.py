@@ -106,7 +106,7 @@ def test_checkers_are_discovered():
     """The discovery finds the checkers of every lesson (a typo here must not make the fuzz test vacuous)."""
     modules = {name.rsplit(".", 1)[0] for name in CHECKERS}
     assert len(CHECKERS) >= 23, sorted(CHECKERS)
-    for topic in ("lti", "discretization", "diagonal", "scan"):
+    for topic in ("lti", "discretization", "diagonal", "selective", "experiments", "scan", "ssd"):
         assert f"mamba_edu.exercises.{topic}" in modules, modules
     assert any("check_skip_delta" in name for name in CHECKERS)  # lesson 5 (exercises/experiments.py)
 

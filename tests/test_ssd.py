@@ -247,7 +247,8 @@ def test_gradcheck_chunked():
 # ---------------------------------------------------------------- errors
 def test_list_inputs_and_defaults():
     args = make(l=5, extras=False)
-    out = me.ssd_scan(*(args[k].tolist() for k in ("x", "dt", "A", "B", "C")))
+    with pytest.warns(RuntimeWarning, match="negative entries"):  # make()'s raw dt has negative entries
+        out = me.ssd_scan(*(args[k].tolist() for k in ("x", "dt", "A", "B", "C")))
     assert rel(out, ref_of(args, softplus=False)[0]) < 1e-10
 
 
@@ -269,6 +270,8 @@ def test_list_inputs_and_defaults():
         (dict(chunk_size=0), "chunk_size must be a positive integer, got 0"),
         (dict(method="fast"), "method must be one of"),
         (dict(x=torch.zeros(2, 13, 4, 3)), "is a numpy array but x is a torch array"),
+        (dict(D=torch.zeros(4, 3)), "D is a torch array but x is a numpy array"),  # never dropped silently
+        (dict(A=torch.full((4,), -1.0)), "A is a torch array but x is a numpy array"),
     ],
 )
 def test_clear_errors(change, match):
@@ -279,6 +282,16 @@ def test_clear_errors(change, match):
 
 def test_matrix_errors():
     args = make(extras=False)
+    with pytest.raises(ValueError, match="B is a torch array but dt is a numpy array"):
+        me.ssd_matrix(args["dt"], args["A"], torch.from_numpy(args["B"]), args["C"])
+    with pytest.warns(RuntimeWarning, match="negative entries"):
+        me.ssd_matrix(-np.abs(args["dt"]) - 0.1, args["A"], args["B"], args["C"])
+
+
+def test_negative_delta_warns_with_its_cause():
+    args = make(extras=False)
+    with pytest.warns(RuntimeWarning, match=r"negative entries \(min -0.5\).*dt_softplus=True"):
+        me.ssd_scan(**{**args, "dt": np.full((2, 13, 4), -0.5)})
     with pytest.raises(ValueError, match="dt has shape"):
         me.ssd_matrix(args["dt"][0], args["A"], args["B"], args["C"])
     with pytest.raises(ValueError, match="B has shape"):

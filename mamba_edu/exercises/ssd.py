@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from mamba_edu.exercises.feedback import Feedback, checker
-from mamba_edu.plot.ssd import ssd_costs
+from mamba_edu.scans.ssd import ssd_costs
 
 
 def _number(answer, what):
@@ -116,6 +116,20 @@ def check_decay_matrix(fn) -> Feedback:
         if not np.allclose(np.diag(got), 1.0):
             return Feedback.wrong("L[t, t] should be 1 (no decay between an input and its own step)")
         return Feedback.wrong(f"L differs from exp(a[s+1] + … + a[t]) (largest error {np.abs(got - want).max():.3g})")
+    # a long sequence: exp of a sum that grows (e^{+Σa}, or a difference taken above the diagonal) overflows
+    l = 2000
+    steps = np.arange(l)
+    lower = steps[:, None] >= steps[None, :]
+    want = np.exp(np.where(lower, -(steps[:, None] - steps[None, :]).astype(float), -np.inf))
+    try:
+        with np.errstate(all="ignore"):
+            got = np.asarray(fn(np.full(l, -1.0)), dtype=float)
+    except Exception as exc:
+        return Feedback.wrong(f"decay_matrix(a) with a of shape ({l},) failed: {type(exc).__name__}: {exc}")
+    if got.shape != (l, l) or not np.isfinite(got).all() or not np.allclose(got, want, rtol=1e-9, atol=1e-300):
+        return Feedback.wrong(f"right for short a, but for l = {l} steps of a = −1 your L is not finite or not right: "
+                              "exp of a running sum (or of differences above the diagonal) overflows. Take the "
+                              "differences only where s ≤ t (−inf elsewhere, as segsum does) before the exp")
     return Feedback.right("L = exp(segsum(a)): lesson 3's powers Ā^k, with a different Ā at every step.")
 
 
@@ -137,6 +151,8 @@ def check_chunk_state(fn) -> Feedback:
         got = np.asarray(fn(x, dt, A, B), dtype=float)
     except Exception as exc:
         return Feedback.wrong(f"chunk_state(x, dt, A, B) failed: {type(exc).__name__}: {exc}")
+    if got.shape == (n, p) and np.allclose(got.T, state, rtol=1e-10, atol=1e-12):
+        return Feedback.wrong("transposed: the state is (p, n) — x_s B_sᵀ, an outer product")
     if got.shape != (p, n):
         return Feedback.wrong(f"your state has shape {got.shape}, expected (p, n) = {(p, n)}")
     if np.allclose(got, state, rtol=1e-10, atol=1e-12):
@@ -146,7 +162,5 @@ def check_chunk_state(fn) -> Feedback:
     if np.allclose(got, no_decay):
         return Feedback.wrong("no decay: an input at step s still decays by exp(Δ_{s+1}A + … + Δ_Q A) before the "
                               "chunk ends")
-    if np.allclose(got.T, state) if got.shape[::-1] == state.shape else False:
-        return Feedback.wrong("transposed: the state is (p, n) — x_s B_sᵀ, an outer product")
     return Feedback.wrong(f"differs from the recurrence's state (largest error {np.abs(got - state).max():.3g}); "
                           "check the weights exp(Σ_{s<k≤Q} Δ_k A)·Δ_s")

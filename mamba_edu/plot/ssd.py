@@ -8,8 +8,8 @@
     chunked one at the current Q), and a marker at the chosen l;
 (c) memory of the intermediates per head (floats) against l, likewise.
 
-:func:`ssd_costs` is the cost model of panels (b) and (c), counted from the code of
-:mod:`mamba_edu.scans.ssd` (see its docstring). Arrays in, Figure out; no file I/O.
+The cost model of panels (b) and (c) is :func:`mamba_edu.scans.ssd.ssd_costs`, the measured rank of the
+off-diagonal blocks :func:`mamba_edu.scans.ssd.offdiagonal_rank`. Arrays in, Figure out; no file I/O.
 """
 
 import numpy as np
@@ -18,40 +18,10 @@ from matplotlib.colors import LogNorm
 from matplotlib.patches import Rectangle
 
 from mamba_edu.plot.base import new_figure
+from mamba_edu.scans.ssd import offdiagonal_rank, ssd_costs  # noqa: F401  (the lesson's figures use both)
 
 METHOD_COLORS = {"sequential": "C7", "quadratic": "C3", "chunked": "C0"}
 L_RANGE = 2.0 ** np.arange(6, 17)  # sequence lengths of panels (b) and (c): 64 … 65536
-
-
-def ssd_costs(l, Q, p=64, n=128):
-    """FLOPs and intermediate memory (floats) of one head's scan, for each method.
-
-    Counted from :func:`mamba_edu.ssd_scan`'s code (multiply-adds count 2 FLOPs; exponentials
-    and masks count 1 per entry), for sequence length l, chunk size Q, head dimension p and
-    state size n:
-
-    * sequential: per step the state update (3pn) and the read-out (2pn): 5·l·p·n FLOPs; keeps
-      one state (p·n floats);
-    * quadratic: C Bᵀ (2l²n), the decay matrix (≈ 3l²: segment sums, exp, mask), M x (2l²p); keeps M (l²);
-    * chunked with c = ⌈l/Q⌉ chunks: per chunk the quadratic form of size Q (2Q²n + 3Q² + 2Q²p),
-      its state (2Qpn) and its read-out (2Qpn), plus the state passing as a (c+1)² matrix
-      product (2(c+1)²pn); keeps c blocks of Q² and c+1 states of p·n.
-
-    Parameters
-    ----------
-    l, Q, p, n : int or array of int (broadcast)
-
-    Returns
-    -------
-    dict method → (flops, floats), each an array (or float) of the broadcast shape.
-    """
-    l, Q = np.asarray(l, dtype=float), np.asarray(Q, dtype=float)
-    c = np.ceil(l / Q)
-    seq = (5 * l * p * n, p * n + 0 * l)
-    quad = (l**2 * (2 * n + 3 + 2 * p), l**2)
-    chunk = (c * Q**2 * (2 * n + 3 + 2 * p) + 4 * c * Q * p * n + 2 * (c + 1) ** 2 * p * n,
-             c * Q**2 + (c + 1) * p * n)
-    return {"sequential": seq, "quadratic": quad, "chunked": chunk}
 
 
 def chunk_grid(l, Q):
@@ -71,17 +41,6 @@ def chunk_grid(l, Q):
     starts = np.arange(0, l, Q)
     diagonal = [(s - 0.5, s - 0.5, min(Q, l - s), min(Q, l - s)) for s in starts]
     return lines, diagonal
-
-
-def offdiagonal_rank(M, Q, tol=1e-9):
-    """The largest numerical rank among the off-diagonal blocks M[chunk i, chunk j], i > j (0 if none)."""
-    l = M.shape[-1]
-    ranks = [0]
-    for i in range(Q, l, Q):
-        block = M[i:i + Q, :i]  # everything left of the diagonal block, below it: still rank ≤ n
-        s = np.linalg.svd(block, compute_uv=False)
-        ranks.append(int((s > tol * max(s[0], 1e-300)).sum()))
-    return max(ranks)
 
 
 def ssd_figure(M, chunk_size=16, l_cost=4096, p=64, n=128, n_matrix=None, fig=None):

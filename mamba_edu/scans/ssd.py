@@ -39,10 +39,11 @@ work is batched matrix products, i.e. cuBLAS).
 """
 
 import math
+import warnings
 
 import numpy as np
 
-from mamba_edu._backend import backend, one_kind
+from mamba_edu._backend import all_finite, backend, one_kind, positive_int
 
 METHODS = ("sequential", "quadratic", "chunked")
 
@@ -265,8 +266,7 @@ def _check(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, method):
             raise ValueError(f"{name} is on {v.device} but x is on {x.device}: use one device")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    positive_int("chunk_size", chunk_size)
 
     if x.ndim != 4 or min(x.shape) < 1:
         raise ValueError(f"x has shape {tuple(x.shape)}, expected (b, l, h, p) with every size ≥ 1")
@@ -295,8 +295,7 @@ def _check(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, method):
     on_cpu = kind == "numpy" or (kind == "torch" and x.device.type == "cpu")
     if on_cpu:  # a finiteness scan on a GPU would force a synchronisation: skipped there
         for name, v in given.items():
-            finite = bool(v.detach().isfinite().all()) if kind == "torch" else bool(np.isfinite(v).all())
-            if not finite:
+            if not all_finite(v.detach() if kind == "torch" else v):
                 raise ValueError(f"{name} contains NaN or inf values (shape {tuple(v.shape)})")
         A_max = float(A.detach().max() if kind == "torch" else A.max())
         if A_max > 0:
@@ -338,6 +337,18 @@ def _discretize_dt(dt, dt_bias, dt_softplus, ops):
     if dt_bias is not None:
         dt = dt + dt_bias
     return ops.softplus(dt) if dt_softplus else dt
+
+
+def _check_delta(delta, kind, like):
+    """Warn when Δ (after the bias and softplus) is negative: with A ≤ 0 the decay exp(ΔA) then exceeds 1 and
+    the state can grow without bound. A warning, not an error, as in ``selective_scan`` (the official kernels
+    accept any Δ). Checked on the CPU only (on a GPU it would force a synchronisation)."""
+    if kind == "numpy" or (kind == "torch" and like.device.type == "cpu"):
+        low = float(delta.min())
+        if low < 0:
+            warnings.warn(f"dt (after dt_bias and the softplus) has negative entries (min {low:g}): the state "
+                          "grows instead of decaying; pass dt_softplus=True or a non-negative dt",
+                          RuntimeWarning, stacklevel=3)
 
 
 def ssd_scan(
@@ -405,9 +416,9 @@ def ssd_scan(
 
     Explained in lesson 8.
     """
-    if _kind(x) == "numpy":  # lists etc. → numpy
+    if _kind(x) == "numpy":  # lists etc. → numpy (other kinds stay, for the check to name them)
         x, dt, A, B, C, D, z, dt_bias, initial_states = (
-            None if a is None or _kind(a) != "numpy" else np.asarray(a)
+            np.asarray(a) if a is not None and _kind(a) == "numpy" else a
             for a in (x, dt, A, B, C, D, z, dt_bias, initial_states)
         )
     kind = _check(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, method)
@@ -417,6 +428,7 @@ def ssd_scan(
         _convert(a, kind, work) for a in (x, dt, A, B, C, D, z, dt_bias, initial_states)
     )
     delta = _discretize_dt(dt_, bias_, dt_softplus, ops)
+    _check_delta(delta, kind, x)
     if method == "sequential":
         y, final = _sequential(x_, delta, A_, B_, C_, h0, ops)
     elif method == "quadratic":
@@ -429,6 +441,48 @@ def ssd_scan(
         y = y * ops.silu(z_)
     out = y if kind == "numpy" else ops.astype(y, x)
     return (out, final) if return_final_states else out
+
+
+def ssd_costs(l, Q, p=64, n=128):
+    """FLOPs and intermediate memory (floats) of one head's scan, for each method.
+
+    Counted from :func:`mamba_edu.ssd_scan`'s code (multiply-adds count 2 FLOPs; exponentials
+    and masks count 1 per entry), for sequence length l, chunk size Q, head dimension p and
+    state size n:
+
+    * sequential: per step the state update (3pn) and the read-out (2pn): 5·l·p·n FLOPs; keeps
+      one state (p·n floats);
+    * quadratic: C Bᵀ (2l²n), the decay matrix (≈ 3l²: segment sums, exp, mask), M x (2l²p); keeps M (l²);
+    * chunked with c = ⌈l/Q⌉ chunks: per chunk the quadratic form of size Q (2Q²n + 3Q² + 2Q²p),
+      its state (2Qpn) and its read-out (2Qpn), plus the state passing as a (c+1)² matrix
+      product (2(c+1)²pn); keeps c blocks of Q² and c+1 states of p·n.
+
+    Parameters
+    ----------
+    l, Q, p, n : int or array of int (broadcast)
+
+    Returns
+    -------
+    dict method → (flops, floats), each an array (or float) of the broadcast shape.
+    """
+    l, Q = np.asarray(l, dtype=float), np.asarray(Q, dtype=float)
+    c = np.ceil(l / Q)
+    seq = (5 * l * p * n, p * n + 0 * l)
+    quad = (l**2 * (2 * n + 3 + 2 * p), l**2)
+    chunk = (c * Q**2 * (2 * n + 3 + 2 * p) + 4 * c * Q * p * n + 2 * (c + 1) ** 2 * p * n,
+             c * Q**2 + (c + 1) * p * n)
+    return {"sequential": seq, "quadratic": quad, "chunked": chunk}
+
+
+def offdiagonal_rank(M, Q, tol=1e-9):
+    """The largest numerical rank among the off-diagonal blocks M[chunk i, chunk j], i > j (0 if none)."""
+    l = M.shape[-1]
+    ranks = [0]
+    for i in range(Q, l, Q):
+        block = M[i:i + Q, :i]  # everything left of the diagonal block, below it: still rank ≤ n
+        s = np.linalg.svd(block, compute_uv=False)
+        ranks.append(int((s > tol * max(s[0], 1e-300)).sum()))
+    return max(ranks)
 
 
 def ssd_matrix(dt, A, B, C, dt_bias=None, dt_softplus=False):
@@ -452,8 +506,10 @@ def ssd_matrix(dt, A, B, C, dt_bias=None, dt_softplus=False):
 
     Explained in lesson 8.
     """
-    if _kind(dt) == "numpy":
-        dt, A, B, C, dt_bias = (None if a is None else np.asarray(a) for a in (dt, A, B, C, dt_bias))
+    if _kind(dt) == "numpy":  # lists etc. → numpy (other kinds stay, for the check to name them)
+        dt, A, B, C, dt_bias = (np.asarray(a) if a is not None and _kind(a) == "numpy" else a
+                                for a in (dt, A, B, C, dt_bias))
+    one_kind(dict(dt=dt, A=A, B=B, C=C, dt_bias=dt_bias), ("dt", "A", "B", "C"))  # named as the caller named them
     if getattr(dt, "ndim", 0) != 3:
         raise ValueError(f"dt has shape {tuple(getattr(dt, 'shape', ()))}, expected (b, l, h)")
     b, l, h = dt.shape
@@ -463,6 +519,7 @@ def ssd_matrix(dt, A, B, C, dt_bias=None, dt_softplus=False):
     work = _work_dtype(kind, (dt, A, B, C, dt_bias))
     dt_, A_, B_, C_, bias_ = (_convert(a, kind, work) for a in (dt, A, B, C, dt_bias))
     delta = _discretize_dt(dt_, bias_, dt_softplus, ops)
+    _check_delta(delta, kind, dt)
     g = B.shape[2]
     a = ops.moveaxis(_heads_by_group(delta * A_, g), 1, -1)  # (b, g, r, l)
     L = ops.exp(segsum(a, ops))  # (b, g, r, l, l)
