@@ -14,8 +14,6 @@ results; :func:`warn_not_finite` is the common "this output overflowed, here is 
 import sys
 import warnings
 
-from mamba_edu._backend import all_finite  # noqa: F401  (the one finiteness test; re-exported)
-
 
 def _torch():
     return sys.modules.get("torch")  # never import torch just to ask

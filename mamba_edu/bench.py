@@ -11,19 +11,14 @@ import platform
 import statistics
 import time
 
-from mamba_edu._backend import gpu_available  # noqa: F401  (one GPU probe; tests patch it here)
+from mamba_edu._backend import gpu_available, positive_int
 
 SLOW_AUTOGRAD_DL = 4096  # d·l above which the table skips the torch reference's backward on the CPU
 
 
-def _check_repeat(repeat):
-    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
-        raise ValueError(f"repeat must be a positive integer, got {repeat!r}")
-
-
 def time_cpu(fn, repeat=5, setup=tuple):
     """Median wall-clock time (s) of ``fn(*setup())`` over ``repeat`` calls, after one untimed warm-up call."""
-    _check_repeat(repeat)
+    repeat = positive_int("repeat", repeat)
     times = []
     for _ in range(repeat + 1):
         args = setup()
@@ -40,7 +35,7 @@ def time_cuda(fn, repeat=5, setup=tuple):
     """
     import torch
 
-    _check_repeat(repeat)
+    repeat = positive_int("repeat", repeat)
     times = []
     for _ in range(repeat + 1):
         args = setup()

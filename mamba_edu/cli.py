@@ -98,7 +98,7 @@ def lab_command(port: int | None = None, no_browser: bool = False, folder=None) 
 def cmd_lab(args) -> int:
     try:
         folder = lessons_dir()
-    except FileNotFoundError as exc:
+    except OSError as exc:  # no lessons found, or a per-user copy that cannot be written
         return _error(exc)
     if not course.notebooks(folder):
         return _error(f"no lesson notebooks in {folder} (set MAMBA_EDU_LESSONS, or {course.install_hint()})")
@@ -110,7 +110,7 @@ def cmd_lab(args) -> int:
 def cmd_lessons(args) -> int:
     try:
         copied, kept = course.copy_lessons(args.dir, overwrite=args.force)
-    except (FileNotFoundError, OSError) as exc:
+    except OSError as exc:
         return _error(exc)
     print(f"copied {len(copied)} lesson(s) into {Path(args.dir).resolve()}: {', '.join(copied) or '-'}")
     if kept:

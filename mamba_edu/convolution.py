@@ -21,8 +21,8 @@ import warnings
 
 import numpy as np
 
-from mamba_edu._backend import float_array, is_torch, positive_int
-from mamba_edu._precision import all_finite, half_dtype, narrow, warn_not_finite, widen
+from mamba_edu._backend import all_finite, float_array, is_torch, positive_int
+from mamba_edu._precision import half_dtype, narrow, warn_not_finite, widen
 
 
 # ---- numpy / torch plumbing ----------------------------------------------------------

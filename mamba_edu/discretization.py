@@ -30,8 +30,8 @@ import warnings
 
 import numpy as np
 
-from mamba_edu._backend import torch_if_any
-from mamba_edu._precision import all_finite, half_dtype, narrow, warn_not_finite, widen
+from mamba_edu._backend import all_finite, torch_if_any
+from mamba_edu._precision import half_dtype, narrow, warn_not_finite, widen
 
 METHODS = ("zoh", "bilinear", "euler", "backward_euler", "mamba")
 

@@ -215,14 +215,16 @@ def test_oscillator_design_four_digits():
 
 
 def test_stable_zoh_rejects_a_nan_anywhere():
-    def nan_at_tiny(lam, delta):
+    def zoh(lam, delta, nan=False):
         A_bar = np.exp(delta * lam)
         with np.errstate(all="ignore"):
             B_bar = np.where(lam == 0, delta, np.expm1(delta * lam) / lam)
-        B_bar[1] = np.nan  # λ = −1e−9
+        if nan:
+            B_bar[1] = np.nan  # λ = −1e−9
         return A_bar, B_bar
 
-    assert not ex2.check_stable_zoh(nan_at_tiny)
+    assert ex2.check_stable_zoh(zoh)  # the same answer without the NaN passes: the NaN is what fails it
+    assert not ex2.check_stable_zoh(lambda lam, delta: zoh(lam, delta, nan=True))
 
 
 def test_state_shape_needs_whole_numbers():
@@ -233,12 +235,14 @@ def test_state_shape_needs_whole_numbers():
 
 
 def test_solvers_must_return_whole_token_ids():
-    def float_copy(inputs):  # the right tokens, plus 0.4: int() would truncate it back to right
+    def copy(inputs, offset=0.0):  # the right tokens (+ offset: int() would truncate 0.4 back to right)
         n_data = int((inputs[0] == 1).sum())
         keep = inputs[(inputs != 0) & (inputs != 1)].reshape(len(inputs), -1)
-        return keep[:, :n_data].double() + 0.4
+        return keep[:, :n_data].double() + offset
 
-    assert not ex5.check_copying_solver(float_copy)
+    assert ex5.check_copying_solver(copy)  # the whole-number answer passes
+    result = ex5.check_copying_solver(lambda inputs: copy(inputs, 0.4))
+    assert not result and "whole numbers" in result.message
     assert not ex5.check_induction_solver(lambda inputs: torch.full((len(inputs),), math.nan))
 
 

@@ -43,14 +43,15 @@ def check_combine(fn) -> Feedback:
 @checker
 def check_hillis_steele_work(answer, n=16) -> Feedback:
     """Exercise 2: the number of combines Hillis–Steele performs for a sequence of length ``n``."""
-    truth = scan_trace(n, "hillis_steele").work
+    trace = scan_trace(n, "hillis_steele")
+    truth = trace.work
     try:
         value = int(answer)
         if value != answer:
             raise ValueError
     except Exception:  # noqa: BLE001 -- None, text, NaN, inf (int(inf) overflows), odd objects
         return Feedback.wrong(f"give a whole number of combines, got {answer!r:.80}")
-    p = len(scan_trace(n, "hillis_steele").levels)
+    p = len(trace.levels)
     if value == truth:
         return Feedback.right(f"Σ_k (n − 2^k) over the {p} levels = n·{p} − (2^{p} − 1) = {truth}: "
                               f"{truth / (n - 1):.1f}× the sequential scan's {n - 1} combines.")

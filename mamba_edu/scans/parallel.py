@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mamba_edu._backend import is_torch, positive_int
-from mamba_edu._precision import all_finite, half_dtype, narrow, warn_not_finite, widen
+from mamba_edu._backend import all_finite, is_torch, positive_int
+from mamba_edu._precision import half_dtype, narrow, warn_not_finite, widen
 from mamba_edu.scans.sequential import sequential_scan
 
 SCAN_METHODS = ("sequential", "hillis_steele", "blelloch", "chunked")
@@ -509,10 +509,9 @@ def scan_trace(l, method="hillis_steele", chunk_size=None):
 
     Explained in lesson 6.
     """
-    positive_int("l", l)
+    l = positive_int("l", l)
     if method not in SCAN_METHODS:
         raise ValueError(f"method must be one of {SCAN_METHODS}, got {method!r}")
-    l = int(l)
     levels = []
     if method == "sequential":
         levels = [Level(f"step {t}", combines=((t, t - 1, t),)) for t in range(1, l)]

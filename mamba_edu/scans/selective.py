@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from mamba_edu._backend import all_finite, backend
+from mamba_edu._precision import warn_not_finite
 from mamba_edu.scans.checks import check_selective_scan_inputs
 
 
@@ -214,8 +215,7 @@ def selective_scan(
             cause = f"A has entries with a positive real part (max {re_A:.4g}): exp(delta*A) > 1 grows every step"
         else:
             cause = "the inputs are so large that the states exceed the largest float of this dtype"
-        warnings.warn(f"selective_scan: the output is not finite (NaN or inf) although the inputs are: {cause}",
-                      RuntimeWarning, stacklevel=2)
+        warn_not_finite("selective_scan", "the output", cause)
     if numpy_in:
         return (result[0].numpy(), result[1].numpy()) if return_last_state else result.numpy()
     return result
