@@ -1,0 +1,353 @@
+"""Mamba-2's SSD forward on a CUDA GPU: four fused CuPy RawKernels on tensor cores.  Explained in lesson 8.
+
+The chunked algorithm of :mod:`mamba_edu.scans.ssd` (chunks of Q steps; matrix products inside a
+chunk, a short scan between chunks), written as four kernels that read the inputs where they lie
+(x (b, l, h, p), dt (b, l, h), B/C (b, l, g, n), in float32, float16 or bfloat16) and write the
+output once, in x's dtype. Each kernel is a readable ``.cu`` file in ``scans/kernels/``
+(:func:`kernel_source`):
+
+1. ``ssd_chunk_cumsum``   Δ = softplus(dt + dt_bias) and cs = the running sum of Δ·A inside each chunk;
+2. ``ssd_chunk_state``    the state each chunk leaves at its end, Σ_s exp(cs_last − cs_s) Δ_s x_s B_sᵀ
+                          — a (p × Q)(Q × n) matrix product per (batch, chunk, head);
+3. ``ssd_state_passing``  S_{c+1} = exp(cs_last(c)) S_c + states[c]: the state entering every chunk;
+4. ``ssd_chunk_scan``     y_t = exp(cs_t) C_t Sᵀ + Σ_{s≤t} (C_t·B_s) exp(cs_t − cs_s) Δ_s x_s + D x_t,
+                          gated by silu(z): the chunk's "attention" block plus the state's read-out.
+
+Matrix products run on tensor cores through the WMMA API with TF32 inputs (10-bit mantissa) and
+float32 accumulation, like the official Triton kernel's ``tl.dot`` on float32: expect errors of about
+1e-4 … 1e-3 of the output's scale against a float64 reference (strict float32 products would give
+~1e-6). Everything else (exponentials, softplus, sums, the state passing) is float32.
+
+:func:`ssd_scan_cuda` launches them on torch's current stream with no host synchronisation (forward
+only). :func:`mamba_edu.ssd_scan` with ``method="chunked"`` sends torch CUDA tensors here when
+:func:`supports` says so.
+
+Glossary: x input (b, l, h, p); dt (b, l, h); A (h,); B, C (b, l, g, n); D (h,) or (h, p); z gate
+(b, l, h, p); dt_bias (h,); states (b, h, p, n); Q chunk length; c = ⌈l/Q⌉ chunks.
+"""
+
+import functools
+
+import numpy as np
+
+from mamba_edu.scans.cuda import KERNEL_DIR, SMEM_LIMIT, _arg, _cuda_usable, _cupy, _stream
+
+KERNEL_FILES = {
+    "cumsum": "ssd_chunk_cumsum.cu",
+    "state": "ssd_chunk_state.cu",
+    "passing": "ssd_state_passing.cu",
+    "scan": "ssd_chunk_scan.cu",
+}
+KERNEL_NAMES = {"cumsum": "ssd_chunk_cumsum", "state": "ssd_chunk_state", "passing": "ssd_state_passing",
+                "scan": "ssd_chunk_scan"}
+CHUNK_SIZES = (16, 32, 64, 128, 256)  # Q the kernels are built for (powers of two)
+MAX_P = 128  # head dimension p
+MAX_N = 256  # state size n
+MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z (chunks, b·h)
+NWARPS = 8  # warps per block of the two matrix-product kernels
+PASSING_THREADS = 256
+_DTYPES = {"float32": "float", "float16": "__half", "bfloat16": "__nv_bfloat16"}  # input dtype → C type
+_ARG_NAMES = ("x", "dt", "A", "B", "C", "D", "z", "dt_bias", "initial_states")
+
+
+def kernel_source(step):
+    """The CUDA C++ source of one SSD step, as shipped in the package.
+
+    Parameters
+    ----------
+    step : {"cumsum", "state", "passing", "scan"}
+
+    Returns
+    -------
+    str
+        The ``.cu`` file's text; sizes and input types come in as ``-D`` options (:func:`defines`).
+
+    Explained in lesson 8.
+    """
+    if step not in KERNEL_FILES:
+        raise ValueError(f"step must be one of {sorted(KERNEL_FILES)}, got {step!r}")
+    return (KERNEL_DIR / KERNEL_FILES[step]).read_text()
+
+
+def _round_up(v, m):
+    return -(-v // m) * m
+
+
+@functools.cache
+def tiles(p, n, Q):
+    """Tile sizes of the two matrix-product kernels for head dimension p, state size n and chunk Q.
+
+    ``state``: slices of KS steps, output tiles TP × TN of the (p × n) chunk state;
+    ``scan``: TT rows (steps) × TP channels of the output per block (slices of TT steps).
+    Multiples of 16 (the WMMA fragment); p and n are padded up to them (padding is masked).
+    """
+    tp = min(_round_up(p, 16), 64)
+    return {"state": {"KS": min(Q, 64), "TP": tp, "TN": min(_round_up(n, 16), 128)},
+            "scan": {"TT": min(Q, 64), "TP": tp}}
+
+
+def shared_bytes(step, p, n, Q):
+    """Dynamic shared memory (bytes) of a kernel launch (the buffers at the top of each ``.cu``)."""
+    t = tiles(p, n, Q)
+    if step == "state":
+        ks, tp, tn = t["state"]["KS"], t["state"]["TP"], t["state"]["TN"]
+        return 4 * (ks * (tp + 4) + max(ks, tp) * (tn + 4) + Q)
+    if step == "scan":
+        tt, tp = t["scan"]["TT"], t["scan"]["TP"]
+        nk, wide = _round_up(n, 8), max(tt, tp)
+        return 4 * (tt * (nk + 4) + wide * (nk + 4) + tt * (tp + 4) + tt * (wide + 4) + 3 * tt)
+    return 0
+
+
+def defines(step, p, n, Q, types=None):
+    """The ``-D`` options of one kernel: sizes, tiles and input C types.
+
+    ``types`` maps argument names (x, dt, B, C, z) to dtype names ("float32", "float16",
+    "bfloat16"); missing ones are float32. Used by :func:`ssd_scan_cuda` and the compile test.
+    """
+    types = {k: _DTYPES[v] for k, v in (types or {}).items()}
+    ty = lambda name: types.get(name, "float")  # noqa: E731
+    if step == "cumsum":
+        return {"Q": Q, "T_DT": ty("dt")}
+    if step == "passing":
+        return {}
+    t = tiles(p, n, Q)[step]
+    if step == "state":
+        return {"P": p, "N": n, "Q": Q, **t, "NWARPS": NWARPS, "T_X": ty("x"), "T_B": ty("B")}
+    if step == "scan":
+        return {"P": p, "N": n, "Q": Q, **t, "NWARPS": NWARPS, "T_X": ty("x"), "T_B": ty("B"), "T_C": ty("C"),
+                "T_Z": ty("z")}
+    raise ValueError(f"step must be one of {sorted(KERNEL_FILES)}, got {step!r}")
+
+
+def cuda_include_dirs():
+    """Include folders of the CUDA headers shipped in pip wheels (``nvidia-cuda-runtime``/``-crt``), if any.
+
+    The kernels include ``mma.h``, ``cuda_fp16.h`` and ``cuda_bf16.h``; a CUDA toolkit provides them,
+    and so do these wheels (used where NVRTC finds no toolkit, e.g. the compile test on a CPU machine).
+    """
+    import sys
+    from pathlib import Path
+
+    found = []
+    for base in sys.path:
+        for sub in ("cu13", "cuda_runtime"):
+            inc = Path(base) / "nvidia" / sub / "include"
+            if (inc / "mma.h").exists() and str(inc) not in found:
+                found.append(str(inc))
+    return found
+
+
+_MODULES = {}
+
+
+def _kernel(cp, step, **defs):
+    """Compile (once per process, options and device) and return a RawKernel."""
+    key = (step, tuple(sorted(defs.items())), cp.cuda.runtime.getDevice())
+    if key not in _MODULES:
+        options = ("-std=c++17", "--use_fast_math", *(f"-D{k}={v}" for k, v in sorted(defs.items())))
+        try:
+            module = cp.RawModule(code=kernel_source(step), options=options)
+            kernel = module.get_function(KERNEL_NAMES[step])  # compiles here
+        except Exception:  # headers not found by NVRTC: try the pip wheels' include folders
+            extra = tuple(f"-I{d}" for d in cuda_include_dirs())
+            if not extra:
+                raise
+            module = cp.RawModule(code=kernel_source(step), options=options + extra)
+            kernel = module.get_function(KERNEL_NAMES[step])
+        _MODULES[key] = kernel
+    return _MODULES[key]
+
+
+def _dtype_name(a):
+    return str(a.dtype).rsplit(".", 1)[-1]
+
+
+def supports(x, dt, A, B, C, chunk_size=64, D=None, z=None, dt_bias=None, initial_states=None):
+    """True when :func:`ssd_scan_cuda` takes these arguments (used by :func:`mamba_edu.ssd_scan`). Never raises.
+
+    Needs CuPy and a GPU; torch CUDA tensors of dtype float32, float16 or bfloat16; no gradient
+    wanted (grad mode off, or no argument requires grad); chunk_size in :data:`CHUNK_SIZES`;
+    p ≤ 128, n ≤ 256; at most 65 535 chunks and b·h ≤ 65 535. Shapes are not checked here: a bad
+    shape is reported by the call itself.
+    """
+    try:
+        import torch
+
+        args = (x, dt, A, B, C, D, z, dt_bias, initial_states)
+        for a in args:
+            if a is not None and not (isinstance(a, torch.Tensor) and a.is_cuda and _dtype_name(a) in _DTYPES):
+                return False
+        if torch.is_grad_enabled() and any(a is not None and a.requires_grad for a in args):
+            return False
+        if isinstance(chunk_size, bool) or chunk_size not in CHUNK_SIZES or x.ndim != 4 or B.ndim != 4:
+            return False
+        b, l, h, p = x.shape
+        if not (1 <= p <= MAX_P and 1 <= B.shape[3] <= MAX_N):
+            return False
+        if b * h > MAX_GRID_YZ or -(-l // chunk_size) > MAX_GRID_YZ:
+            return False
+        return _cuda_usable()
+    except Exception:
+        return False
+
+
+def _signature(args):
+    return tuple(None if a is None else (type(a), tuple(a.shape), a.dtype, a.device) for a in args)
+
+
+_CHECKED = {}  # argument signature → None (the checks passed; they read shapes, dtypes and devices only)
+
+
+def _checked(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states):
+    """ssd.py's argument checks plus this kernel's limits, once per argument signature."""
+    args = (x, dt, A, B, C, D, z, dt_bias, initial_states)
+    sig = (_signature(args), chunk_size if isinstance(chunk_size, int) else repr(chunk_size))
+    if sig in _CHECKED:
+        return
+    from mamba_edu.scans.ssd import _check
+
+    kind = _check(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, "chunked")
+    if kind != "torch" or x.device.type != "cuda":
+        raise ValueError(f"x is a {kind} array on {getattr(x, 'device', 'the host')}: ssd_scan_cuda takes torch "
+                         "CUDA tensors (use mamba_edu.ssd_scan elsewhere)")
+    for name, a in zip(_ARG_NAMES, args):
+        if a is not None and _dtype_name(a) not in _DTYPES:
+            raise ValueError(f"{name} has dtype {a.dtype}: ssd_scan_cuda takes float32, float16 or bfloat16 "
+                             "(it computes in float32; use mamba_edu.ssd_scan for float64)")
+    if chunk_size not in CHUNK_SIZES:
+        raise ValueError(f"chunk_size is {chunk_size}, expected one of {CHUNK_SIZES} for the CUDA kernels")
+    b, l, h, p = x.shape
+    n = B.shape[3]
+    if p > MAX_P or n > MAX_N:
+        raise ValueError(f"x has p = {p} and B has n = {n}: the CUDA kernels take p ≤ {MAX_P} and n ≤ {MAX_N}")
+    if b * h > MAX_GRID_YZ or -(-l // chunk_size) > MAX_GRID_YZ:
+        raise ValueError(f"x has shape {tuple(x.shape)}: the CUDA kernels need b·h ≤ {MAX_GRID_YZ} and "
+                         f"⌈l/chunk_size⌉ ≤ {MAX_GRID_YZ}")
+    if len(_CHECKED) > 1024:
+        _CHECKED.clear()
+    _CHECKED[sig] = None
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(device, b, l, h, p, g, n, Q, types):
+    """Compiled kernels, grids, blocks and shared memory for one shape and dtype combination."""
+    cp = _cupy()
+    types = dict(types)
+    c = -(-l // Q)
+    k_cumsum = _kernel(cp, "cumsum", **defines("cumsum", p, n, Q, types))
+    k_state = _kernel(cp, "state", **defines("state", p, n, Q, types))
+    k_passing = _kernel(cp, "passing")
+    k_scan = _kernel(cp, "scan", **defines("scan", p, n, Q, types))
+    smem_state, smem_scan = shared_bytes("state", p, n, Q), shared_bytes("scan", p, n, Q)
+    assert max(smem_state, smem_scan) <= SMEM_LIMIT, (smem_state, smem_scan)
+    k_state.max_dynamic_shared_size_bytes = smem_state
+    k_scan.max_dynamic_shared_size_bytes = smem_scan
+    t = tiles(p, n, Q)
+    tp_s, tn_s = t["state"]["TP"], t["state"]["TN"]
+    tt, tp = t["scan"]["TT"], t["scan"]["TP"]
+    threads = (32 * NWARPS,)
+    return (
+        (k_cumsum, (c, b * h), (max(Q, 32),), 0),
+        (k_state, (-(-p // tp_s) * -(-n // tn_s), c, b * h), threads, smem_state),
+        (k_passing, (-(-p * n // PASSING_THREADS), b * h), (PASSING_THREADS,), 0),
+        (k_scan, ((Q // tt) * -(-p // tp), c, b * h), threads, smem_scan),
+    )
+
+
+def _f32(a):
+    """Small per-head arguments (A, D, dt_bias, initial_states) as contiguous float32 (a copy only if needed)."""
+    if a is None:
+        return None
+    import torch
+
+    return a.contiguous() if a.dtype == torch.float32 else a.float().contiguous()
+
+
+def ssd_scan_cuda(x, dt, A, B, C, chunk_size=64, D=None, z=None, dt_bias=None, dt_softplus=False,
+                  initial_states=None, return_final_states=False):
+    """Mamba-2's SSD forward on a CUDA GPU: :func:`mamba_edu.ssd_scan`'s arguments and result, fused kernels.
+
+    Parameters
+    ----------
+    x : torch CUDA tensor, shape (b, l, h, p), float32, float16 or bfloat16; p ≤ 128
+    dt : shape (b, l, h)
+    A : shape (h,), ≤ 0 (not checked on the GPU)
+    B, C : shape (b, l, g, n), g divides h; n ≤ 256
+    chunk_size : {16, 32, 64, 128, 256}, default 64
+    D : shape (h,) or (h, p), optional
+    z : shape (b, l, h, p), optional — the output is multiplied by silu(z)
+    dt_bias : shape (h,), optional
+    dt_softplus : bool — Δ = softplus(dt + dt_bias)
+    initial_states : shape (b, h, p, n), optional
+    return_final_states : bool — also return the state after step l, float32
+
+    Every tensor may have any of the three dtypes (x, dt, B, C, z are read as they are; A, D,
+    dt_bias, initial_states are converted to float32 if they are not). Non-contiguous tensors are
+    copied to contiguous ones first.
+
+    Returns
+    -------
+    out : shape (b, l, h, p), x's dtype
+    final_states : shape (b, h, p, n), float32 — only with ``return_final_states=True``
+
+    Raises
+    ------
+    ValueError
+        Bad shapes, dtypes or devices (the messages of :func:`mamba_edu.ssd_scan`), or sizes the
+        kernels are not built for (see :func:`supports`).
+    NotImplementedError
+        When a gradient is wanted (forward only: :func:`mamba_edu.ssd_scan` then runs its
+        differentiable path).
+    RuntimeError
+        When CuPy or a CUDA GPU is missing.
+
+    Accuracy: TF32 matrix products (see the module docstring). Explained in lesson 8.
+    """
+    import torch
+
+    cp = _cupy()  # noqa: F841  (raises RuntimeError without CuPy or a GPU)
+    _checked(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states)
+    args = (x, dt, A, B, C, D, z, dt_bias, initial_states)
+    if torch.is_grad_enabled() and any(a is not None and a.requires_grad for a in args):
+        raise NotImplementedError("ssd_scan_cuda is forward only: call mamba_edu.ssd_scan for gradients")
+    b, l, h, p = x.shape
+    g, n = B.shape[2], B.shape[3]
+    Q = int(chunk_size)
+    c = -(-l // Q)
+    x_, dt_, B_, C_ = (a.contiguous() for a in (x, dt, B, C))
+    z_ = None if z is None else z.contiguous()
+    A_, D_, bias_, h0 = (_f32(a) for a in (A, D, dt_bias, initial_states))
+    types = tuple((name, _dtype_name(a)) for name, a in (("x", x), ("dt", dt), ("B", B), ("C", C), ("z", z))
+                  if a is not None and _dtype_name(a) != "float32")
+
+    previous = torch.cuda.current_device()
+    switch = x.device.index != previous
+    if switch:
+        torch.cuda.set_device(x.device)
+    try:
+        plan = _plan(x.device.index, b, l, h, p, g, n, Q, types)
+        f32 = dict(dtype=torch.float32, device=x.device)
+        dt_out = torch.empty(b, h, c, Q, **f32)
+        cs = torch.empty(b, h, c, Q, **f32)
+        states = torch.empty(b, c, h, p, n, **f32)
+        out = torch.empty(b, l, h, p, dtype=x.dtype, device=x.device)
+        final = torch.empty(b, h, p, n, **f32) if return_final_states else None
+        i32 = np.int32
+        flags_cumsum = (1 if bias_ is not None else 0) | (2 if dt_softplus else 0)
+        flags_scan = (1 if D_ is not None else 0) | (2 if D_ is not None and D_.ndim == 2 else 0) | \
+                     (4 if z_ is not None else 0)
+        calls = (
+            (_arg(dt_), _arg(A_), _arg(bias_), _arg(dt_out), _arg(cs), i32(l), i32(h), i32(c), i32(flags_cumsum)),
+            (_arg(x_), _arg(B_), _arg(dt_out), _arg(cs), _arg(states), i32(l), i32(h), i32(g), i32(c)),
+            (_arg(states), _arg(cs), _arg(h0), _arg(final), i32(h), i32(c), i32(Q), i32(p * n)),
+            (_arg(x_), _arg(B_), _arg(C_), _arg(z_), _arg(D_), _arg(dt_out), _arg(cs), _arg(states), _arg(out),
+             i32(l), i32(h), i32(g), i32(c), i32(flags_scan)),
+        )
+        with _stream(torch.cuda.current_stream(x.device).cuda_stream):
+            for (kernel, grid, block, smem), kernel_args in zip(plan, calls):
+                kernel(grid, block, kernel_args, shared_mem=smem)
+    finally:
+        if switch:
+            torch.cuda.set_device(previous)
+    return (out, final) if return_final_states else out
