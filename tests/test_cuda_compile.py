@@ -1,4 +1,4 @@
-"""Every CUDA source of lesson 7 compiles for the H100/H200 (sm_90) — checked on machines without a GPU.
+"""Every CUDA source of lessons 7 and 8 compiles for the H100/H200 (sm_90) — checked on machines without a GPU.
 
 Uses NVRTC (the runtime compiler CuPy uses too) from the ``nvidia-cuda-nvrtc`` wheel through ctypes,
 or ``nvcc`` when NVRTC is missing. No GPU and no CuPy needed.
@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from mamba_edu.scans import cuda
+from mamba_edu.scans import cuda, ssd_cuda
 
 # (source, extra -D options): each kernel at the sizes the library compiles it with
 CASES = [
@@ -40,6 +40,24 @@ for _n in N_COVERED:
     CASES.append(("v2_backward", {"DSTATE": _n, "CHUNK": _chunk, "NWARPS": _nwarps}))
 CASES.append(("v2_backward", {"DSTATE": 16, "CHUNK": 8, "NWARPS": 16, "ADJ_ONLY": 1}))
 CASES.append(("v2_backward", {"DSTATE": 256, "CHUNK": 8, "NWARPS": 8, "ADJ_ONLY": 1}))
+
+# Lesson 8's SSD kernels ("ssd:<step>"), at every (p, n, Q, input types) that tests/gpu/test_ssd_cuda.py
+# and benchmarks/ssd_gpu.py launch (ssd_cuda.defines gives the -D options the library uses)
+FP32 = {}
+BF16_BENCH = {"x": "bfloat16", "dt": "bfloat16", "B": "bfloat16", "C": "bfloat16"}
+ALL = ("x", "dt", "B", "C", "z")
+SSD_CONFIGS = [((8, 16), Q, FP32) for Q in ssd_cuda.CHUNK_SIZES]
+SSD_CONFIGS += [((8, 16), 64, dict.fromkeys(ALL, "bfloat16")), ((8, 16), 64, dict.fromkeys(ALL, "float16")),
+                ((20, 24), 64, FP32), ((70, 140), 64, FP32), ((128, 256), 64, FP32), ((128, 256), 256, FP32)]
+SSD_CONFIGS += [((64, n), Q, types) for n in (64, 128) for Q in (64, 128, 256) for types in (FP32, BF16_BENCH)]
+_seen = set()
+for (_p, _n), _Q, _types in SSD_CONFIGS:
+    for _step in ssd_cuda.KERNEL_FILES:
+        _defs = ssd_cuda.defines(_step, _p, _n, _Q, _types)
+        _key = (_step, tuple(sorted(_defs.items())))
+        if _key not in _seen:
+            _seen.add(_key)
+            CASES.append((f"ssd:{_step}", _defs))
 
 
 @pytest.mark.parametrize("n", N_COVERED)
@@ -93,8 +111,13 @@ def _nvcc_compile(source, name, options, tmp_path):
 
 @pytest.mark.parametrize("version, defines", CASES, ids=[f"{v}-{'-'.join(map(str, d.values()))}" for v, d in CASES])
 def test_kernel_compiles_for_sm90(version, defines, tmp_path):
-    source = cuda.kernel_source(version)
-    options = [f"-D{k}={v}" for k, v in defines.items()] + ["--use_fast_math", "-std=c++17"]
+    if version.startswith("ssd:"):  # includes mma.h, cuda_bf16.h: the headers of the nvidia-cuda-runtime/-crt wheels
+        source = ssd_cuda.kernel_source(version[4:])
+        includes = [f"-I{d}" for d in ssd_cuda.cuda_include_dirs()]
+        version = version[4:]
+    else:
+        source, includes = cuda.kernel_source(version), []
+    options = [f"-D{k}={v}" for k, v in defines.items()] + ["--use_fast_math", "-std=c++17", *includes]
     path = _find_nvrtc()
     if path is not None:
         lib = ctypes.CDLL(path)
@@ -110,7 +133,7 @@ def test_kernel_compiles_for_sm90(version, defines, tmp_path):
 def test_every_source_is_covered():
     """Each .cu file shipped in the package is exercised by CASES."""
     shipped = {os.path.basename(p) for p in glob.glob(str(cuda.KERNEL_DIR / "*.cu"))}
-    covered = {cuda.KERNEL_FILES[v] for v, _ in CASES}
+    covered = {ssd_cuda.KERNEL_FILES[v[4:]] if v.startswith("ssd:") else cuda.KERNEL_FILES[v] for v, _ in CASES}
     assert shipped == covered
 
 

@@ -296,3 +296,163 @@ def test_negative_delta_warns_with_its_cause():
         me.ssd_matrix(args["dt"][0], args["A"], args["B"], args["C"])
     with pytest.raises(ValueError, match="B has shape"):
         me.ssd_matrix(args["dt"], args["A"], args["B"][0], args["C"])
+
+
+# ---------------------------------------------------------------- the CUDA kernels' algorithm, on the CPU
+def kernels_emulated(x, dt, A, B, C, Q, D=None, z=None, dt_bias=None, dt_softplus=False, h0=None, tile=None):
+    """The four kernels of mamba_edu/scans/kernels/ssd_*.cu replayed in float64 numpy, block by block.
+
+    Same layouts (dt_out, cs (b, h, c, Q); states (b, c, h, p, n), overwritten in place by the state
+    passing), the same tiles (``ssd_cuda.tiles`` or ``tile`` to force smaller ones), padding, masks
+    (steps past l, rows/columns past p or n, s ≤ t) and loop bounds (slices up to the diagonal), so
+    the index math is checked without a GPU. Only the TF32 rounding is left out.
+    """
+    from mamba_edu.scans import ssd_cuda
+
+    b, l, h, p = x.shape
+    g, n = B.shape[2:]
+    c = -(-l // Q)
+    t = tile or ssd_cuda.tiles(p, n, Q)
+    r16 = lambda v, m: -(-v // m) * m  # noqa: E731
+    # 1. ssd_chunk_cumsum: one block per (chunk, b·h), thread s = step s
+    dt_out = np.zeros((b, h, c, Q))
+    cs = np.zeros((b, h, c, Q))
+    for bh in range(b * h):
+        bi, hi = divmod(bh, h)
+        for ci in range(c):
+            steps = ci * Q + np.arange(Q)
+            valid = steps < l
+            d = np.zeros(Q)
+            d[valid] = dt[bi, steps[valid], hi] + (dt_bias[hi] if dt_bias is not None else 0.0)
+            if dt_softplus:
+                d[valid] = np.where(d[valid] <= 20, np.log1p(np.exp(np.minimum(d[valid], 20))), d[valid])
+            dt_out[bi, hi, ci] = d
+            cs[bi, hi, ci] = np.cumsum(d * A[hi])
+
+    def rows(arr, bi, ci, s0, count, inner, width, gi=None, hi=None):
+        """Stage ``count`` steps from s0 of a chunk, columns inner..inner+width, zeros past l or the row end."""
+        tile_ = np.zeros((count, width))
+        for s in range(count):
+            step = ci * Q + s0 + s
+            if step < l:
+                row = arr[bi, step, gi] if gi is not None else arr[bi, step, hi]
+                cols = row[inner:inner + width]
+                tile_[s, :len(cols)] = cols
+        return tile_
+
+    # 2. ssd_chunk_state: blocks (p tile × n tile, chunk, b·h), slices of KS steps
+    KS, TP, TN = t["state"]["KS"], t["state"]["TP"], t["state"]["TN"]
+    states = np.full((b, c, h, p, n), np.nan)
+    tiles_n = -(-n // TN)
+    for bh in range(b * h):
+        bi, hi = divmod(bh, h)
+        gi = hi // (h // g)
+        for ci in range(c):
+            w = np.exp(cs[bi, hi, ci, Q - 1] - cs[bi, hi, ci]) * dt_out[bi, hi, ci]
+            for blk in range(-(-p // TP) * tiles_n):
+                p0, n0 = (blk // tiles_n) * TP, (blk % tiles_n) * TN
+                acc = np.zeros((TP, TN))
+                for s0 in range(0, Q, KS):
+                    sX = rows(x, bi, ci, s0, KS, p0, TP, hi=hi) * w[s0:s0 + KS, None]
+                    sB = rows(B, bi, ci, s0, KS, n0, TN, gi=gi)
+                    acc += sX.T @ sB
+                pi, nj = min(TP, p - p0), min(TN, n - n0)
+                states[bi, ci, hi, p0:p0 + pi, n0:n0 + nj] = acc[:pi, :nj]
+    # 3. ssd_state_passing: in place, states[c] becomes the state entering chunk c
+    final = np.zeros((b, h, p, n)) if h0 is None else np.array(h0, dtype=np.float64)
+    for ci in range(c):
+        chunk_state = states[:, ci].copy()
+        states[:, ci] = final
+        final = np.exp(cs[:, :, ci, Q - 1])[..., None, None] * final + chunk_state
+    # 4. ssd_chunk_scan: blocks (row tile × p tile, chunk, b·h); slices of TT steps up to the diagonal
+    TT, TP = t["scan"]["TT"], t["scan"]["TP"]
+    NK = r16(n, 8)
+    out = np.full((b, l, h, p), np.nan)
+    for bh in range(b * h):
+        bi, hi = divmod(bh, h)
+        gi = hi // (h // g)
+        for ci in range(c):
+            for blk in range((Q // TT) * -(-p // TP)):
+                rt, p0 = divmod(blk, -(-p // TP))
+                p0 *= TP
+                t0 = rt * TT
+                sC = rows(C, bi, ci, t0, TT, 0, NK, gi=gi)
+                csT = cs[bi, hi, ci, t0:t0 + TT]
+                S = np.zeros((TP, NK))
+                S[:min(TP, p - p0), :n] = states[bi, ci, hi, p0:p0 + TP]
+                acc = (sC @ S.T) * np.exp(csT)[:, None]
+                for sb in range(rt + 1):
+                    s0 = sb * TT
+                    sK = rows(B, bi, ci, s0, TT, 0, NK, gi=gi)
+                    sX = rows(x, bi, ci, s0, TT, p0, TP, hi=hi)
+                    csS, dtS = cs[bi, hi, ci, s0:s0 + TT], dt_out[bi, hi, ci, s0:s0 + TT]
+                    causal = (s0 + np.arange(TT))[None, :] <= (t0 + np.arange(TT))[:, None]
+                    M = np.where(causal, (sC @ sK.T) * np.exp(np.where(causal, csT[:, None] - csS[None, :], -np.inf))
+                                 * dtS[None, :], 0.0)
+                    acc += M @ sX
+                for r in range(TT):
+                    step = ci * Q + t0 + r
+                    if step >= l:
+                        continue
+                    for i in range(min(TP, p - p0)):
+                        v = acc[r, i]
+                        if D is not None:
+                            v += (D[hi, p0 + i] if D.ndim == 2 else D[hi]) * x[bi, step, hi, p0 + i]
+                        if z is not None:
+                            zz = z[bi, step, hi, p0 + i]
+                            v *= zz / (1 + np.exp(-zz))
+                        out[bi, step, hi, p0 + i] = v
+    return out, final
+
+
+SMALL_TILES = {"state": {"KS": 16, "TP": 16, "TN": 16}, "scan": {"TT": 16, "TP": 16}}
+
+
+@pytest.mark.parametrize("l, Q, tile", [(1, 16, None), (63, 64, None), (64, 64, None), (65, 64, None),
+                                        (130, 64, SMALL_TILES), (77, 32, SMALL_TILES), (40, 16, None)])
+@pytest.mark.parametrize("g", [1, 2])
+def test_cuda_kernels_algorithm_matches_loop(l, Q, tile, g):
+    """The kernels' decomposition (tiles, masks, partial last chunk, groups, states) equals the float64 loop."""
+    args = make(b=2, l=l, h=4, p=20, g=g, n=24, seed=l + Q)  # p, n: padded and split by the small tiles
+    out, final = kernels_emulated(**{k: args[k] for k in ("x", "dt", "A", "B", "C", "D", "z", "dt_bias")}, Q=Q,
+                                  dt_softplus=True, h0=args["initial_states"], tile=tile)
+    ref, ref_final = ref_of(args)
+    assert not np.isnan(out).any() and rel(out, ref) < 1e-10
+    assert rel(final, ref_final) < 1e-10
+
+
+def test_cuda_kernels_algorithm_options():
+    """D of shape (h,), no z, no bias or softplus, no initial state; several p and n tiles; Q = 256."""
+    args = make(b=1, l=300, h=2, p=70, g=1, n=140, seed=5)
+    dt = np.abs(args["dt"]) * 0.1
+    out, final = kernels_emulated(args["x"], dt, args["A"], args["B"], args["C"], 256, D=args["D"][:, 0])
+    ref, ref_final = loop_ssd(args["x"], dt, args["A"], args["B"], args["C"], args["D"][:, 0])
+    assert rel(out, ref) < 1e-10 and rel(final, ref_final) < 1e-10
+
+
+def test_cuda_tiles_and_shared_memory_fit_sm90():
+    """Every supported (p, n, Q) gets WMMA-sized tiles whose shared memory fits one H100/H200 block."""
+    from mamba_edu.scans import ssd_cuda
+    from mamba_edu.scans.cuda import SMEM_LIMIT
+
+    for Q in ssd_cuda.CHUNK_SIZES:
+        for p in (1, 4, 17, 64, 100, ssd_cuda.MAX_P):
+            for n in (1, 5, 64, 128, 200, ssd_cuda.MAX_N):
+                t = ssd_cuda.tiles(p, n, Q)
+                assert Q % t["state"]["KS"] == 0 and Q % t["scan"]["TT"] == 0
+                assert all(v % 16 == 0 for v in (*t["state"].values(), *t["scan"].values()))
+                for step in ("state", "scan"):
+                    assert 0 < ssd_cuda.shared_bytes(step, p, n, Q) <= SMEM_LIMIT
+
+
+def test_cuda_supports_says_no_without_a_gpu_or_for_other_inputs():
+    """supports() never raises and sends CPU tensors, numpy, float64 and odd chunk sizes elsewhere."""
+    from mamba_edu.scans import ssd_cuda
+
+    args = to_torch(make(l=8, extras=False), torch.float32)
+    assert not ssd_cuda.supports(**args)  # CPU tensors
+    assert not ssd_cuda.supports(**make(l=8, extras=False))  # numpy
+    assert not ssd_cuda.supports(None, None, None, None, None)
+    assert not ssd_cuda.supports(**args, chunk_size=48)
+    with pytest.raises(ValueError, match="step"):
+        ssd_cuda.kernel_source("nope")

@@ -414,8 +414,27 @@ def ssd_scan(
         On a wrong shape, g not dividing h, a non-floating dtype, mixed array kinds or devices,
         an unknown method or a bad chunk_size; for CPU inputs also on NaN/inf or A > 0.
 
+    Which code runs
+    ---------------
+    ``method="chunked"`` with torch CUDA tensors (float32, float16 or bfloat16; no argument requiring
+    grad while grad mode is on; chunk_size in 16, 32, 64, 128, 256; p ≤ 128, n ≤ 256) runs the fused
+    CUDA kernels of :func:`mamba_edu.scans.ssd_cuda.ssd_scan_cuda` when CuPy sees a GPU: four
+    launches, no host synchronisation, matrix products on tensor cores in TF32 (errors of about
+    1e-4 … 1e-3 of the output's scale against float64, like the official Triton kernel), the output
+    in x's dtype and final states in float32. Everything else — numpy, CPU tensors, CuPy arrays,
+    gradients, float64, other sizes, the other methods — runs the array-generic code of this module
+    (strict float32 matrix products on CuPy; torch's TF32 setting applies to CUDA tensors).
+    Neither path checks NaN/inf or A ≤ 0 on a GPU (that would cost a synchronisation).
+
     Explained in lesson 8.
     """
+    if method == "chunked" and _kind(x) == "torch" and getattr(x, "is_cuda", False):
+        from mamba_edu.scans import ssd_cuda
+
+        if ssd_cuda.supports(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states):
+            return ssd_cuda.ssd_scan_cuda(x, dt, A, B, C, chunk_size, D=D, z=z, dt_bias=dt_bias,
+                                          dt_softplus=dt_softplus, initial_states=initial_states,
+                                          return_final_states=return_final_states)
     if _kind(x) == "numpy":  # lists etc. → numpy (other kinds stay, for the check to name them)
         x, dt, A, B, C, D, z, dt_bias, initial_states = (
             np.asarray(a) if a is not None and _kind(a) == "numpy" else a
