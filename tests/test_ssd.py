@@ -456,3 +456,29 @@ def test_cuda_supports_says_no_without_a_gpu_or_for_other_inputs():
     assert not ssd_cuda.supports(**args, chunk_size=48)
     with pytest.raises(ValueError, match="step"):
         ssd_cuda.kernel_source("nope")
+
+
+def test_cuda_launch_arguments_match_the_kernel_signatures():
+    """The launcher passes each kernel its arguments in the order, kind and names of the .cu signature."""
+    import re
+
+    from mamba_edu.scans import ssd_cuda
+
+    b, l, h, p, g, n, Q = 2, 70, 4, 8, 2, 16, 32
+    c = -(-l // Q)
+    t = to_torch(make(b=b, l=l, h=h, p=p, g=g, n=n), torch.float32)
+    f = lambda *s: torch.empty(*s)  # noqa: E731
+    named = ssd_cuda._launch_args(t["x"], t["dt"], t["A"], t["B"], t["C"], t["D"], t["z"], t["dt_bias"],
+                                  t["initial_states"], f(b, h, c, Q), f(b, h, c, Q), f(b, c, h, p, n),
+                                  f(b, l, h, p), f(b, h, p, n), True)
+    assert list(named) == list(ssd_cuda.STEPS)
+    for step, pairs in named.items():
+        src = ssd_cuda.kernel_source(step)
+        sig = re.search(rf"{ssd_cuda.KERNEL_NAMES[step]}\((.*?)\)\s*{{", src, re.S).group(1)
+        params = [re.match(r".*?(\w+)$", q.strip()).group(1) for q in sig.split(",")]
+        pointer = ["*" in q for q in sig.split(",")]
+        assert [name for name, _ in pairs] == params, step
+        for (name, value), is_ptr in zip(pairs, pointer):
+            assert (isinstance(value, torch.Tensor) or value is None) == is_ptr, (step, name)
+    flags = dict(named["scan"])["flags"]
+    assert flags == 1 | 2 | 4 and dict(named["cumsum"])["flags"] == 3 and dict(named["passing"])["pn"] == p * n

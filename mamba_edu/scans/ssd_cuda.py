@@ -255,6 +255,32 @@ def _plan(device, b, l, h, p, g, n, Q, types):
     )
 
 
+STEPS = ("cumsum", "state", "passing", "scan")  # launch order
+
+
+def _launch_args(x, dt, A, B, C, D, z, dt_bias, h0, dt_out, cs, states, out, final, dt_softplus):
+    """Each kernel's arguments as (name, value) pairs, named as in its ``.cu`` signature (checked by a test).
+
+    Values are tensors (passed as device pointers), None (NULL) or Python ints (int32).
+    """
+    b, l, h, p = x.shape
+    g, n = B.shape[2], B.shape[3]
+    c, Q = cs.shape[2], cs.shape[3]
+    flags_cumsum = (1 if dt_bias is not None else 0) | (2 if dt_softplus else 0)
+    flags_scan = (1 if D is not None else 0) | (2 if D is not None and D.ndim == 2 else 0) | (4 if z is not None else 0)
+    return {
+        "cumsum": (("dt", dt), ("A", A), ("dt_bias", dt_bias), ("dt_out", dt_out), ("cs", cs), ("l", l), ("h", h),
+                   ("nchunks", c), ("flags", flags_cumsum)),
+        "state": (("x", x), ("B", B), ("dt_out", dt_out), ("cs", cs), ("states", states), ("l", l), ("h", h),
+                  ("g", g), ("nchunks", c)),
+        "passing": (("states", states), ("cs", cs), ("h0", h0), ("final_state", final), ("h", h), ("nchunks", c),
+                    ("Q", Q), ("pn", p * n)),
+        "scan": (("x", x), ("B", B), ("C", C), ("z", z), ("D", D), ("dt_out", dt_out), ("cs", cs),
+                 ("states", states), ("out", out), ("l", l), ("h", h), ("g", g), ("nchunks", c),
+                 ("flags", flags_scan)),
+    }
+
+
 def _f32(a):
     """Small per-head arguments (A, D, dt_bias, initial_states) as contiguous float32 (a copy only if needed)."""
     if a is None:
@@ -333,19 +359,10 @@ def ssd_scan_cuda(x, dt, A, B, C, chunk_size=64, D=None, z=None, dt_bias=None, d
         states = torch.empty(b, c, h, p, n, **f32)
         out = torch.empty(b, l, h, p, dtype=x.dtype, device=x.device)
         final = torch.empty(b, h, p, n, **f32) if return_final_states else None
-        i32 = np.int32
-        flags_cumsum = (1 if bias_ is not None else 0) | (2 if dt_softplus else 0)
-        flags_scan = (1 if D_ is not None else 0) | (2 if D_ is not None and D_.ndim == 2 else 0) | \
-                     (4 if z_ is not None else 0)
-        calls = (
-            (_arg(dt_), _arg(A_), _arg(bias_), _arg(dt_out), _arg(cs), i32(l), i32(h), i32(c), i32(flags_cumsum)),
-            (_arg(x_), _arg(B_), _arg(dt_out), _arg(cs), _arg(states), i32(l), i32(h), i32(g), i32(c)),
-            (_arg(states), _arg(cs), _arg(h0), _arg(final), i32(h), i32(c), i32(Q), i32(p * n)),
-            (_arg(x_), _arg(B_), _arg(C_), _arg(z_), _arg(D_), _arg(dt_out), _arg(cs), _arg(states), _arg(out),
-             i32(l), i32(h), i32(g), i32(c), i32(flags_scan)),
-        )
+        named = _launch_args(x_, dt_, A_, B_, C_, D_, z_, bias_, h0, dt_out, cs, states, out, final, dt_softplus)
+        calls = [tuple(np.int32(v) if isinstance(v, int) else _arg(v) for _, v in named[step]) for step in STEPS]
         with _stream(torch.cuda.current_stream(x.device).cuda_stream):
-            for (kernel, grid, block, smem), kernel_args in zip(plan, calls):
+            for (kernel, grid, block, smem), kernel_args in zip(plan, calls):  # in the order of STEPS
                 kernel(grid, block, kernel_args, shared_mem=smem)
     finally:
         if switch:
