@@ -300,12 +300,13 @@ def test_negative_delta_warns_with_its_cause():
 
 # ---------------------------------------------------------------- the CUDA kernels' algorithm, on the CPU
 def kernels_emulated(x, dt, A, B, C, Q, D=None, z=None, dt_bias=None, dt_softplus=False, h0=None, tile=None):
-    """The four kernels of mamba_edu/scans/kernels/ssd_*.cu replayed in float64 numpy, block by block.
+    """The five kernels of mamba_edu/scans/kernels/ssd_*.cu replayed in float64 numpy, block by block.
 
-    Same layouts (dt_out, cs (b, h, c, Q); states (b, c, h, p, n), overwritten in place by the state
-    passing), the same tiles (``ssd_cuda.tiles`` or ``tile`` to force smaller ones), padding, masks
-    (steps past l, rows/columns past p or n, s ≤ t) and loop bounds (slices up to the diagonal), so
-    the index math is checked without a GPU. Only the TF32 rounding is left out.
+    Same layouts (dt_out, cs (b, h, c, Q); CB (b, c, g, Q, Q), only its tiles on and below the diagonal
+    written; states (b, c, h, p, n), overwritten in place by the state passing), the same tiles
+    (``ssd_cuda.tiles`` or ``tile`` to force smaller ones), padding, masks (steps past l, rows/columns
+    past p or n, s ≤ t) and loop bounds (slices up to the diagonal), so the index math is checked
+    without a GPU. Only the TF32 rounding is left out.
     """
     from mamba_edu.scans import ssd_cuda
 
@@ -340,6 +341,20 @@ def kernels_emulated(x, dt, A, B, C, Q, D=None, z=None, dt_bias=None, dt_softplu
                 tile_[s, :len(cols)] = cols
         return tile_
 
+    # 2a. ssd_bmm: blocks (row tile × column tile, chunk, b·g), tiles above the diagonal skipped
+    TT = t["scan"]["TT"]
+    NK = r16(n, 8)
+    CB = np.full((b, c, g, Q, Q), np.nan)  # never-written entries stay NaN: reading one would show
+    for bi in range(b):
+        for gi in range(g):
+            for ci in range(c):
+                for blk in range((Q // TT) ** 2):
+                    rt, st = divmod(blk, Q // TT)
+                    if st > rt:
+                        continue
+                    sC = rows(C, bi, ci, rt * TT, TT, 0, NK, gi=gi)
+                    sB = rows(B, bi, ci, st * TT, TT, 0, NK, gi=gi)
+                    CB[bi, ci, gi, rt * TT:(rt + 1) * TT, st * TT:(st + 1) * TT] = sC @ sB.T
     # 2. ssd_chunk_state: blocks (p tile × n tile, chunk, b·h), slices of KS steps
     KS, TP, TN = t["state"]["KS"], t["state"]["TP"], t["state"]["TN"]
     states = np.full((b, c, h, p, n), np.nan)
@@ -366,7 +381,6 @@ def kernels_emulated(x, dt, A, B, C, Q, D=None, z=None, dt_bias=None, dt_softplu
         final = np.exp(cs[:, :, ci, Q - 1])[..., None, None] * final + chunk_state
     # 4. ssd_chunk_scan: blocks (row tile × p tile, chunk, b·h); slices of TT steps up to the diagonal
     TT, TP = t["scan"]["TT"], t["scan"]["TP"]
-    NK = r16(n, 8)
     out = np.full((b, l, h, p), np.nan)
     for bh in range(b * h):
         bi, hi = divmod(bh, h)
@@ -376,18 +390,18 @@ def kernels_emulated(x, dt, A, B, C, Q, D=None, z=None, dt_bias=None, dt_softplu
                 rt, p0 = divmod(blk, -(-p // TP))
                 p0 *= TP
                 t0 = rt * TT
-                sC = rows(C, bi, ci, t0, TT, 0, NK, gi=gi)
                 csT = cs[bi, hi, ci, t0:t0 + TT]
+                sC = rows(C, bi, ci, t0, TT, 0, NK, gi=gi) * np.exp(csT)[:, None]  # decay folded into C's rows
                 S = np.zeros((TP, NK))
                 S[:min(TP, p - p0), :n] = states[bi, ci, hi, p0:p0 + TP]
-                acc = (sC @ S.T) * np.exp(csT)[:, None]
+                acc = sC @ S.T
                 for sb in range(rt + 1):
                     s0 = sb * TT
-                    sK = rows(B, bi, ci, s0, TT, 0, NK, gi=gi)
                     sX = rows(x, bi, ci, s0, TT, p0, TP, hi=hi)
                     csS, dtS = cs[bi, hi, ci, s0:s0 + TT], dt_out[bi, hi, ci, s0:s0 + TT]
                     causal = (s0 + np.arange(TT))[None, :] <= (t0 + np.arange(TT))[:, None]
-                    M = np.where(causal, (sC @ sK.T) * np.exp(np.where(causal, csT[:, None] - csS[None, :], -np.inf))
+                    cb = CB[bi, ci, gi, t0:t0 + TT, s0:s0 + TT]
+                    M = np.where(causal, cb * np.exp(np.where(causal, csT[:, None] - csS[None, :], -np.inf))
                                  * dtS[None, :], 0.0)
                     acc += M @ sX
                 for r in range(TT):
@@ -405,7 +419,7 @@ def kernels_emulated(x, dt, A, B, C, Q, D=None, z=None, dt_bias=None, dt_softplu
     return out, final
 
 
-SMALL_TILES = {"state": {"KS": 16, "TP": 16, "TN": 16}, "scan": {"TT": 16, "TP": 16}}
+SMALL_TILES = {"bmm": {"TT": 16}, "state": {"KS": 16, "TP": 16, "TN": 16}, "scan": {"TT": 16, "TP": 16}}
 
 
 @pytest.mark.parametrize("l, Q, tile", [(1, 16, None), (63, 64, None), (64, 64, None), (65, 64, None),
@@ -441,7 +455,8 @@ def test_cuda_tiles_and_shared_memory_fit_sm90():
                 t = ssd_cuda.tiles(p, n, Q)
                 assert Q % t["state"]["KS"] == 0 and Q % t["scan"]["TT"] == 0
                 assert all(v % 16 == 0 for v in (*t["state"].values(), *t["scan"].values()))
-                for step in ("state", "scan"):
+                assert t["bmm"]["TT"] == t["scan"]["TT"]  # step 4 reads the tiles step 2a wrote
+                for step in ("bmm", "state", "scan"):
                     assert 0 < ssd_cuda.shared_bytes(step, p, n, Q) <= SMEM_LIMIT
 
 
@@ -469,8 +484,8 @@ def test_cuda_launch_arguments_match_the_kernel_signatures():
     t = to_torch(make(b=b, l=l, h=h, p=p, g=g, n=n), torch.float32)
     f = lambda *s: torch.empty(*s)  # noqa: E731
     named = ssd_cuda._launch_args(t["x"], t["dt"], t["A"], t["B"], t["C"], t["D"], t["z"], t["dt_bias"],
-                                  t["initial_states"], f(b, h, c, Q), f(b, h, c, Q), f(b, c, h, p, n),
-                                  f(b, l, h, p), f(b, h, p, n), True)
+                                  t["initial_states"], f(b, h, c, Q), f(b, h, c, Q), f(b, c, g, Q, Q),
+                                  f(b, c, h, p, n), f(b, l, h, p), f(b, h, p, n), True)
     assert list(named) == list(ssd_cuda.STEPS)
     for step, pairs in named.items():
         src = ssd_cuda.kernel_source(step)

@@ -418,7 +418,7 @@ def ssd_scan(
     ---------------
     ``method="chunked"`` with torch CUDA tensors (float32, float16 or bfloat16; no argument requiring
     grad while grad mode is on; chunk_size in 16, 32, 64, 128, 256; p ≤ 128, n ≤ 256) runs the fused
-    CUDA kernels of :func:`mamba_edu.scans.ssd_cuda.ssd_scan_cuda` when CuPy sees a GPU: four
+    CUDA kernels of :func:`mamba_edu.scans.ssd_cuda.ssd_scan_cuda` when CuPy sees a GPU: five
     launches, no host synchronisation, matrix products on tensor cores in TF32 (errors of about
     1e-4 … 1e-3 of the output's scale against float64, like the official Triton kernel), the output
     in x's dtype and final states in float32. Everything else — numpy, CPU tensors, CuPy arrays,

@@ -1,16 +1,17 @@
-"""Mamba-2's SSD forward on a CUDA GPU: four fused CuPy RawKernels on tensor cores.  Explained in lesson 8.
+"""Mamba-2's SSD forward on a CUDA GPU: five fused CuPy RawKernels on tensor cores.  Explained in lesson 8.
 
 The chunked algorithm of :mod:`mamba_edu.scans.ssd` (chunks of Q steps; matrix products inside a
-chunk, a short scan between chunks), written as four kernels that read the inputs where they lie
+chunk, a short scan between chunks), written as five kernels that read the inputs where they lie
 (x (b, l, h, p), dt (b, l, h), B/C (b, l, g, n), in float32, float16 or bfloat16) and write the
 output once, in x's dtype. Each kernel is a readable ``.cu`` file in ``scans/kernels/``
-(:func:`kernel_source`):
+(:func:`kernel_source`), launched in this order (:data:`STEPS`):
 
 1. ``ssd_chunk_cumsum``   Δ = softplus(dt + dt_bias) and cs = the running sum of Δ·A inside each chunk;
-2. ``ssd_chunk_state``    the state each chunk leaves at its end, Σ_s exp(cs_last − cs_s) Δ_s x_s B_sᵀ
+2. ``ssd_bmm``            C_t·B_s for the steps of each chunk, once per group (its heads share it);
+3. ``ssd_chunk_state``    the state each chunk leaves at its end, Σ_s exp(cs_last − cs_s) Δ_s x_s B_sᵀ
                           — a (p × Q)(Q × n) matrix product per (batch, chunk, head);
-3. ``ssd_state_passing``  S_{c+1} = exp(cs_last(c)) S_c + states[c]: the state entering every chunk;
-4. ``ssd_chunk_scan``     y_t = exp(cs_t) C_t Sᵀ + Σ_{s≤t} (C_t·B_s) exp(cs_t − cs_s) Δ_s x_s + D x_t,
+4. ``ssd_state_passing``  S_{c+1} = exp(cs_last(c)) S_c + states[c]: the state entering every chunk;
+5. ``ssd_chunk_scan``     y_t = exp(cs_t) C_t Sᵀ + Σ_{s≤t} (C_t·B_s) exp(cs_t − cs_s) Δ_s x_s + D x_t,
                           gated by silu(z): the chunk's "attention" block plus the state's read-out.
 
 Matrix products run on tensor cores through the WMMA API with TF32 inputs (10-bit mantissa) and
@@ -34,12 +35,14 @@ from mamba_edu.scans.cuda import KERNEL_DIR, SMEM_LIMIT, _arg, _cuda_usable, _cu
 
 KERNEL_FILES = {
     "cumsum": "ssd_chunk_cumsum.cu",
+    "bmm": "ssd_bmm.cu",
     "state": "ssd_chunk_state.cu",
     "passing": "ssd_state_passing.cu",
     "scan": "ssd_chunk_scan.cu",
 }
-KERNEL_NAMES = {"cumsum": "ssd_chunk_cumsum", "state": "ssd_chunk_state", "passing": "ssd_state_passing",
-                "scan": "ssd_chunk_scan"}
+KERNEL_NAMES = {"cumsum": "ssd_chunk_cumsum", "bmm": "ssd_bmm", "state": "ssd_chunk_state",
+                "passing": "ssd_state_passing", "scan": "ssd_chunk_scan"}
+STEPS = ("cumsum", "bmm", "state", "passing", "scan")  # launch order
 CHUNK_SIZES = (16, 32, 64, 128, 256)  # Q the kernels are built for (powers of two)
 MAX_P = 128  # head dimension p
 MAX_N = 256  # state size n
@@ -55,7 +58,7 @@ def kernel_source(step):
 
     Parameters
     ----------
-    step : {"cumsum", "state", "passing", "scan"}
+    step : {"cumsum", "bmm", "state", "passing", "scan"}
 
     Returns
     -------
@@ -77,25 +80,31 @@ def _round_up(v, m):
 def tiles(p, n, Q):
     """Tile sizes of the two matrix-product kernels for head dimension p, state size n and chunk Q.
 
+    ``bmm``: TT × TT tiles of each chunk's C Bᵀ (Q × Q);
     ``state``: slices of KS steps, output tiles TP × TN of the (p × n) chunk state;
     ``scan``: TT rows (steps) × TP channels of the output per block (slices of TT steps).
     Multiples of 16 (the WMMA fragment); p and n are padded up to them (padding is masked).
     """
     tp = min(_round_up(p, 16), 64)
-    return {"state": {"KS": min(Q, 64), "TP": tp, "TN": min(_round_up(n, 16), 128)},
+    return {"bmm": {"TT": min(Q, 64)},
+            "state": {"KS": min(Q, 64), "TP": tp, "TN": min(_round_up(n, 16), 128)},
             "scan": {"TT": min(Q, 64), "TP": tp}}
 
 
 def shared_bytes(step, p, n, Q):
     """Dynamic shared memory (bytes) of a kernel launch (the buffers at the top of each ``.cu``)."""
     t = tiles(p, n, Q)
+    nk = _round_up(n, 8)
+    if step == "bmm":
+        return 4 * 2 * t["bmm"]["TT"] * (nk + 4)
     if step == "state":
         ks, tp, tn = t["state"]["KS"], t["state"]["TP"], t["state"]["TN"]
         return 4 * (ks * (tp + 4) + max(ks, tp) * (tn + 4) + Q)
     if step == "scan":
         tt, tp = t["scan"]["TT"], t["scan"]["TP"]
-        nk, wide = _round_up(n, 8), max(tt, tp)
-        return 4 * (tt * (nk + 4) + wide * (nk + 4) + tt * (tp + 4) + tt * (wide + 4) + 3 * tt)
+        phase1 = (tt + tp) * (nk + 4)  # C and S
+        phase2 = tt * (tp + 4) + tt * (max(tt, tp) + 4)  # x and M (then the output)
+        return 4 * max(phase1, phase2)
     return 0
 
 
@@ -112,11 +121,12 @@ def defines(step, p, n, Q, types=None):
     if step == "passing":
         return {}
     t = tiles(p, n, Q)[step]
+    if step == "bmm":
+        return {"N": n, "Q": Q, **t, "NWARPS": NWARPS, "T_B": ty("B"), "T_C": ty("C")}
     if step == "state":
         return {"P": p, "N": n, "Q": Q, **t, "NWARPS": NWARPS, "T_X": ty("x"), "T_B": ty("B")}
     if step == "scan":
-        return {"P": p, "N": n, "Q": Q, **t, "NWARPS": NWARPS, "T_X": ty("x"), "T_B": ty("B"), "T_C": ty("C"),
-                "T_Z": ty("z")}
+        return {"P": p, "N": n, "Q": Q, **t, "NWARPS": NWARPS, "T_X": ty("x"), "T_C": ty("C"), "T_Z": ty("z")}
     raise ValueError(f"step must be one of {sorted(KERNEL_FILES)}, got {step!r}")
 
 
@@ -235,30 +245,27 @@ def _plan(device, b, l, h, p, g, n, Q, types):
     cp = _cupy()
     types = dict(types)
     c = -(-l // Q)
-    k_cumsum = _kernel(cp, "cumsum", **defines("cumsum", p, n, Q, types))
-    k_state = _kernel(cp, "state", **defines("state", p, n, Q, types))
-    k_passing = _kernel(cp, "passing")
-    k_scan = _kernel(cp, "scan", **defines("scan", p, n, Q, types))
-    smem_state, smem_scan = shared_bytes("state", p, n, Q), shared_bytes("scan", p, n, Q)
-    assert max(smem_state, smem_scan) <= SMEM_LIMIT, (smem_state, smem_scan)
-    k_state.max_dynamic_shared_size_bytes = smem_state
-    k_scan.max_dynamic_shared_size_bytes = smem_scan
+    kernels = {step: _kernel(cp, step, **defines(step, p, n, Q, types)) for step in STEPS}
+    smem = {step: shared_bytes(step, p, n, Q) for step in STEPS}
+    assert max(smem.values()) <= SMEM_LIMIT, smem
+    for step in ("bmm", "state", "scan"):
+        kernels[step].max_dynamic_shared_size_bytes = smem[step]
     t = tiles(p, n, Q)
+    tt_b = t["bmm"]["TT"]
     tp_s, tn_s = t["state"]["TP"], t["state"]["TN"]
     tt, tp = t["scan"]["TT"], t["scan"]["TP"]
     threads = (32 * NWARPS,)
-    return (
-        (k_cumsum, (c, b * h), (max(Q, 32),), 0),
-        (k_state, (-(-p // tp_s) * -(-n // tn_s), c, b * h), threads, smem_state),
-        (k_passing, (-(-p * n // PASSING_THREADS), b * h), (PASSING_THREADS,), 0),
-        (k_scan, ((Q // tt) * -(-p // tp), c, b * h), threads, smem_scan),
-    )
+    grids = {
+        "cumsum": ((c, b * h), (max(Q, 32),)),
+        "bmm": (((Q // tt_b) ** 2, c, b * g), threads),
+        "state": ((-(-p // tp_s) * -(-n // tn_s), c, b * h), threads),
+        "passing": ((-(-p * n // PASSING_THREADS), b * h), (PASSING_THREADS,)),
+        "scan": (((Q // tt) * -(-p // tp), c, b * h), threads),
+    }
+    return tuple((kernels[step], *grids[step], smem[step]) for step in STEPS)
 
 
-STEPS = ("cumsum", "state", "passing", "scan")  # launch order
-
-
-def _launch_args(x, dt, A, B, C, D, z, dt_bias, h0, dt_out, cs, states, out, final, dt_softplus):
+def _launch_args(x, dt, A, B, C, D, z, dt_bias, h0, dt_out, cs, CB, states, out, final, dt_softplus):
     """Each kernel's arguments as (name, value) pairs, named as in its ``.cu`` signature (checked by a test).
 
     Values are tensors (passed as device pointers), None (NULL) or Python ints (int32).
@@ -271,11 +278,12 @@ def _launch_args(x, dt, A, B, C, D, z, dt_bias, h0, dt_out, cs, states, out, fin
     return {
         "cumsum": (("dt", dt), ("A", A), ("dt_bias", dt_bias), ("dt_out", dt_out), ("cs", cs), ("l", l), ("h", h),
                    ("nchunks", c), ("flags", flags_cumsum)),
+        "bmm": (("B", B), ("C", C), ("CB", CB), ("l", l), ("g", g), ("nchunks", c)),
         "state": (("x", x), ("B", B), ("dt_out", dt_out), ("cs", cs), ("states", states), ("l", l), ("h", h),
                   ("g", g), ("nchunks", c)),
         "passing": (("states", states), ("cs", cs), ("h0", h0), ("final_state", final), ("h", h), ("nchunks", c),
                     ("Q", Q), ("pn", p * n)),
-        "scan": (("x", x), ("B", B), ("C", C), ("z", z), ("D", D), ("dt_out", dt_out), ("cs", cs),
+        "scan": (("x", x), ("C", C), ("CB", CB), ("z", z), ("D", D), ("dt_out", dt_out), ("cs", cs),
                  ("states", states), ("out", out), ("l", l), ("h", h), ("g", g), ("nchunks", c),
                  ("flags", flags_scan)),
     }
@@ -356,10 +364,12 @@ def ssd_scan_cuda(x, dt, A, B, C, chunk_size=64, D=None, z=None, dt_bias=None, d
         f32 = dict(dtype=torch.float32, device=x.device)
         dt_out = torch.empty(b, h, c, Q, **f32)
         cs = torch.empty(b, h, c, Q, **f32)
+        CB = torch.empty(b, c, g, Q, Q, **f32)  # only the tiles on and below the diagonal are written and read
         states = torch.empty(b, c, h, p, n, **f32)
         out = torch.empty(b, l, h, p, dtype=x.dtype, device=x.device)
         final = torch.empty(b, h, p, n, **f32) if return_final_states else None
-        named = _launch_args(x_, dt_, A_, B_, C_, D_, z_, bias_, h0, dt_out, cs, states, out, final, dt_softplus)
+        named = _launch_args(x_, dt_, A_, B_, C_, D_, z_, bias_, h0, dt_out, cs, CB, states, out, final,
+                             dt_softplus)
         calls = [tuple(np.int32(v) if isinstance(v, int) else _arg(v) for _, v in named[step]) for step in STEPS]
         with _stream(torch.cuda.current_stream(x.device).cuda_stream):
             for (kernel, grid, block, smem), kernel_args in zip(plan, calls):  # in the order of STEPS

@@ -1,30 +1,31 @@
 // SSD forward, step 4 of 4 (lesson 8): the outputs of a chunk, from its inputs and the state entering it.
 //
 // Inside chunk c (steps t, s = 0 .. Q-1 of the chunk; cs, delta from step 1; S = the state entering
-// the chunk, from step 3), the output of one head is
-//     y_t = exp(cs_t) * C_t S^T                                   (off-diagonal blocks of M: rank n)
-//         + sum_{s <= t} (C_t . B_s) exp(cs_t - cs_s) delta_s x_s  (diagonal block of M: "attention")
+// the chunk, from step 3; CB[t, s] = C_t . B_s from step 2a), the output of one head is
+//     y_t = (exp(cs_t) C_t) S^T                                 (off-diagonal blocks of M: rank n)
+//         + sum_{s <= t} CB[t, s] exp(cs_t - cs_s) delta_s x_s   (diagonal block of M: "attention")
 //         + D x_t,                      then   out_t = y_t * silu(z_t)   (D, z optional).
 // The exponents cs_t and cs_t - cs_s (s <= t) are <= 0: nothing here grows (exp(+cs) is never formed).
 //
 // One block computes TT rows (steps t0 .. t0+TT-1 of the chunk) x TP columns (channels p0 ..) of y:
-//   1. stage C of the TT rows and S (TP x n) in shared memory; acc = C S^T on tensor cores; scale
-//      row t by exp(cs_t) (through shared memory, since a WMMA fragment's layout is opaque);
+//   1. stage the rows of C, each scaled by its decay exp(cs_t), and S (TP x n) in shared memory;
+//      acc = (exp(cs) C) S^T on tensor cores;
 //   2. for every slice of KS = TT steps s up to the diagonal (causality: later slices contribute 0):
-//      stage B and x of the slice, compute the TT x KS block C B^T, turn it into
-//      M[t, s] = (C_t . B_s) exp(cs_t - cs_s) delta_s for s <= t and 0 above (the mask is applied
-//      before the exp: no inf), then acc += M x_slice;
+//      stage x of the slice and the TT x KS block M[t, s] = CB[t, s] exp(cs_t - cs_s) delta_s for
+//      s <= t, 0 above (the mask is applied before the exp: no inf); acc += M x_slice;
 //   3. add D x, gate with silu(z), write the tile once in x's type.
+// Shared memory: phase 1's tiles (C, S) and phase 2's (x, M; later the output) share one buffer.
 // Tensor-core products use the WMMA API with TF32 inputs and float32 accumulation (16 x 16 x 8
-// fragments), like the official kernel's tl.dot on fp32; the values are rounded to TF32 as they are
-// staged. Warp w owns the output fragments w, w + NWARPS, ... (and likewise for C B^T).
+// fragments), like the official kernel's tl.dot on fp32; values are rounded to TF32 as they are
+// staged. Warp w owns the output fragments w, w + NWARPS, ... .
 //
 // Compile-time sizes (-D): P, N, Q, TT (rows per block, a multiple of 16 dividing Q), TP (channels
-// per block, a multiple of 16), NWARPS; input types T_X, T_B, T_C, T_Z (float, __half,
-// __nv_bfloat16); the output has x's type. Grid: ((Q/TT) * ceil(P/TP), chunks, b*h).
-// Layout: x, z, out (b, l, h, p); B, C (b, l, g, n), head hi uses group hi / (h/g); D (h,) or (h, p)
-// float32; dt_out, cs (b, h, chunks, Q); states (b, chunks, h, p, n) = the state entering each chunk.
-// flags: 1 = D given, 2 = D has shape (h, p), 4 = z given.
+// per block, a multiple of 16), NWARPS (THREADS = 32 NWARPS must be a multiple of TT); input types
+// T_X, T_C, T_Z (float, __half, __nv_bfloat16); the output has x's type.
+// Grid: ((Q/TT) * ceil(P/TP), chunks, b*h).
+// Layout: x, z, out (b, l, h, p); C (b, l, g, n), head hi uses group hi / (h/g); CB (b, chunks, g, Q, Q);
+// D (h,) or (h, p) float32; dt_out, cs (b, h, chunks, Q); states (b, chunks, h, p, n) = the state
+// entering each chunk. flags: 1 = D given, 2 = D has shape (h, p), 4 = z given.
 
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
@@ -53,9 +54,6 @@ using namespace nvcuda;
 #ifndef T_X
 #define T_X float
 #endif
-#ifndef T_B
-#define T_B float
-#endif
 #ifndef T_C
 #define T_C float
 #endif
@@ -67,12 +65,11 @@ using namespace nvcuda;
 #define NK ((N + 7) / 8 * 8)               // n padded to the MMA depth (8)
 #define LDC (NK + 4)                       // row strides in shared memory (floats, multiples of 4)
 #define LDX (TP + 4)
-#define WIDE (KS > TP ? KS : TP)
-#define LDM (WIDE + 4)
+#define LDM ((KS > TP ? KS : TP) + 4)      // M (TT x KS), later the output tile (TT x TP)
+#define PHASE1 (TT * LDC + TP * LDC)       // floats of phase 1's tiles
+#define PHASE2 (KS * LDX + TT * LDM)       // floats of phase 2's tiles
 #define OUT_FRAGS ((TT / 16) * (TP / 16))
-#define CB_FRAGS ((TT / 16) * (KS / 16))
 #define OUT_PER_WARP ((OUT_FRAGS + NWARPS - 1) / NWARPS)
-#define CB_PER_WARP ((CB_FRAGS + NWARPS - 1) / NWARPS)
 #define THREADS (NWARPS * 32)
 
 typedef wmma::fragment<wmma::accumulator, 16, 16, 8, float> FragAcc;
@@ -88,18 +85,15 @@ __device__ __forceinline__ void put(__half* p, float v) { *p = __float2half_rn(v
 __device__ __forceinline__ void put(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
 extern "C" __global__ void __launch_bounds__(THREADS)
-ssd_chunk_scan(const T_X* __restrict__ x, const T_B* __restrict__ B, const T_C* __restrict__ C,
+ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float* __restrict__ CB,
                const T_Z* __restrict__ z, const float* __restrict__ D, const float* __restrict__ dt_out,
                const float* __restrict__ cs, const float* __restrict__ states, T_X* __restrict__ out,
                int l, int h, int g, int nchunks, int flags) {
     extern __shared__ __align__(128) float smem[];  // WMMA wants 32-byte aligned tiles
-    float* sC = smem;                 // TT x LDC: C of the block's rows
-    float* sK = sC + TT * LDC;        // WIDE x LDC: S (TP x n), then B of each slice (KS x n)
-    float* sX = sK + WIDE * LDC;      // KS x LDX: x of the slice
-    float* sM = sX + KS * LDX;        // TT x LDM: the masked C B^T block; also stages the output tile
-    float* sCsT = sM + TT * LDM;      // TT: cs_t of the block's rows
-    float* sCsS = sCsT + TT;          // KS: cs_s of the slice
-    float* sDtS = sCsS + KS;          // KS: delta_s of the slice
+    float* sC = smem;                 // phase 1: TT x LDC, exp(cs_t) C_t of the block's rows
+    float* sS = sC + TT * LDC;        // phase 1: TP x LDC, the state entering the chunk
+    float* sX = smem;                 // phase 2: KS x LDX, x of the slice
+    float* sM = sX + KS * LDX;        // phase 2: TT x LDM, the masked block of M; then the output tile
 
     const int tiles_p = (P + TP - 1) / TP;
     const int rt = blockIdx.x / tiles_p, p0 = (blockIdx.x % tiles_p) * TP;
@@ -109,21 +103,20 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_B* __restrict__ B, const T_C* 
     const long chunk0 = (long)c * Q;                       // first step of the chunk
     const long cs_base = ((long)bh * nchunks + c) * Q;
 
-    // ---- 1. stage C (rows t0..), cs_t and S; acc = C S^T, scaled by exp(cs_t)
+    // ---- 1. acc = (exp(cs_t) C_t) S^T
     for (int e = tid; e < TT * NK; e += THREADS) {
         const int r = e / NK, j = e % NK;
         const long t = chunk0 + t0 + r;
         float v = 0.f;
-        if (t < l && j < N) v = to_f(C[(((long)bi * l + t) * g + gi) * N + j]);
+        if (t < l && j < N) v = to_f(C[(((long)bi * l + t) * g + gi) * N + j]) * __expf(cs[cs_base + t0 + r]);
         sC[r * LDC + j] = wmma::__float_to_tf32(v);
     }
-    for (int r = tid; r < TT; r += THREADS) sCsT[r] = cs[cs_base + t0 + r];
     const float* S = states + (((long)bi * nchunks + c) * h + hi) * (long)(P * N);
     for (int e = tid; e < TP * NK; e += THREADS) {
         const int i = e / NK, j = e % NK;
         float v = 0.f;
         if (p0 + i < P && j < N) v = S[(long)(p0 + i) * N + j];
-        sK[i * LDC + j] = wmma::__float_to_tf32(v);
+        sS[i * LDC + j] = wmma::__float_to_tf32(v);
     }
     __syncthreads();
 
@@ -139,45 +132,17 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_B* __restrict__ B, const T_C* 
                 FragRowA a;
                 FragColB b;
                 wmma::load_matrix_sync(a, sC + fi * 16 * LDC + kk, LDC);  // (t, j) at sC[t][j]
-                wmma::load_matrix_sync(b, sK + fj * 16 * LDC + kk, LDC);  // S^T: (j, i) at sK[i][j]
+                wmma::load_matrix_sync(b, sS + fj * 16 * LDC + kk, LDC);  // S^T: (j, i) at sS[i][j]
                 wmma::mma_sync(acc[k], a, b, acc[k]);
             }
         }
     }
-#pragma unroll
-    for (int k = 0; k < OUT_PER_WARP; ++k) {
-        const int f = warp + k * NWARPS;
-        if (f < OUT_FRAGS) {
-            const int fi = f / (TP / 16), fj = f % (TP / 16);
-            wmma::store_matrix_sync(sM + fi * 16 * LDM + fj * 16, acc[k], LDM, wmma::mem_row_major);
-        }
-    }
-    __syncthreads();
-    for (int e = tid; e < TT * TP; e += THREADS) {
-        const int r = e / TP, i = e % TP;
-        sM[r * LDM + i] *= __expf(sCsT[r]);  // decay from the chunk's start to step t
-    }
-    __syncthreads();
-#pragma unroll
-    for (int k = 0; k < OUT_PER_WARP; ++k) {
-        const int f = warp + k * NWARPS;
-        if (f < OUT_FRAGS) {
-            const int fi = f / (TP / 16), fj = f % (TP / 16);
-            wmma::load_matrix_sync(acc[k], sM + fi * 16 * LDM + fj * 16, LDM, wmma::mem_row_major);
-        }
-    }
 
     // ---- 2. the diagonal block, one slice of KS steps at a time, up to the diagonal
+    const int s_mine = tid % KS;  // THREADS is a multiple of KS: each thread stages one column of M
     for (int sb = 0; sb <= rt; ++sb) {
         const int s0 = sb * KS;
-        __syncthreads();  // sK, sX, sM are free again
-        for (int e = tid; e < KS * NK; e += THREADS) {
-            const int s = e / NK, j = e % NK;
-            const long t = chunk0 + s0 + s;
-            float v = 0.f;
-            if (t < l && j < N) v = to_f(B[(((long)bi * l + t) * g + gi) * N + j]);
-            sK[s * LDC + j] = wmma::__float_to_tf32(v);
-        }
+        __syncthreads();  // the previous phase's tiles are no longer read
         for (int e = tid; e < KS * TP; e += THREADS) {
             const int s = e / TP, i = e % TP;
             const long t = chunk0 + s0 + s;
@@ -185,36 +150,12 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_B* __restrict__ B, const T_C* 
             if (t < l && p0 + i < P) v = to_f(x[(((long)bi * l + t) * h + hi) * P + p0 + i]);
             sX[s * LDX + i] = wmma::__float_to_tf32(v);
         }
-        for (int s = tid; s < KS; s += THREADS) {
-            sCsS[s] = cs[cs_base + s0 + s];
-            sDtS[s] = dt_out[cs_base + s0 + s];
-        }
-        __syncthreads();
-        // C B^T for the block's rows and the slice's columns
-#pragma unroll
-        for (int k = 0; k < CB_PER_WARP; ++k) {
-            const int f = warp + k * NWARPS;
-            if (f < CB_FRAGS) {
-                const int fi = f / (KS / 16), fj = f % (KS / 16);
-                FragAcc cb;
-                wmma::fill_fragment(cb, 0.f);
-                for (int kk = 0; kk < NK; kk += 8) {
-                    FragRowA a;
-                    FragColB b;
-                    wmma::load_matrix_sync(a, sC + fi * 16 * LDC + kk, LDC);  // (t, j) at sC[t][j]
-                    wmma::load_matrix_sync(b, sK + fj * 16 * LDC + kk, LDC);  // B^T: (j, s) at sK[s][j]
-                    wmma::mma_sync(cb, a, b, cb);
-                }
-                wmma::store_matrix_sync(sM + fi * 16 * LDM + fj * 16, cb, LDM, wmma::mem_row_major);
-            }
-        }
-        __syncthreads();
-        // M[t, s] = (C_t . B_s) exp(cs_t - cs_s) delta_s for s <= t, else 0 (masked before the exp)
-        for (int e = tid; e < TT * KS; e += THREADS) {
-            const int r = e / KS, s = e % KS;
-            float v = 0.f;
-            if (s0 + s <= t0 + r) v = sM[r * LDM + s] * __expf(sCsT[r] - sCsS[s]) * sDtS[s];
-            sM[r * LDM + s] = wmma::__float_to_tf32(v);
+        const float cs_s = cs[cs_base + s0 + s_mine], dt_s = dt_out[cs_base + s0 + s_mine];
+        const float* cb = CB + (((long)bi * nchunks + c) * g + gi) * (long)(Q * Q) + (long)t0 * Q + s0 + s_mine;
+        for (int r = tid / KS; r < TT; r += THREADS / KS) {
+            float v = 0.f;  // M[t, s] = CB[t, s] exp(cs_t - cs_s) delta_s for s <= t, else 0 (masked before the exp)
+            if (s0 + s_mine <= t0 + r) v = cb[(long)r * Q] * __expf(cs[cs_base + t0 + r] - cs_s) * dt_s;
+            sM[r * LDM + s_mine] = wmma::__float_to_tf32(v);
         }
         __syncthreads();
 #pragma unroll
