@@ -41,13 +41,15 @@ for _n in N_COVERED:
 CASES.append(("v2_backward", {"DSTATE": 16, "CHUNK": 8, "NWARPS": 16, "ADJ_ONLY": 1}))
 CASES.append(("v2_backward", {"DSTATE": 256, "CHUNK": 8, "NWARPS": 8, "ADJ_ONLY": 1}))
 
-# Lesson 8's SSD kernels ("ssd:<step>"), at every (p, n, Q, input types) that tests/gpu/test_ssd_cuda.py
-# and benchmarks/ssd_gpu.py launch (ssd_cuda.defines gives the -D options the library uses)
+# Lesson 8's SSD kernels ("ssd:<step>"), at every (p, n, Q, input types) that tests/gpu/test_ssd_cuda.py,
+# tests/gpu/test_ssd_gpu.py and benchmarks/ssd_gpu.py launch (ssd_cuda.defines gives the -D options the library uses)
 FP32 = {}
 BF16_BENCH = {"x": "bfloat16", "dt": "bfloat16", "B": "bfloat16", "C": "bfloat16"}
 ALL = ("x", "dt", "B", "C", "z")
 SSD_CONFIGS = [((8, 16), Q, FP32) for Q in ssd_cuda.CHUNK_SIZES]
 SSD_CONFIGS += [((8, 16), 64, dict.fromkeys(ALL, "bfloat16")), ((8, 16), 64, dict.fromkeys(ALL, "float16")),
+                ((8, 16), 64, BF16_BENCH), ((4, 8), 16, FP32),
+                ((8, 16), 32, dict.fromkeys(ALL, "bfloat16")),  # tests/gpu/test_ssd_gpu.py's bf16 test
                 ((20, 24), 64, FP32), ((70, 140), 64, FP32), ((128, 256), 64, FP32), ((128, 256), 256, FP32)]
 SSD_CONFIGS += [((64, n), Q, types) for n in (64, 128) for Q in (64, 128, 256) for types in (FP32, BF16_BENCH)]
 _seen = set()
