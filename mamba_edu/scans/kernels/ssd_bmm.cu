@@ -74,19 +74,23 @@ ssd_bmm(const T_B* __restrict__ B, const T_C* __restrict__ C, float* __restrict_
     }
     __syncthreads();
 
+    // NWARPS is a multiple of the fragment columns (TT/16), so all of a warp's fragments lie in one
+    // column fj: its B^T fragment is loaded once per depth step and reused for each of them.
+    static_assert(NWARPS % (TT / 16) == 0, "NWARPS must be a multiple of TT/16");
+    const int fj = warp % (TT / 16);
     wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[PER_WARP];
 #pragma unroll
     for (int k = 0; k < PER_WARP; ++k) wmma::fill_fragment(acc[k], 0.f);
     for (int kk = 0; kk < NK; kk += 8) {
+        if (warp >= FRAGS) break;  // (only when the tile has fewer fragments than warps)
+        wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> b;
+        wmma::load_matrix_sync(b, sB + fj * 16 * LDC + kk, LDC);  // B^T: (j, s) at sB[s][j]
 #pragma unroll
         for (int k = 0; k < PER_WARP; ++k) {
             const int f = warp + k * NWARPS;
             if (f < FRAGS) {
-                const int fi = f / (TT / 16), fj = f % (TT / 16);
                 wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a;
-                wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> b;
-                wmma::load_matrix_sync(a, sC + fi * 16 * LDC + kk, LDC);  // (t, j) at sC[t][j]
-                wmma::load_matrix_sync(b, sB + fj * 16 * LDC + kk, LDC);  // B^T: (j, s) at sB[s][j]
+                wmma::load_matrix_sync(a, sC + (f / (TT / 16)) * 16 * LDC + kk, LDC);  // (t, j) at sC[t][j]
                 wmma::mma_sync(acc[k], a, b, acc[k]);
             }
         }
@@ -97,7 +101,7 @@ ssd_bmm(const T_B* __restrict__ B, const T_C* __restrict__ C, float* __restrict_
     for (int k = 0; k < PER_WARP; ++k) {
         const int f = warp + k * NWARPS;
         if (f < FRAGS) {
-            const int fi = f / (TT / 16), fj = f % (TT / 16);
+            const int fi = f / (TT / 16);  // (its column is fj)
             wmma::store_matrix_sync(out + fi * 16 * Q + fj * 16, acc[k], Q, wmma::mem_row_major);
         }
     }

@@ -120,19 +120,24 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
     }
     __syncthreads();
 
+    // NWARPS is a multiple of the fragment columns (TP/16), so all of a warp's output fragments lie in
+    // one column fj: its right-hand fragment is loaded once per depth step and reused for each of them.
+    static_assert(NWARPS % (TP / 16) == 0, "NWARPS must be a multiple of TP/16");
+    static_assert(THREADS % KS == 0, "THREADS must be a multiple of KS");
+    const int fj = warp % (TP / 16);
     FragAcc acc[OUT_PER_WARP];
 #pragma unroll
     for (int k = 0; k < OUT_PER_WARP; ++k) wmma::fill_fragment(acc[k], 0.f);
     for (int kk = 0; kk < NK; kk += 8) {
+        if (warp >= OUT_FRAGS) break;  // (only when the tile has fewer fragments than warps)
+        FragColB b;
+        wmma::load_matrix_sync(b, sS + fj * 16 * LDC + kk, LDC);  // S^T: (j, i) at sS[i][j]
 #pragma unroll
         for (int k = 0; k < OUT_PER_WARP; ++k) {
             const int f = warp + k * NWARPS;
             if (f < OUT_FRAGS) {
-                const int fi = f / (TP / 16), fj = f % (TP / 16);
                 FragRowA a;
-                FragColB b;
-                wmma::load_matrix_sync(a, sC + fi * 16 * LDC + kk, LDC);  // (t, j) at sC[t][j]
-                wmma::load_matrix_sync(b, sS + fj * 16 * LDC + kk, LDC);  // S^T: (j, i) at sS[i][j]
+                wmma::load_matrix_sync(a, sC + (f / (TP / 16)) * 16 * LDC + kk, LDC);  // (t, j) at sC[t][j]
                 wmma::mma_sync(acc[k], a, b, acc[k]);
             }
         }
@@ -160,15 +165,15 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
         __syncthreads();
 #pragma unroll
         for (int kk = 0; kk < KS; kk += 8) {
+            if (warp >= OUT_FRAGS) break;
+            FragRowB b;
+            wmma::load_matrix_sync(b, sX + kk * LDX + fj * 16, LDX);  // (s, i) at sX[s][i]
 #pragma unroll
             for (int k = 0; k < OUT_PER_WARP; ++k) {
                 const int f = warp + k * NWARPS;
                 if (f < OUT_FRAGS) {
-                    const int fi = f / (TP / 16), fj = f % (TP / 16);
                     FragRowA a;
-                    FragRowB b;
-                    wmma::load_matrix_sync(a, sM + fi * 16 * LDM + kk, LDM);  // (t, s) at sM[t][s]
-                    wmma::load_matrix_sync(b, sX + kk * LDX + fj * 16, LDX);  // (s, i) at sX[s][i]
+                    wmma::load_matrix_sync(a, sM + (f / (TP / 16)) * 16 * LDM + kk, LDM);  // (t, s) at sM[t][s]
                     wmma::mma_sync(acc[k], a, b, acc[k]);
                 }
             }
@@ -181,7 +186,7 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
     for (int k = 0; k < OUT_PER_WARP; ++k) {
         const int f = warp + k * NWARPS;
         if (f < OUT_FRAGS) {
-            const int fi = f / (TP / 16), fj = f % (TP / 16);
+            const int fi = f / (TP / 16);  // (its column is fj)
             wmma::store_matrix_sync(sM + fi * 16 * LDM + fj * 16, acc[k], LDM, wmma::mem_row_major);
         }
     }

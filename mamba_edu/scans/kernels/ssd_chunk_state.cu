@@ -83,6 +83,10 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
     const float cs_last = cs[cs_base + Q - 1];
     for (int s = tid; s < Q; s += THREADS) sW[s] = __expf(cs_last - cs[cs_base + s]) * dt_out[cs_base + s];
 
+    // NWARPS is a multiple of the fragment columns (TN/16), so all of a warp's fragments lie in one
+    // column fj: its B fragment is loaded once per depth step and reused for each of them.
+    static_assert(NWARPS % (TN / 16) == 0, "NWARPS must be a multiple of TN/16");
+    const int fj = warp % (TN / 16);
     wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[PER_WARP];
 #pragma unroll
     for (int k = 0; k < PER_WARP; ++k) wmma::fill_fragment(acc[k], 0.f);
@@ -106,15 +110,15 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
         __syncthreads();
 #pragma unroll
         for (int kk = 0; kk < KS; kk += 8) {
+            if (warp >= FRAGS) break;  // (only when the tile has fewer fragments than warps)
+            wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b;
+            wmma::load_matrix_sync(b, sB + kk * LDB + fj * 16, LDB);  // (s, j) at sB[s][j]
 #pragma unroll
             for (int k = 0; k < PER_WARP; ++k) {
                 const int f = warp + k * NWARPS;
                 if (f < FRAGS) {
-                    const int fi = f / (TN / 16), fj = f % (TN / 16);
                     wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> a;
-                    wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b;
-                    wmma::load_matrix_sync(a, sX + kk * LDX + fi * 16, LDX);  // (i, s) at sX[s][i]
-                    wmma::load_matrix_sync(b, sB + kk * LDB + fj * 16, LDB);  // (s, j) at sB[s][j]
+                    wmma::load_matrix_sync(a, sX + kk * LDX + (f / (TN / 16)) * 16, LDX);  // (i, s) at sX[s][i]
                     wmma::mma_sync(acc[k], a, b, acc[k]);
                 }
             }
@@ -125,7 +129,7 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
     for (int k = 0; k < PER_WARP; ++k) {
         const int f = warp + k * NWARPS;
         if (f < FRAGS) {
-            const int fi = f / (TN / 16), fj = f % (TN / 16);
+            const int fi = f / (TN / 16);  // (its column is fj)
             wmma::store_matrix_sync(sB + fi * 16 * LDB + fj * 16, acc[k], LDB, wmma::mem_row_major);
         }
     }
