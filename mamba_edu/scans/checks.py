@@ -1,4 +1,4 @@
-"""Argument checks for the selective scan, shared by every implementation.  Explained in lesson 4.
+"""Argument checks shared by every implementation: the selective scan (lesson 4) and SSD (lesson 8).
 
 The torch reference (:mod:`mamba_edu.scans.selective`), the compiled CPU kernel (:mod:`mamba_edu.scans.cpu`), the
 CuPy kernel (:mod:`mamba_edu.scans.cuda`) and the numpy emulation (:mod:`mamba_edu.scans.emulate`) all accept and
@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mamba_edu._backend import all_finite, is_complex, is_torch, one_kind
+from mamba_edu._backend import all_finite, is_complex, is_torch, one_kind, positive_int
 
 _ARG_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
@@ -125,3 +125,60 @@ def check_selective_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=No
             if not all_finite(x):
                 raise ValueError(f"{name} contains NaN or inf values (shape {tuple(x.shape)})")
     return ScanShapes(b, d, l, n, A_complex, B_groups, C_groups, B_inter, C_inter, kind_u)
+
+
+# ---------------------------------------------------------------- Mamba-2 SSD (lesson 8)
+SSD_METHODS = ("sequential", "quadratic", "chunked")
+
+
+def check_ssd_inputs(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, method):
+    """Check the arguments of :func:`mamba_edu.ssd_scan` at the public boundary; return the array kind.
+
+    Shared by the array-generic code (:mod:`mamba_edu.scans.ssd`) and the CUDA kernels
+    (:mod:`mamba_edu.scans.ssd_cuda`). Explained in lesson 8.
+    """
+    args = dict(x=x, dt=dt, A=A, B=B, C=C, D=D, z=z, dt_bias=dt_bias, initial_states=initial_states)
+    kind, given = one_kind(args, ("x", "dt", "A", "B", "C"))
+    for name, v in given.items():
+        floating = v.is_floating_point() if kind == "torch" else np.issubdtype(v.dtype, np.floating)
+        if not floating:
+            raise ValueError(f"{name} has dtype {v.dtype}, expected a real floating-point dtype")
+        if kind == "torch" and v.device != x.device:
+            raise ValueError(f"{name} is on {v.device} but x is on {x.device}: use one device")
+    if method not in SSD_METHODS:
+        raise ValueError(f"method must be one of {SSD_METHODS}, got {method!r}")
+    positive_int("chunk_size", chunk_size)
+
+    if x.ndim != 4 or min(x.shape) < 1:
+        raise ValueError(f"x has shape {tuple(x.shape)}, expected (b, l, h, p) with every size ≥ 1")
+    b, l, h, p = (int(s) for s in x.shape)
+    if tuple(dt.shape) != (b, l, h):
+        raise ValueError(f"dt has shape {tuple(dt.shape)}, expected (b, l, h) = {(b, l, h)} to match x")
+    if tuple(A.shape) != (h,):
+        raise ValueError(f"A has shape {tuple(A.shape)}, expected (h,) = ({h},): one scalar per head")
+    if B.ndim != 4 or tuple(B.shape[:2]) != (b, l) or min(B.shape) < 1:
+        raise ValueError(f"B has shape {tuple(B.shape)}, expected (b, l, g, n) with (b, l) = {(b, l)}")
+    g, n = int(B.shape[2]), int(B.shape[3])
+    if h % g != 0:
+        raise ValueError(f"B has g = {g} groups, which does not divide h = {h} heads (B shape {tuple(B.shape)})")
+    if tuple(C.shape) != (b, l, g, n):
+        raise ValueError(f"C has shape {tuple(C.shape)}, expected (b, l, g, n) = {(b, l, g, n)} like B")
+    if D is not None and tuple(D.shape) not in ((h,), (h, p)):
+        raise ValueError(f"D has shape {tuple(D.shape)}, expected (h,) = ({h},) or (h, p) = {(h, p)}")
+    if z is not None and tuple(z.shape) != (b, l, h, p):
+        raise ValueError(f"z has shape {tuple(z.shape)}, expected (b, l, h, p) = {(b, l, h, p)} like x")
+    if dt_bias is not None and tuple(dt_bias.shape) != (h,):
+        raise ValueError(f"dt_bias has shape {tuple(dt_bias.shape)}, expected (h,) = ({h},)")
+    if initial_states is not None and tuple(initial_states.shape) != (b, h, p, n):
+        raise ValueError(
+            f"initial_states has shape {tuple(initial_states.shape)}, expected (b, h, p, n) = {(b, h, p, n)}"
+        )
+    on_cpu = kind == "numpy" or (kind == "torch" and x.device.type == "cpu")
+    if on_cpu:  # a finiteness scan on a GPU would force a synchronisation: skipped there
+        for name, v in given.items():
+            if not all_finite(v.detach() if kind == "torch" else v):
+                raise ValueError(f"{name} contains NaN or inf values (shape {tuple(v.shape)})")
+        A_max = float(A.detach().max() if kind == "torch" else A.max())
+        if A_max > 0:
+            raise ValueError(f"A must be ≤ 0 (a decaying state; Mamba-2 uses A = −exp(A_log)), got max {A_max}")
+    return kind

@@ -43,9 +43,9 @@ import warnings
 
 import numpy as np
 
-from mamba_edu._backend import all_finite, backend, one_kind, positive_int
-
-METHODS = ("sequential", "quadratic", "chunked")
+from mamba_edu._backend import backend, one_kind
+from mamba_edu.scans.checks import SSD_METHODS as METHODS  # noqa: F401  (public: ssd.METHODS)
+from mamba_edu.scans.checks import check_ssd_inputs as _check  # shared with the CUDA kernels (ssd_cuda)
 
 
 # ---------------------------------------------------------------- the array namespace shim
@@ -254,55 +254,6 @@ def _chunked(x, dt, A, B, C, h0, Q, ops):
 
 
 # ---------------------------------------------------------------- checks and the public calls
-def _check(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, method):
-    """Check the arguments at the public boundary; return the array kind."""
-    args = dict(x=x, dt=dt, A=A, B=B, C=C, D=D, z=z, dt_bias=dt_bias, initial_states=initial_states)
-    kind, given = one_kind(args, ("x", "dt", "A", "B", "C"))
-    for name, v in given.items():
-        floating = v.is_floating_point() if kind == "torch" else np.issubdtype(v.dtype, np.floating)
-        if not floating:
-            raise ValueError(f"{name} has dtype {v.dtype}, expected a real floating-point dtype")
-        if kind == "torch" and v.device != x.device:
-            raise ValueError(f"{name} is on {v.device} but x is on {x.device}: use one device")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    positive_int("chunk_size", chunk_size)
-
-    if x.ndim != 4 or min(x.shape) < 1:
-        raise ValueError(f"x has shape {tuple(x.shape)}, expected (b, l, h, p) with every size ≥ 1")
-    b, l, h, p = (int(s) for s in x.shape)
-    if tuple(dt.shape) != (b, l, h):
-        raise ValueError(f"dt has shape {tuple(dt.shape)}, expected (b, l, h) = {(b, l, h)} to match x")
-    if tuple(A.shape) != (h,):
-        raise ValueError(f"A has shape {tuple(A.shape)}, expected (h,) = ({h},): one scalar per head")
-    if B.ndim != 4 or tuple(B.shape[:2]) != (b, l) or min(B.shape) < 1:
-        raise ValueError(f"B has shape {tuple(B.shape)}, expected (b, l, g, n) with (b, l) = {(b, l)}")
-    g, n = int(B.shape[2]), int(B.shape[3])
-    if h % g != 0:
-        raise ValueError(f"B has g = {g} groups, which does not divide h = {h} heads (B shape {tuple(B.shape)})")
-    if tuple(C.shape) != (b, l, g, n):
-        raise ValueError(f"C has shape {tuple(C.shape)}, expected (b, l, g, n) = {(b, l, g, n)} like B")
-    if D is not None and tuple(D.shape) not in ((h,), (h, p)):
-        raise ValueError(f"D has shape {tuple(D.shape)}, expected (h,) = ({h},) or (h, p) = {(h, p)}")
-    if z is not None and tuple(z.shape) != (b, l, h, p):
-        raise ValueError(f"z has shape {tuple(z.shape)}, expected (b, l, h, p) = {(b, l, h, p)} like x")
-    if dt_bias is not None and tuple(dt_bias.shape) != (h,):
-        raise ValueError(f"dt_bias has shape {tuple(dt_bias.shape)}, expected (h,) = ({h},)")
-    if initial_states is not None and tuple(initial_states.shape) != (b, h, p, n):
-        raise ValueError(
-            f"initial_states has shape {tuple(initial_states.shape)}, expected (b, h, p, n) = {(b, h, p, n)}"
-        )
-    on_cpu = kind == "numpy" or (kind == "torch" and x.device.type == "cpu")
-    if on_cpu:  # a finiteness scan on a GPU would force a synchronisation: skipped there
-        for name, v in given.items():
-            if not all_finite(v.detach() if kind == "torch" else v):
-                raise ValueError(f"{name} contains NaN or inf values (shape {tuple(v.shape)})")
-        A_max = float(A.detach().max() if kind == "torch" else A.max())
-        if A_max > 0:
-            raise ValueError(f"A must be ≤ 0 (a decaying state; Mamba-2 uses A = −exp(A_log)), got max {A_max}")
-    return kind
-
-
 def _work_dtype(kind, arrays):
     """numpy: float64; torch / CuPy: float32 or wider (float64 if any input is float64)."""
     if kind == "numpy":

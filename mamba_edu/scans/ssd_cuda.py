@@ -31,6 +31,7 @@ import functools
 
 import numpy as np
 
+from mamba_edu.scans.checks import check_ssd_inputs
 from mamba_edu.scans.cuda import KERNEL_DIR, SMEM_LIMIT, _arg, _cuda_usable, _cupy, _stream
 
 KERNEL_FILES = {
@@ -210,14 +211,12 @@ _CHECKED = {}  # argument signature → None (the checks passed; they read shape
 
 
 def _checked(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states):
-    """ssd.py's argument checks plus this kernel's limits, once per argument signature."""
+    """ssd_scan's argument checks (checks.check_ssd_inputs) plus the kernels' limits, once per argument signature."""
     args = (x, dt, A, B, C, D, z, dt_bias, initial_states)
     sig = (_signature(args), chunk_size if isinstance(chunk_size, int) else repr(chunk_size))
     if sig in _CHECKED:
         return
-    from mamba_edu.scans.ssd import _check
-
-    kind = _check(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, "chunked")
+    kind = check_ssd_inputs(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, "chunked")
     if kind != "torch" or x.device.type != "cuda":
         raise ValueError(f"x is a {kind} array on {getattr(x, 'device', 'the host')}: ssd_scan_cuda takes torch "
                          "CUDA tensors (use mamba_edu.ssd_scan elsewhere)")
