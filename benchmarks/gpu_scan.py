@@ -275,7 +275,8 @@ def bench_public_shape(shape, official, args):
             if target is not None:
                 row[f"target_{key}"] = target
                 row[f"met_{key}"] = row[f"ratio_{key}"] <= target
-    row = {k: round(v, 1) if isinstance(v, float) and not k.startswith("ratio") else v for k, v in row.items()}
+    row = {k: round(v, 1) if isinstance(v, float) and not k.startswith(("ratio", "target")) else v
+           for k, v in row.items()}
     print(json.dumps(row), flush=True)
     return row
 
