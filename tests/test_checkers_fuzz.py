@@ -251,3 +251,29 @@ def test_integer_answers_reject_inf():
     assert not ex6.check_best_chunk(math.inf)
     assert ex6.check_hillis_steele_work(49)
     assert ex6.check_best_chunk(32)
+
+
+def test_number_answers_follow_one_rule():
+    """Every checker that asks for one number reads it the same way (three private helpers used to differ:
+    a one-element list or 4 + 0j was right in one lesson and "not a number" in the next, True was 1.0 in one)."""
+    from mamba_edu.exercises import ssd as ex8
+    from mamba_edu.scans.ssd import ssd_costs
+
+    costs = ssd_costs(4096, 64, 64, 128)
+    memory = ssd_costs(65536, np.arange(1, 1025), 64, 128)["chunked"][1]
+    right = {
+        ex2.check_euler_max_delta: 0.4,  # −2α/|λ|² for λ = −1 + 2i
+        ex2.check_forget_delta: math.log(100),
+        ex2.check_mamba_ratio: 0.1 / -math.expm1(-0.1),
+        ex3.check_period_steps: 2 * math.pi / (ex3.MODE_LAMBDA.imag * ex3.MODE_DELTA),
+        ex3.check_decay_steps: math.log(100) / (-ex3.MODE_LAMBDA.real * ex3.MODE_DELTA),
+        ex8.check_offdiagonal_rank: 4,
+        ex8.check_flops_ratio: float(costs["chunked"][0] / costs["sequential"][0]),
+        ex8.check_memory_chunk: int(np.argmin(memory)) + 1,
+    }
+    for check, value in right.items():
+        for form in (value, np.float64(value), [value], np.array([[value]]), torch.tensor(value), complex(value)):
+            assert check(form), (check.__name__, form)
+        for garbage in (True, str(value), [value, value], complex(value, 1.0), math.nan):
+            result = check(garbage)
+            assert not result and "one real, finite number" in result.message, (check.__name__, garbage, result)
