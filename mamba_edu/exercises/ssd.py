@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from mamba_edu._backend import positive_int
 from mamba_edu.exercises.feedback import Feedback, checker, number
 from mamba_edu.scans.ssd import ssd_costs
 
@@ -14,6 +15,7 @@ from mamba_edu.scans.ssd import ssd_costs
 @checker
 def check_offdiagonal_rank(answer, n=4) -> Feedback:
     """Prediction 1: the rank of an off-diagonal block of M (rows of one chunk, all earlier columns), state size n."""
+    n = positive_int("n", n)
     value, bad = number(answer, "the rank (a whole number)")
     if bad is not None:
         return bad
@@ -33,6 +35,7 @@ def check_offdiagonal_rank(answer, n=4) -> Feedback:
 @checker
 def check_flops_ratio(answer, l=4096, Q=64, p=64, n=128) -> Feedback:
     """Prediction 2: FLOPs of the chunked method divided by those of the sequential one (within 30 %)."""
+    l, Q, p, n = (positive_int(name, v) for name, v in (("l", l), ("Q", Q), ("p", p), ("n", n)))
     value, bad = number(answer, "the ratio (a positive number)")
     if bad is not None:
         return bad
@@ -54,6 +57,7 @@ def check_flops_ratio(answer, l=4096, Q=64, p=64, n=128) -> Feedback:
 @checker
 def check_memory_chunk(answer, l=65536, p=64, n=128) -> Feedback:
     """Prediction 3: the chunk size Q (a whole number) with the least intermediate memory (within 10 % of the best)."""
+    l, p, n = (positive_int(name, v) for name, v in (("l", l), ("p", p), ("n", n)))
     value, bad = number(answer, "the chunk size (a whole number)")
     if bad is not None:
         return bad
