@@ -98,17 +98,32 @@ GARBAGE = {
 ODD_NUMBERS = {"negative": -1, "zero": 0, "huge": 1e308, "tiny": 1e-308, "bool": True, "numpy int": np.int64(3)}
 
 
-def _calls(func, values=GARBAGE):
-    """(description, args, kwargs) for every parameter × value."""
+def _calls(func, values=GARBAGE, right=None):
+    """(description, args, kwargs) for every parameter × value. The other required parameters get the same
+    value, or with ``right`` (their right arguments) those; the defaulted ones keep their defaults."""
     params = list(inspect.signature(func).parameters.values())
     required = [p for p in params if p.default is inspect.Parameter.empty]
     for pname, value in values.items():
-        for p in params:
-            args = [value for _ in required]
+        for i, p in enumerate(params):
+            args = [value for _ in required] if right is None else list(right)
             kwargs = {}
-            if p.default is not inspect.Parameter.empty:
+            if i < len(required):
+                args[i] = value
+            else:
                 kwargs[p.name] = value
-            yield f"{p.name}={pname}", args, kwargs
+            yield f"{p.name}={pname}" + ("" if right is None else ", others right"), args, kwargs
+
+
+def _rejected(name, what, args, kwargs):
+    """The checker's verdict on garbage: a falsy Feedback with a message, never an exception."""
+    try:
+        result = CHECKERS[name](*args, **kwargs)
+    except Exception as error:  # pragma: no cover - the failure message is the point
+        pytest.fail(f"{name}({what}) raised {type(error).__name__}: {error}")
+    assert isinstance(result, Feedback), f"{name}({what}) returned {type(result).__name__}"
+    assert not result.ok, f"{name}({what}) ACCEPTED garbage: {result.message}"
+    assert isinstance(result.message, str) and len(result.message) > 15, f"{name}({what}): {result.message!r}"
+    return result
 
 
 def test_checkers_are_discovered():
@@ -131,13 +146,7 @@ def test_checker_fuzz(name):
     """Garbage in every parameter: a Feedback, falsy, with a message; never an exception."""
     func = CHECKERS[name]
     for what, args, kwargs in _calls(func):
-        try:
-            result = func(*args, **kwargs)
-        except Exception as error:  # pragma: no cover - the failure message is the point
-            pytest.fail(f"{name}({what}) raised {type(error).__name__}: {error}")
-        assert isinstance(result, Feedback), f"{name}({what}) returned {type(result).__name__}"
-        assert not result.ok, f"{name}({what}) ACCEPTED garbage: {result.message}"
-        assert isinstance(result.message, str) and len(result.message) > 15, f"{name}({what}): {result.message!r}"
+        result = _rejected(name, what, args, kwargs)
         answer = next(iter(inspect.signature(func).parameters))
         if what.startswith(answer + "=") and "weird object" not in what:  # only a pathological answer
             # may need the decorator's safety net; an instructor's odd parameter (lam=…) may use it
@@ -244,23 +253,8 @@ def test_checker_fuzz_one_argument_at_a_time(name):
     """Garbage in one parameter, the others right (required ones from RIGHT, the rest at their defaults):
     a falsy Feedback with a message, never an exception — an instructor's garbage parameter must not
     turn a right answer into a pass, and an answer is fuzzed beside a valid system (check_step_final_value)."""
-    func = CHECKERS[name]
-    params = list(inspect.signature(func).parameters.values())
-    for what, value in GARBAGE.items():
-        for i, p in enumerate(params):
-            args = list(RIGHT[name])
-            kwargs = {}
-            if i < len(args):
-                args[i] = value
-            else:
-                kwargs[p.name] = value
-            try:
-                result = func(*args, **kwargs)
-            except Exception as error:  # pragma: no cover - the failure message is the point
-                pytest.fail(f"{name}({p.name}={what}, others right) raised {type(error).__name__}: {error}")
-            assert isinstance(result, Feedback), f"{name}({p.name}={what}) returned {type(result).__name__}"
-            assert not result.ok, f"{name}({p.name}={what}, others right) ACCEPTED garbage: {result.message}"
-            assert len(result.message) > 15, f"{name}({p.name}={what}): {result.message!r}"
+    for what, args, kwargs in _calls(CHECKERS[name], right=RIGHT[name]):
+        _rejected(name, what, args, kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
