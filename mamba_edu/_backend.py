@@ -1,8 +1,9 @@
 """The one helper layer under the numerics: which array library an input belongs to, conversions, checks.
 
 Every module that accepts numpy arrays, torch tensors (and, for the GPU scan, CuPy arrays) asks here instead of
-writing its own test. Nothing here imports torch or CuPy just to ask: a torch tensor is recognised by the module
-that defines its type, and torch is only used once the caller has passed a tensor (so it is already imported).
+writing its own test. Nothing here imports torch or CuPy just to ask: a torch tensor is recognised by the modules
+that define its type and its bases, and torch is only used once the caller has passed a tensor (so it is already
+imported).
 Public functions check their inputs once, at the boundary; the helpers below are what they check with.
 """
 
