@@ -275,7 +275,8 @@ def bench_public_shape(shape, official, args):
             if target is not None:
                 row[f"target_{key}"] = target
                 row[f"met_{key}"] = row[f"ratio_{key}"] <= target
-    row = {k: round(v, 1) if isinstance(v, float) and not k.startswith("ratio") else v for k, v in row.items()}
+    row = {k: round(v, 1) if isinstance(v, float) and not k.startswith(("ratio", "target")) else v
+           for k, v in row.items()}
     print(json.dumps(row), flush=True)
     return row
 
@@ -554,7 +555,8 @@ def sanitize():
 
 
 def sanitize_public():
-    """The public call in every mode: n from 1 to 256, bf16, misaligned views, last-state gradients,
+    """The public call in every mode: n from 1 to 256, bf16/fp16 (converted, and read natively without
+    gradients), misaligned views, last-state gradients,
     the NaN check (clean and flagged), time segments and a batch beyond the grid's y limit."""
     import torch
 
@@ -580,6 +582,11 @@ def sanitize_public():
         run(2, 5, 300, n)
     run(2, 6, 256, 16, half=torch.bfloat16)
     run(2, 6, 256, 16, half=torch.float16)
+    for half in (torch.bfloat16, torch.float16):  # no gradient: read natively, aligned and 2 bytes off
+        run(2, 6, 256, 16, half=half, grad=False)
+        run(2, 6, 301, 16, half=half, grad=False, shift=True)
+    run(1, 3, 5000, 16, half=torch.bfloat16, grad=False)  # time segments, natively read
+    run(2, 6, 100, 16, half=torch.bfloat16, nan="z", grad=False)
     run(2, 6, 256, 16, shift=True)
     run(2, 6, 300, 16, dlast=True)
     run(1, 3, 5000, 16)  # time segments

@@ -13,6 +13,7 @@ Usage (on a CUDA machine, with torch, nvcc and ninja)::
 The build goes to ``benchmarks/official/build`` (git-ignored); :func:`load` returns the module.
 """
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -78,6 +79,7 @@ def load(csrc=None, verbose=False):
                     extra_include_paths=[str(csrc)], build_directory=str(BUILD), verbose=verbose)
 
 
+@functools.cache  # one class per extension, as selective_scan_fn's module-level class (not one per call)
 def _function(ext):
     """The official kernel as a torch.autograd.Function (what ``selective_scan_fn`` does around it)."""
     import torch

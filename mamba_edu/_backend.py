@@ -1,8 +1,9 @@
 """The one helper layer under the numerics: which array library an input belongs to, conversions, checks.
 
 Every module that accepts numpy arrays, torch tensors (and, for the GPU scan, CuPy arrays) asks here instead of
-writing its own test. Nothing here imports torch or CuPy just to ask: a torch tensor is recognised by the module
-that defines its type, and torch is only used once the caller has passed a tensor (so it is already imported).
+writing its own test. Nothing here imports torch or CuPy just to ask: a torch tensor is recognised by the modules
+that define its type and its bases, and torch is only used once the caller has passed a tensor (so it is already
+imported).
 Public functions check their inputs once, at the boundary; the helpers below are what they check with.
 """
 
@@ -13,9 +14,16 @@ import numpy as np
 
 
 def backend(x) -> str:
-    """``"torch"``, ``"cupy"`` or ``"numpy"`` (anything else — lists, numbers — counts as numpy)."""
-    root = type(x).__module__.split(".")[0]
-    return root if root in ("torch", "cupy") else "numpy"
+    """``"torch"``, ``"cupy"`` or ``"numpy"`` (anything else — lists, numbers — counts as numpy).
+
+    Read from the modules that define ``x``'s type and its bases, so that a subclass defined elsewhere
+    (of ``torch.Tensor``, say) belongs to its library too.
+    """
+    for cls in type(x).__mro__:
+        root = cls.__module__.split(".")[0]
+        if root in ("torch", "cupy"):
+            return root
+    return "numpy"
 
 
 def one_kind(args, required):
@@ -74,6 +82,44 @@ def float_array(value, name, finite=False) -> np.ndarray:
     if finite and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, got {np.count_nonzero(~np.isfinite(arr))} non-finite entries")
     return arr
+
+
+def float_tensors(named) -> list:
+    """The torch counterpart of :func:`float_array`: named values, at least one a torch tensor, as tensors
+    of one dtype on one device (a list, in the order of ``named``).
+
+    The one rule of every public function that takes tensors (lessons 2, 3 and 6):
+
+    * dtype: the tensors' dtypes promoted as torch does; integers and booleans become torch's default
+      float dtype (as numpy inputs become float64); complex if any value is complex. Numbers, lists and
+      numpy arrays given beside the tensors take that dtype (they do not widen it, as with Python
+      numbers in torch).
+    * device: the tensors' one device.
+
+    ``ValueError`` naming the argument: a non-numeric value, tensors on different devices. Half
+    precision is :mod:`mamba_edu._precision`'s (callers widen first).
+    """
+    torch = torch_if_any(*named.values())
+    tensors = {name: v for name, v in named.items() if is_torch(v)}
+    devices = {v.device for v in tensors.values()}
+    if len(devices) > 1:
+        where = ", ".join(f"{name} on {v.device}" for name, v in tensors.items())
+        raise ValueError(f"the tensors must be on one device, got {where}")
+    device = devices.pop()
+    dtype = functools.reduce(torch.promote_types, [v.dtype for v in tensors.values()])
+    if not (dtype.is_floating_point or dtype.is_complex):
+        dtype = torch.get_default_dtype()  # integers and booleans
+    out = []
+    for name, v in named.items():
+        if not is_torch(v):
+            arr = np.asarray(v)
+            if arr.dtype.kind not in "biufc":
+                raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+            v = torch.as_tensor(arr, device=device)
+        out.append(v)
+    if any(v.is_complex() for v in out):
+        dtype = dtype.to_complex()
+    return [v.to(dtype) for v in out]
 
 
 def positive_int(name, value, meaning=None) -> int:

@@ -11,12 +11,9 @@ The library's functions call :func:`widen` on their array arguments and :func:`n
 results; :func:`warn_not_finite` is the common "this output overflowed, here is why" warning.
 """
 
-import sys
 import warnings
 
-
-def _torch():
-    return sys.modules.get("torch")  # never import torch just to ask
+from mamba_edu._backend import is_torch, torch_if_any
 
 
 def half_dtype(*values):
@@ -26,12 +23,12 @@ def half_dtype(*values):
     dtype if it is float16, bfloat16 or complex32 (mixing float16 with bfloat16 promotes to float32,
     so it is None then).
     """
-    torch = _torch()
+    torch = torch_if_any(*values)
     if torch is None:
         return None
     dtype = None
     for v in values:
-        if isinstance(v, torch.Tensor):
+        if is_torch(v):
             dtype = v.dtype if dtype is None else torch.promote_types(dtype, v.dtype)
     return dtype if dtype in (torch.float16, torch.bfloat16, torch.complex32) else None
 
@@ -41,14 +38,14 @@ def widen(*values):
 
     Everything else (numpy arrays, numbers, float32/64 tensors, None) is returned unchanged.
     """
-    torch = _torch()
+    torch = torch_if_any(*values)
     if torch is None:
         return values
     out = []
     for v in values:
-        if isinstance(v, torch.Tensor) and v.dtype in (torch.float16, torch.bfloat16):
+        if is_torch(v) and v.dtype in (torch.float16, torch.bfloat16):
             v = v.float()
-        elif isinstance(v, torch.Tensor) and v.dtype == torch.complex32:
+        elif is_torch(v) and v.dtype == torch.complex32:
             v = v.to(torch.complex64)
         out.append(v)
     return tuple(out)
@@ -63,7 +60,7 @@ def narrow(result, dtype):
         return result
     if isinstance(result, tuple):
         return tuple(narrow(r, dtype) for r in result)
-    torch = _torch()
+    torch = torch_if_any(result)
     if result.is_complex() and not dtype.is_complex:
         return result.to(torch.complex32) if dtype == torch.float16 else result
     return result.to(dtype)

@@ -21,26 +21,16 @@ import warnings
 
 import numpy as np
 
-from mamba_edu._backend import all_finite, float_array, is_torch, positive_int
+from mamba_edu._backend import all_finite, float_array, float_tensors, positive_int, torch_if_any
 from mamba_edu._precision import half_dtype, narrow, warn_not_finite, widen
 
 
 # ---- numpy / torch plumbing ----------------------------------------------------------
 def _arrays(names, values):
-    """Convert to one library: numpy float64/complex128, or torch tensors on one device."""
-    if any(is_torch(v) for v in values):
-        import torch
-
-        ref = next(v for v in values if is_torch(v))
-        out = []
-        for name, v in zip(names, values):
-            t = v if is_torch(v) else torch.as_tensor(np.asarray(v), device=ref.device)
-            if not (t.is_floating_point() or t.is_complex()):
-                t = t.to(torch.get_default_dtype())  # integers and booleans become floats
-            if t.device != ref.device:
-                raise ValueError(f"{name} is on {t.device}, expected {ref.device} like the other tensors")
-            out.append(t)
-        return torch, out
+    """Convert to one library: numpy float64/complex128 (each value), or torch tensors of one dtype on one device."""
+    torch = torch_if_any(*values)
+    if torch is not None:
+        return torch, float_tensors(dict(zip(names, values)))
     return np, [float_array(v, name) for name, v in zip(names, values)]
 
 
@@ -53,9 +43,8 @@ def _check_finite(xp, name, a):
         raise ValueError(f"{name} must be finite, got non-finite entries")
 
 
-def _system(A_bar, B_bar, C):
-    """Validate (Ā, B̄, C); return (xp, A_bar, B_bar, C, dense, n)."""
-    xp, (A_bar, B_bar, C) = _arrays(("A_bar", "B_bar", "C"), (A_bar, B_bar, C))
+def _system(xp, A_bar, B_bar, C):
+    """Validate (Ā, B̄, C), already converted by :func:`_arrays`; return (dense, n)."""
     if B_bar.ndim == 0 or C.ndim == 0:
         shapes = f"{tuple(B_bar.shape)} and {tuple(C.shape)}"
         raise ValueError(f"B_bar and C must have shape (..., n), got {shapes}")
@@ -80,7 +69,7 @@ def _system(A_bar, B_bar, C):
         )
     for name, a in (("A_bar", A_bar), ("B_bar", B_bar), ("C", C)):
         _check_finite(xp, name, a)
-    return xp, A_bar, B_bar, C, dense, n
+    return dense, n
 
 
 def _batch_shape(*shapes):
@@ -120,7 +109,8 @@ def ssm_kernel(A_bar, B_bar, C, L):
     """
     L = positive_int("L", L, "the kernel length")
     half = half_dtype(A_bar, B_bar, C)  # float16/bfloat16: computed in float32, cast back
-    xp, A_bar, B_bar, C, dense, n = _system(*widen(A_bar, B_bar, C))
+    xp, (A_bar, B_bar, C) = _arrays(("A_bar", "B_bar", "C"), widen(A_bar, B_bar, C))
+    dense, n = _system(xp, A_bar, B_bar, C)
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, with its cause
         if not dense:
             _batch_shape(A_bar.shape[:-1], B_bar.shape[:-1], C.shape[:-1])
@@ -222,7 +212,7 @@ def lti_scan(A_bar, B_bar, C, u, return_states=False):
     """
     half = half_dtype(A_bar, B_bar, C, u)  # float16/bfloat16: computed in float32, cast back
     xp, (A_bar, B_bar, C, u) = _arrays(("A_bar", "B_bar", "C", "u"), widen(A_bar, B_bar, C, u))
-    xp, A_bar, B_bar, C, dense, n = _system(A_bar, B_bar, C)
+    dense, n = _system(xp, A_bar, B_bar, C)
     if u.ndim == 0 or u.shape[-1] == 0:
         raise ValueError(f"u has shape {tuple(u.shape)}, expected (..., l) with l ≥ 1")
     _check_finite(xp, "u", u)
@@ -235,11 +225,8 @@ def lti_scan(A_bar, B_bar, C, u, return_states=False):
     batch = _batch_shape(A_batch, B_bar.shape[:-1], C.shape[:-1], u.shape[:-1])
     if xp is np:
         h = np.zeros(batch + (n,), dtype=np.result_type(A_bar, B_bar, C, u))
-    else:
-        dtype = A_bar.dtype
-        for a in (B_bar, C, u):
-            dtype = xp.promote_types(dtype, a.dtype)
-        h = xp.zeros(batch + (n,), dtype=dtype, device=u.device)
+    else:  # the tensors share one dtype and device
+        h = xp.zeros(batch + (n,), dtype=u.dtype, device=u.device)
     ys, hs = [], []
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, with its cause
         for k in range(u.shape[-1]):
@@ -274,7 +261,8 @@ def transfer_function(A_bar, B_bar, C, omega):
 
     Explained in lesson 3.
     """
-    _, A_bar, B_bar, C, dense, n = _system(*(np.asarray(v) for v in (A_bar, B_bar, C)))
+    _, (A_bar, B_bar, C) = _arrays(("A_bar", "B_bar", "C"), [np.asarray(v) for v in (A_bar, B_bar, C)])
+    dense, n = _system(np, A_bar, B_bar, C)
     if B_bar.ndim != 1 or C.ndim != 1:
         raise ValueError(f"B_bar and C must have shape (n,), got {B_bar.shape} and {C.shape}")
     omega = np.asarray(omega, dtype=np.float64)

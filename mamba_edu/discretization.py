@@ -30,7 +30,7 @@ import warnings
 
 import numpy as np
 
-from mamba_edu._backend import all_finite, torch_if_any
+from mamba_edu._backend import all_finite, float_tensors, is_complex, torch_if_any
 from mamba_edu._precision import half_dtype, narrow, warn_not_finite, widen
 
 METHODS = ("zoh", "bilinear", "euler", "backward_euler", "mamba")
@@ -46,9 +46,8 @@ def _as_arrays(A, B, delta):
     """Convert (A, B, delta) to one backend; return them and the module (numpy or torch).
 
     numpy: A and B float64, or complex128 if A or B is complex; delta float64.
-    torch: the promoted dtype of the tensors given (integers → the default float dtype),
-    complex for A and B if either is complex, delta in the matching real dtype; non-tensors
-    are moved to the tensors' device.
+    torch: :func:`mamba_edu._backend.float_tensors`'s one dtype and device, delta in the matching
+    real dtype.
     """
     torch = torch_if_any(A, B, delta)
     if torch is None:
@@ -61,22 +60,10 @@ def _as_arrays(A, B, delta):
         dtype = np.complex128 if np.iscomplexobj(A) or np.iscomplexobj(B) else np.float64
         return (A.astype(dtype), B.astype(dtype), delta.astype(np.float64)), np
 
-    tensors = [v for v in (A, B, delta) if isinstance(v, torch.Tensor)]
-    device, dtype = tensors[0].device, tensors[0].dtype
-    for t in tensors[1:]:
-        if t.device != device:
-            raise ValueError(f"A, B and delta must be on one device, got {[str(t.device) for t in tensors]}")
-        dtype = torch.promote_types(dtype, t.dtype)
-    A, B, delta = (v if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v), device=device)
-                   for v in (A, B, delta))
-    if delta.is_complex():
-        raise ValueError(f"delta must be real, got dtype {delta.dtype}")
-    if not (dtype.is_floating_point or dtype.is_complex):
-        dtype = torch.get_default_dtype()
-    real = dtype.to_real() if dtype.is_complex else dtype
-    complex_ = real.to_complex()
-    ab_dtype = complex_ if (A.is_complex() or B.is_complex()) else real
-    return (A.to(ab_dtype), B.to(ab_dtype), delta.to(real)), torch
+    if is_complex(delta):
+        raise ValueError("delta must be real, got complex values")
+    A, B, delta = float_tensors({"A": A, "B": B, "delta": delta})
+    return (A, B, delta.real), torch  # one dtype (complex for all if A or B is), delta its real part
 
 
 def _check_method(method):

@@ -4,7 +4,10 @@ The checkers are discovered, not listed: every callable named ``check_*`` define
 ``mamba_edu`` whose dotted name contains ``exercises`` (``mamba_edu.exercises.*`` and the lesson on
 selection's ``exercises/experiments.py``), so a checker added later is fuzzed too. Each one is
 called with each garbage value in each of its parameters (the others at their defaults, or the same
-garbage where they have none), and must return a falsy :class:`Feedback` with a message.
+garbage where they have none), and must return a falsy :class:`Feedback` with a message. It is
+called again with garbage in one parameter at a time and every other argument right (``RIGHT``, a
+right answer for each checker, itself checked to pass): a garbage parameter must not turn a right
+answer into a pass, and an answer is fuzzed beside valid other arguments.
 
 A second part checks the tolerances against the digits each exercise text asks for, and the
 plausible wrong formulas that must stay rejected (issue 15, item 2).
@@ -20,6 +23,12 @@ import pytest
 import torch
 
 import mamba_edu
+from mamba_edu.exercises import diagonal as ex3
+from mamba_edu.exercises import discretization as ex2
+from mamba_edu.exercises import experiments as ex5
+from mamba_edu.exercises import lti as ex1
+from mamba_edu.exercises import scan as ex6
+from mamba_edu.exercises import selective as ex4
 from mamba_edu.exercises.feedback import Feedback
 
 
@@ -89,17 +98,32 @@ GARBAGE = {
 ODD_NUMBERS = {"negative": -1, "zero": 0, "huge": 1e308, "tiny": 1e-308, "bool": True, "numpy int": np.int64(3)}
 
 
-def _calls(func, values=GARBAGE):
-    """(description, args, kwargs) for every parameter × value."""
+def _calls(func, values=GARBAGE, right=None):
+    """(description, args, kwargs) for every parameter × value. The other required parameters get the same
+    value, or with ``right`` (their right arguments) those; the defaulted ones keep their defaults."""
     params = list(inspect.signature(func).parameters.values())
     required = [p for p in params if p.default is inspect.Parameter.empty]
     for pname, value in values.items():
-        for p in params:
-            args = [value for _ in required]
+        for i, p in enumerate(params):
+            args = [value for _ in required] if right is None else list(right)
             kwargs = {}
-            if p.default is not inspect.Parameter.empty:
+            if i < len(required):
+                args[i] = value
+            else:
                 kwargs[p.name] = value
-            yield f"{p.name}={pname}", args, kwargs
+            yield f"{p.name}={pname}" + ("" if right is None else ", others right"), args, kwargs
+
+
+def _rejected(name, what, args, kwargs):
+    """The checker's verdict on garbage: a falsy Feedback with a message, never an exception."""
+    try:
+        result = CHECKERS[name](*args, **kwargs)
+    except Exception as error:  # pragma: no cover - the failure message is the point
+        pytest.fail(f"{name}({what}) raised {type(error).__name__}: {error}")
+    assert isinstance(result, Feedback), f"{name}({what}) returned {type(result).__name__}"
+    assert not result.ok, f"{name}({what}) ACCEPTED garbage: {result.message}"
+    assert isinstance(result.message, str) and len(result.message) > 15, f"{name}({what}): {result.message!r}"
+    return result
 
 
 def test_checkers_are_discovered():
@@ -122,13 +146,7 @@ def test_checker_fuzz(name):
     """Garbage in every parameter: a Feedback, falsy, with a message; never an exception."""
     func = CHECKERS[name]
     for what, args, kwargs in _calls(func):
-        try:
-            result = func(*args, **kwargs)
-        except Exception as error:  # pragma: no cover - the failure message is the point
-            pytest.fail(f"{name}({what}) raised {type(error).__name__}: {error}")
-        assert isinstance(result, Feedback), f"{name}({what}) returned {type(result).__name__}"
-        assert not result.ok, f"{name}({what}) ACCEPTED garbage: {result.message}"
-        assert isinstance(result.message, str) and len(result.message) > 15, f"{name}({what}): {result.message!r}"
+        result = _rejected(name, what, args, kwargs)
         answer = next(iter(inspect.signature(func).parameters))
         if what.startswith(answer + "=") and "weird object" not in what:  # only a pathological answer
             # may need the decorator's safety net; an instructor's odd parameter (lam=…) may use it
@@ -148,14 +166,100 @@ def test_checker_odd_numbers_never_raise(name):
 
 
 # ---------------------------------------------------------------------------------------------
+# one argument at a time: garbage in one parameter, every other argument valid
+# ---------------------------------------------------------------------------------------------
+def _right_answers():
+    """A right value for every required parameter of every checker (a checker added later must add one)."""
+    from mamba_edu import ContinuousSSM
+    from mamba_edu.exercises import ssd as ex8
+    from mamba_edu.experiments.tasks import MARKER, NOISE, TRIGGER
+    from mamba_edu.scans.ssd import ssd_costs
+
+    def stable_zoh(lam, delta):
+        z = delta * lam
+        safe = np.where(z == 0, 1, z)
+        return np.exp(z), np.where(z == 0, delta, np.expm1(safe) / safe * delta)
+
+    def copy(inputs):
+        n_data = int((inputs[0] == MARKER).sum())
+        return torch.stack([row[row != NOISE] for row in inputs[:, :-n_data]])
+
+    def induction(inputs):
+        p = (inputs[:, :-1] == TRIGGER).long().argmax(1)
+        return inputs[torch.arange(len(inputs)), p + 1]
+
+    def selective_step(h, u_t, delta_t, A, B_t, C_t):
+        h = np.exp(delta_t[:, None] * A) * h + (delta_t[:, None] * B_t) * u_t[:, None]
+        return h, h @ C_t
+
+    def decay(a):
+        c = np.cumsum(a)
+        return np.exp(np.where(np.tri(len(a), dtype=bool), c[:, None] - c[None, :], -np.inf))
+
+    def chunk_state(x, dt, A, B):
+        w = np.array([math.exp(A * dt[s + 1:].sum()) * dt[s] for s in range(len(dt))])
+        return (x * w[:, None]).T @ B
+
+    ssm = ContinuousSSM([[-2.0, 1.0], [0.0, -1.0]], [1.0, 1.0], [1.0, 0.5], D=0.25)
+    alpha, beta = -math.log(2) / 2.0, math.pi
+    costs = ssd_costs(4096, 64, 64, 128)
+    memory = ssd_costs(65536, np.arange(1, 1025), 64, 128)["chunked"][1]
+    right = {
+        ex1.check_stable_set: ({k for k, A in ex1.STABILITY_QUIZ.items() if np.linalg.eigvals(A).real.max() < 0},),
+        ex1.check_oscillator_design: ([[alpha, -beta], [beta, alpha]],),
+        ex1.check_step_final_value: (ssm, float(ssm.step_response([60.0])[0])),
+        ex2.check_zoh_by_hand: ((math.exp(-1), -math.expm1(-1) / 2),),
+        ex2.check_euler_max_delta: (0.4,),
+        ex2.check_stable_zoh: (stable_zoh,),
+        ex2.check_forget_delta: (math.log(100),),
+        ex2.check_mamba_ratio: (0.1 / -math.expm1(-0.1),),
+        ex3.check_period_steps: (2 * math.pi / (ex3.MODE_LAMBDA.imag * ex3.MODE_DELTA),),
+        ex3.check_decay_steps: (math.log(100) / (-ex3.MODE_LAMBDA.real * ex3.MODE_DELTA),),
+        ex3.check_diagonal_kernel: (lambda A_bar, B_bar, C, L: (A_bar ** np.arange(L)[:, None]) @ (C * B_bar),),
+        ex3.check_full_output: (lambda y: 2 * y.real,),
+        ex3.check_selective_view: ("scan",),
+        ex4.check_token_dependent: ({"delta", "B", "C"},),
+        ex4.check_gate: (lambda s: 1 / (1 + np.exp(-s)),),
+        ex4.check_state_shape: ((2, 128, 16),),
+        ex4.check_selective_step: (selective_step,),
+        ex5.check_copying_solver: (copy,),
+        ex5.check_induction_solver: (induction,),
+        ex5.check_skip_delta: (0.0,),
+        ex6.check_combine: (lambda first, second: (first[0] * second[0], second[0] * first[1] + second[1]),),
+        ex6.check_hillis_steele_work: (49,),
+        ex6.check_best_chunk: (32,),
+        ex8.check_offdiagonal_rank: (4,),
+        ex8.check_flops_ratio: (float(costs["chunked"][0] / costs["sequential"][0]),),
+        ex8.check_memory_chunk: (int(np.argmin(memory)) + 1,),
+        ex8.check_decay_matrix: (decay,),
+        ex8.check_chunk_state: (chunk_state,),
+    }
+    return {f"{func.__module__}.{func.__name__}": args for func, args in right.items()}
+
+
+RIGHT = _right_answers()
+
+
+def test_every_checker_has_a_right_answer_that_passes():
+    """The positive control of the fuzz below: with these arguments each checker says "correct"."""
+    assert set(RIGHT) == set(CHECKERS)
+    for name, args in RIGHT.items():
+        result = CHECKERS[name](*args)
+        assert result.ok, f"{name}: {result.message}"
+
+
+@pytest.mark.parametrize("name", sorted(CHECKERS))
+def test_checker_fuzz_one_argument_at_a_time(name):
+    """Garbage in one parameter, the others right (required ones from RIGHT, the rest at their defaults):
+    a falsy Feedback with a message, never an exception — an instructor's garbage parameter must not
+    turn a right answer into a pass, and an answer is fuzzed beside a valid system (check_step_final_value)."""
+    for what, args, kwargs in _calls(CHECKERS[name], right=RIGHT[name]):
+        _rejected(name, what, args, kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
 # tolerances match the digits the exercise texts ask for; plausible wrong formulas stay rejected
 # ---------------------------------------------------------------------------------------------
-from mamba_edu.exercises import diagonal as ex3  # noqa: E402
-from mamba_edu.exercises import discretization as ex2  # noqa: E402
-from mamba_edu.exercises import experiments as ex5  # noqa: E402
-from mamba_edu.exercises import lti as ex1  # noqa: E402
-from mamba_edu.exercises import scan as ex6  # noqa: E402
-from mamba_edu.exercises import selective as ex4  # noqa: E402
 
 
 def test_mamba_ratio_six_digits():
@@ -251,3 +355,29 @@ def test_integer_answers_reject_inf():
     assert not ex6.check_best_chunk(math.inf)
     assert ex6.check_hillis_steele_work(49)
     assert ex6.check_best_chunk(32)
+
+
+def test_number_answers_follow_one_rule():
+    """Every checker that asks for one number reads it the same way (three private helpers used to differ:
+    a one-element list or 4 + 0j was right in one lesson and "not a number" in the next, True was 1.0 in one)."""
+    from mamba_edu.exercises import ssd as ex8
+    from mamba_edu.scans.ssd import ssd_costs
+
+    costs = ssd_costs(4096, 64, 64, 128)
+    memory = ssd_costs(65536, np.arange(1, 1025), 64, 128)["chunked"][1]
+    right = {
+        ex2.check_euler_max_delta: 0.4,  # −2α/|λ|² for λ = −1 + 2i
+        ex2.check_forget_delta: math.log(100),
+        ex2.check_mamba_ratio: 0.1 / -math.expm1(-0.1),
+        ex3.check_period_steps: 2 * math.pi / (ex3.MODE_LAMBDA.imag * ex3.MODE_DELTA),
+        ex3.check_decay_steps: math.log(100) / (-ex3.MODE_LAMBDA.real * ex3.MODE_DELTA),
+        ex8.check_offdiagonal_rank: 4,
+        ex8.check_flops_ratio: float(costs["chunked"][0] / costs["sequential"][0]),
+        ex8.check_memory_chunk: int(np.argmin(memory)) + 1,
+    }
+    for check, value in right.items():
+        for form in (value, np.float64(value), [value], np.array([[value]]), torch.tensor(value), complex(value)):
+            assert check(form), (check.__name__, form)
+        for garbage in (True, str(value), [value, value], complex(value, 1.0), math.nan):
+            result = check(garbage)
+            assert not result and "one real, finite number" in result.message, (check.__name__, garbage, result)

@@ -329,3 +329,24 @@ def test_scan_equals_conv_property(n, l, seed, radius):
     y_conv = causal_conv(u, ssm_kernel(A_bar, B_bar, C, l))
     np.testing.assert_allclose(y_conv, y_scan, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(y_scan).max()))
     np.testing.assert_allclose(y_scan, _reference_scan(A_bar, B_bar, C, u), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_lti_scan_converts_each_argument_once(kind, monkeypatch):
+    """A_bar, B_bar and C are converted (and copied) once per call, not once more by the system check."""
+    import mamba_edu.convolution as conv
+
+    converted = []
+    real_arrays = conv._arrays
+
+    def spy(names, values):
+        converted.extend(names)
+        return real_arrays(names, values)
+
+    monkeypatch.setattr(conv, "_arrays", spy)
+    A_bar, B_bar, C = _random_diag(np.random.default_rng(0), 3)
+    u = np.ones(5)
+    if kind == "torch":
+        A_bar, B_bar, C, u = (torch.as_tensor(v) for v in (A_bar, B_bar, C, u))
+    lti_scan(A_bar, B_bar, C, u)
+    assert sorted(converted) == ["A_bar", "B_bar", "C", "u"]

@@ -38,6 +38,12 @@ for _n in N_COVERED:
     _chunk, _nwarps = cuda.backward_config(_n)
     CASES.append(("v2", cuda._forward_defines(_n, _chunk, cuda.forward_config(_n))))
     CASES.append(("v2_backward", {"DSTATE": _n, "CHUNK": _chunk, "NWARPS": _nwarps}))
+for _half in ("IN_BF16", "IN_FP16"):  # half-precision inputs read natively by the forward (no-grad calls)
+    for _n in (1, 16, 256):
+        _chunk = cuda.backward_config(_n)[0]
+        CASES.append(("v2", {**cuda._forward_defines(_n, _chunk, cuda.forward_config(_n)), _half: 1}))
+    CASES.append(("v2", {"DSTATE": 16, "LPC": 16, "NWARPS": 8, "TILE": 64, "STATES_ONLY": 1, _half: 1}))
+    CASES.append(("v2", {"DSTATE": 5, "LPC": 4, "NWARPS": 2, "TILE": 16, "VAR_B": 0, "VAR_C": 0, _half: 1}))
 CASES.append(("v2_backward", {"DSTATE": 16, "CHUNK": 8, "NWARPS": 16, "ADJ_ONLY": 1}))
 CASES.append(("v2_backward", {"DSTATE": 256, "CHUNK": 8, "NWARPS": 8, "ADJ_ONLY": 1}))
 
@@ -83,6 +89,16 @@ def _find_nvrtc():
     return None
 
 
+def _cuda_include():
+    """The CUDA headers (cuda_bf16.h, mma.h, …) from the nvidia-cuda-runtime wheel, as -I options (CuPy finds
+    the toolkit's own on a GPU machine)."""
+    for base in sys.path:
+        hits = sorted(glob.glob(os.path.join(base, "nvidia", "*", "include", "cuda_bf16.h")))
+        if hits:
+            return [f"-I{os.path.dirname(hits[0])}"]
+    return []
+
+
 def _nvrtc_compile(lib, source, name, options):
     """Compile with NVRTC; return (ok, log)."""
     prog = ctypes.c_void_p()
@@ -113,13 +129,11 @@ def _nvcc_compile(source, name, options, tmp_path):
 
 @pytest.mark.parametrize("version, defines", CASES, ids=[f"{v}-{'-'.join(map(str, d.values()))}" for v, d in CASES])
 def test_kernel_compiles_for_sm90(version, defines, tmp_path):
-    if version.startswith("ssd:"):  # includes mma.h, cuda_bf16.h: the headers of the nvidia-cuda-runtime/-crt wheels
-        source = ssd_cuda.kernel_source(version[4:])
-        includes = [f"-I{d}" for d in ssd_cuda.cuda_include_dirs()]
-        version = version[4:]
+    if version.startswith("ssd:"):  # lesson 8's kernels (they include mma.h and cuda_bf16.h too)
+        source, version = ssd_cuda.kernel_source(version[4:]), version[4:]
     else:
-        source, includes = cuda.kernel_source(version), []
-    options = [f"-D{k}={v}" for k, v in defines.items()] + ["--use_fast_math", "-std=c++17", *includes]
+        source = cuda.kernel_source(version)
+    options = [f"-D{k}={v}" for k, v in defines.items()] + ["--use_fast_math", "-std=c++17", *_cuda_include()]
     path = _find_nvrtc()
     if path is not None:
         lib = ctypes.CDLL(path)

@@ -141,6 +141,24 @@ def test_lti_block_only_overrides_the_ssm_seam_and_its_caches_continue_a_sequenc
     assert isinstance(block, MambaBlock)
 
 
+def test_lti_block_ssm_computes_the_powers_once(monkeypatch):
+    """One exp over (d_inner, n, l) per call with a cache: the kernel and the last state share the powers Ā^k."""
+    block = LTIMambaBlock(8, d_state=4).double()
+    u, z = (torch.randn(2, block.d_inner, 10, dtype=torch.float64) for _ in range(2))
+    ssm_state = torch.zeros(2, block.d_inner, 4, dtype=torch.float64)
+    powers = []
+    real_exp = torch.exp
+
+    def spy(x, *args, **kwargs):
+        if x.ndim == 3:  # (d_inner, n, l): the powers exp(kΔA)
+            powers.append(tuple(x.shape))
+        return real_exp(x, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "exp", spy)
+    block.ssm(u, z, ssm_state)
+    assert powers == [(block.d_inner, 4, 10)]
+
+
 def test_weight_decay_groups_read_the_no_weight_decay_flags(monkeypatch):
     """A_log and D carry ``_no_weight_decay`` (official convention); train() puts them in the no-decay group."""
     groups = {}

@@ -5,9 +5,10 @@ or closed form written here, scipy) or a clear warning/error that names the caus
 
 References and tolerances
 -------------------------
-* half precision: the same function on the *same* (already rounded) inputs in float64, rounded once
-  to the half dtype: float16 to 2e-3 relative, bfloat16 to 1.6e-2 relative (about two units in the last
-  place of each: 2^-10 and 2^-7), after a floor of 1e-3 on the scale.
+* half precision: an independent float64 answer on the *same* (already rounded) inputs — scipy.signal's
+  cont2discrete (and scipy.linalg.expm) for discretization, closed forms, float64 loops — to float16's
+  2e-3 relative, bfloat16's 1.6e-2 relative (about two units in the last place of each: 2^-10 and 2^-7),
+  after a floor of 1e-3 on the scale.
 * scans: ``loop`` (float64 h[t] = a[t]·h[t−1] + b[t]) to rtol 1e-9 of the rounding scale
   ``loop(|a|, |b|)`` (which bounds every partial sum any grouping can form).
 """
@@ -18,6 +19,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.linalg
+import scipy.signal
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -55,17 +57,31 @@ def assert_half_close(got, want64, dtype):
 # ---------------------------------------------------------------------------------------------
 # half precision: computed in float32, cast back — in every function that takes arrays
 # ---------------------------------------------------------------------------------------------
+SCIPY_METHOD = {"zoh": "zoh", "bilinear": "bilinear", "euler": "euler", "backward_euler": "backward_diff"}
+
+
+def scipy_discretize(A, B, delta, method):
+    """Independent float64 reference: scipy.signal.cont2discrete; "mamba" is ZOH's Ā with B̄ = ΔB."""
+    A, B = np.asarray(A, dtype=float), np.asarray(B, dtype=float)
+    B2 = B.reshape(len(A), -1)
+    system = (A, B2, np.zeros((1, len(A))), np.zeros((1, B2.shape[1])))
+    A_bar, B_bar, *_ = scipy.signal.cont2discrete(system, delta, method=SCIPY_METHOD.get(method, "zoh"))
+    if method == "mamba":
+        B_bar = delta * B2
+    return A_bar, B_bar.reshape(B.shape)
+
+
 @pytest.mark.parametrize("dtype", HALF)
 @pytest.mark.parametrize("method", METHODS)
 def test_half_discretize_issue_case(dtype, method):
     """The issue's case: discretize([[-1]], [1], 0.1) in half precision (was NaN / ±inf / NotImplementedError)."""
     A_bar, B_bar = me.discretize(torch.tensor([[-1.0]], dtype=dtype), torch.tensor([1.0], dtype=dtype), 0.1, method)
-    want_A, want_B = me.discretize(np.array([[-1.0]]), np.array([1.0]), 0.1, method)
+    want_A, want_B = scipy_discretize([[-1.0]], [1.0], 0.1, method)
     assert_half_close(A_bar, want_A, dtype)
     assert_half_close(B_bar, want_B, dtype)
-    if method == "zoh":  # and the closed form: e^{-0.1}, 1 - e^{-0.1}
-        np.testing.assert_allclose(A_bar.double().numpy(), [[math.exp(-0.1)]], rtol=RTOL[dtype])
-        np.testing.assert_allclose(B_bar.double().numpy(), [-math.expm1(-0.1)], rtol=RTOL[dtype])
+    closed = {"zoh": (math.exp(-0.1), -math.expm1(-0.1)), "mamba": (math.exp(-0.1), 0.1), "euler": (0.9, 0.1),
+              "backward_euler": (1 / 1.1, 0.1 / 1.1), "bilinear": (0.95 / 1.05, 0.1 / 1.05)}[method]
+    np.testing.assert_allclose([A_bar.double().item(), B_bar.double().item()], closed, rtol=RTOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", HALF)
@@ -75,12 +91,9 @@ def test_half_discretize_dense_matches_scipy(dtype, method):
     A = torch.tensor(rng.normal(size=(3, 3)) - 2 * np.eye(3), dtype=dtype)
     B = torch.tensor(rng.normal(size=(3, 2)), dtype=dtype)
     A64, B64 = A.double().numpy(), B.double().numpy()
-    if method in ("zoh", "mamba"):  # independent reference: scipy's expm
-        want_A = scipy.linalg.expm(0.3 * A64)
-        E = scipy.linalg.expm(0.3 * np.block([[A64, B64], [np.zeros((2, 5))]]))
-        want_B = E[:3, 3:] if method == "zoh" else 0.3 * B64
-    else:
-        want_A, want_B = me.discretize(A64, B64, 0.3, method)
+    want_A, want_B = scipy_discretize(A64, B64, 0.3, method)
+    if method in ("zoh", "mamba"):  # and a second reference for the exponential: scipy's expm
+        np.testing.assert_allclose(want_A, scipy.linalg.expm(0.3 * A64), rtol=1e-12)
     A_bar, B_bar = me.discretize(A, B, 0.3, method)
     assert_half_close(A_bar, want_A, dtype)
     assert_half_close(B_bar, want_B, dtype)
@@ -92,9 +105,10 @@ def test_half_discretize_diag(dtype, method):
     lam = torch.tensor([-1.0, -1e-3, 0.0, -20.0], dtype=dtype)
     delta = torch.tensor(0.05, dtype=dtype)
     A_bar, B_bar = me.discretize_diag(lam, torch.ones((), dtype=dtype), delta, method)
-    want = me.discretize_diag(lam.double().numpy(), 1.0, float(delta), method)
-    assert_half_close(A_bar, want[0], dtype)
-    assert_half_close(B_bar, want[1], dtype)
+    want = np.array([[x.item() for x in scipy_discretize([[v]], [1.0], float(delta), method)]
+                     for v in lam.double().numpy()])  # one 1×1 system per eigenvalue: (4, 2)
+    assert_half_close(A_bar, want[:, 0], dtype)
+    assert_half_close(B_bar, want[:, 1], dtype)
 
 
 @pytest.mark.parametrize("dtype", HALF)

@@ -13,6 +13,7 @@ Measured (transformers 5.23.0, torch 2.13.0 CPU), max |logits ours − logits tr
 """
 
 import contextlib
+import inspect
 import json
 import sys
 
@@ -420,6 +421,10 @@ def test_tokenizer_and_text_generation(hf_folder):
         model.generate_text(["a", "abc"], tok)
     with pytest.raises(ValueError, match="prompt"):
         model.generate_text("", tok)
+    # the function takes the method's arguments in the method's order, after the model
+    assert pretrained.generate_text(model, "Hello ", tok, 12) == text
+    method = list(inspect.signature(me.MambaLM.generate_text).parameters)
+    assert list(inspect.signature(pretrained.generate_text).parameters) == ["model"] + method[1:]
 
 
 def test_byte_tokenizer_round_trips_utf8():

@@ -95,3 +95,17 @@ def test_recorded_probes_come_from_the_quick_configurations_and_plot():
     assert set(ih["accuracy"]) == {"with_look_back", "without_look_back"}
     assert len(copying_probe_figure(sc).axes) == 3  # (a), (b) and its twin axis
     assert len(induction_probe_figure(ih).axes) == 2
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_probes_and_evaluate_leave_the_mode_they_found(training):
+    """probe_induction_heads (through evaluate) used to leave every model in train mode."""
+    from mamba_edu.experiments.train import evaluate
+
+    model = build_model("selective", vocab_size=6, d_model=8, n_layer=2, d_state=4, seed=0)
+    inputs, targets = induction_heads_batch(8, 12, 6, torch.Generator().manual_seed(0))
+    model.train(training)
+    probe_induction_heads(model, inputs, targets)
+    assert model.training is training and all(m.training is training for m in model.modules())
+    evaluate(model, inputs, targets)
+    assert model.training is training

@@ -80,3 +80,26 @@ def test_static_figure_has_three_panels():
     fig = ssd_figure(example_matrix(32, 2), chunk_size=8, l_cost=1024)
     assert len(fig.axes) == 3
     assert "Q = 8" in fig.axes[0].get_title()
+
+
+def test_moving_only_l_leaves_panel_a_alone(monkeypatch):
+    """Panel (a) depends on Q only: moving l recomputes no rank and makes none of its artists stale."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    import mamba_edu.plot.ssd as plot_ssd
+
+    ranks = []
+    real_rank = plot_ssd.offdiagonal_rank
+    monkeypatch.setattr(plot_ssd, "offdiagonal_rank", lambda M, Q: ranks.append(Q) or real_rank(M, Q))
+    fig = ssd_figure(example_matrix(32, 2), chunk_size=8, l_cost=1024)
+    assert ranks == [8]
+    FigureCanvasAgg(fig).draw()  # clears the stale flag of every visible artist
+    plot_ssd.update_ssd_figure(fig, chunk_size=8, l_cost=4096)
+    assert ranks == [8]
+    ax_m = fig.mamba_artists["axes"][0]
+    art = fig.mamba_artists
+    panel_a = [art["grid"], ax_m.title, *ax_m.images, *(b for b in art["blocks"] if b.get_visible())]
+    assert not [a for a in panel_a if a.stale]
+    assert art["marker_FLOPs"].stale and list(art["marker_FLOPs"].get_data()[0]) == [4096] * 3  # l's artists moved
+    plot_ssd.update_ssd_figure(fig, chunk_size=4, l_cost=4096)
+    assert ranks == [8, 4] and "Q = 4" in ax_m.get_title()

@@ -4,7 +4,7 @@ import numpy as np
 
 from mamba_edu.convolution import causal_conv, lti_scan, ssm_kernel
 from mamba_edu.discretization import discretize_diag
-from mamba_edu.exercises.feedback import Feedback, checker, numbers
+from mamba_edu.exercises.feedback import Feedback, checker, number, numbers
 
 MODE_LAMBDA = complex(-0.2, 3.0)
 """Exercises 1 and 2: the mode λ = −0.2 + 3i ..."""
@@ -12,23 +12,13 @@ MODE_DELTA = 0.05
 """... sampled with the step Δ = 0.05."""
 
 
-def _number(answer):
-    if isinstance(answer, (str, bytes)):
-        return None
-    try:
-        value = float(answer)
-    except Exception:  # noqa: BLE001 -- complex, None, lists, odd objects: not a number of steps
-        return None
-    return value if np.isfinite(value) else None
-
-
 @checker
 def check_period_steps(answer) -> Feedback:
     """Exercise 1: how many steps k (two decimals) does one oscillation of MODE_LAMBDA last at Δ = MODE_DELTA?"""
     truth = 2 * np.pi / (MODE_LAMBDA.imag * MODE_DELTA)
-    value = _number(answer)
-    if value is None:
-        return Feedback.wrong(f"give a number of steps (two decimals), got {answer!r:.80}")
+    value, bad = number(answer, "the number of steps (two decimals)")
+    if bad is not None:
+        return bad
     # two decimals, as the text asks: 41.89 (41.88 truncated, or 41.9) — but not 2π/(|λ|Δ) = 41.80
     if abs(value - truth) <= 0.015:
         return Feedback.right(f"Ā^k = e^{{λΔk}} turns by Im λ·Δ = {MODE_LAMBDA.imag * MODE_DELTA:.3g} rad per step, "
@@ -51,9 +41,9 @@ def check_period_steps(answer) -> Feedback:
 def check_decay_steps(answer) -> Feedback:
     """Exercise 2: after how many steps has the envelope of MODE_LAMBDA fallen to 1 % of its start?"""
     truth = np.log(100) / (-MODE_LAMBDA.real * MODE_DELTA)
-    value = _number(answer)
-    if value is None:
-        return Feedback.wrong(f"give a number of steps, got {answer!r:.80}")
+    value, bad = number(answer, "the number of steps")
+    if bad is not None:
+        return bad
     if abs(value - truth) <= 1.0:  # 460, 460.5 or 461: the text asks for a number of steps
         return Feedback.right(f"|Ā|^k = e^{{Re λ·Δk}} = 0.01 at k = ln(100)/(|Re λ|·Δ) = {truth:.1f}: only Re λ "
                               "sets the decay, Im λ only rotates.")

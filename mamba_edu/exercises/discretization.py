@@ -1,25 +1,11 @@
 """Exercise checkers for lesson 2 (discretization). Each returns a Feedback and never raises for a wrong answer."""
 
-import cmath
 import math
 
 import numpy as np
 
 from mamba_edu.discretization import discretize_diag
-from mamba_edu.exercises.feedback import Feedback, checker
-
-
-def _number(answer, what):
-    """``complex(answer)`` or None; a real number comes back as float."""
-    if isinstance(answer, (str, bytes)):
-        return None, Feedback.wrong(f"{what} must be one finite number, not the text {answer!r:.80}")
-    try:
-        value = complex(np.asarray(answer).item()) if np.size(answer) == 1 else None
-    except Exception:  # noqa: BLE001 -- ragged lists, odd objects: not a number
-        value = None
-    if value is None or not cmath.isfinite(value):
-        return None, Feedback.wrong(f"{what} must be one finite number, got {answer!r}")
-    return (value.real if value.imag == 0 else value), None
+from mamba_edu.exercises.feedback import Feedback, checker, number
 
 
 def _close(a, b, rtol=1e-6):
@@ -42,7 +28,7 @@ def check_zoh_by_hand(answer, lam=-2.0, delta=0.5) -> Feedback:
         answer = tuple(answer)
     if not isinstance(answer, (tuple, list)) or len(answer) != 2:
         return Feedback.wrong(f"answer with a pair (A_bar, B_bar), got {answer!r:.80}")
-    (A_bar, bad_A), (B_bar, bad_B) = _number(answer[0], "A_bar"), _number(answer[1], "B_bar")
+    (A_bar, bad_A), (B_bar, bad_B) = number(answer[0], "A_bar"), number(answer[1], "B_bar")
     if bad_A is not None or bad_B is not None:
         return bad_A if bad_A is not None else bad_B
     z = lam * delta
@@ -66,7 +52,7 @@ def check_zoh_by_hand(answer, lam=-2.0, delta=0.5) -> Feedback:
 @checker
 def check_euler_max_delta(answer, lam=-1.0 + 2.0j) -> Feedback:
     """Exercise 2: the largest Δ for which forward Euler's Ā = 1 + λΔ stays on or inside the unit circle."""
-    value, bad = _number(answer, "Δ")
+    value, bad = number(answer, "Δ")
     if bad is not None:
         return bad
     alpha = lam.real
@@ -75,7 +61,7 @@ def check_euler_max_delta(answer, lam=-1.0 + 2.0j) -> Feedback:
         return Feedback.right(
             f"|1 + λΔ|² = (1 + αΔ)² + (βΔ)² ≤ 1 ⇔ Δ ≤ −2α/|λ|² = {want:.4g}. ZOH's e^{{λΔ}} is inside for every Δ."
         )
-    if isinstance(value, complex) or value <= 0:
+    if value <= 0:
         return Feedback.wrong(f"Δ is a positive step size, got {value}")
     if _close(value, -2 / alpha):
         return Feedback.wrong(
@@ -128,13 +114,13 @@ def check_stable_zoh(func) -> Feedback:
 @checker
 def check_forget_delta(answer, lam=-1.0, keep=0.01) -> Feedback:
     """Exercise 4: the Δ for which ZOH's Ā = e^{λΔ} keeps only the fraction ``keep`` of the state (3 digits)."""
-    value, bad = _number(answer, "Δ")
+    value, bad = number(answer, "Δ")
     if bad is not None:
         return bad
     want = math.log(keep) / lam
-    if not isinstance(value, complex) and _digits_close(value, want, 3):  # the text asks for 3 digits
+    if _digits_close(value, want, 3):  # the text asks for 3 digits
         return Feedback.right(f"e^{{λΔ}} = {keep} ⇔ Δ = ln({keep})/λ = {want:.4f}: a large Δ resets the state.")
-    if isinstance(value, complex) or value <= 0:
+    if value <= 0:
         return Feedback.wrong(f"Δ must be positive; solve e^{{λΔ}} = {keep} for Δ (λ = {lam} is negative)")
     if _digits_close(value, math.log10(keep) / lam, 3):
         return Feedback.wrong("that is log10; e^{λΔ} needs the natural logarithm")
@@ -144,13 +130,11 @@ def check_forget_delta(answer, lam=-1.0, keep=0.01) -> Feedback:
 @checker
 def check_mamba_ratio(answer, lam=-1.0, delta=0.1) -> Feedback:
     """Exercise 5: the ratio B̄_Mamba / B̄_ZOH = ΔB / ((e^{λΔ} − 1)/λ · B), exactly (6 digits, as asked)."""
-    value, bad = _number(answer, "the ratio")
+    value, bad = number(answer, "the ratio")
     if bad is not None:
         return bad
     z = lam * delta
     want = z / math.expm1(z)
-    if isinstance(value, complex):
-        return Feedback.wrong(f"the ratio of two real numbers is real, got {value}")
     if _digits_close(value, want, 6):  # the text asks for 6 digits
         return Feedback.right(
             f"ratio = λΔ/(e^{{λΔ}} − 1) = {want:.6f} ≈ 1 − λΔ/2: Mamba's B̄ is {abs(want - 1):.1%} too "

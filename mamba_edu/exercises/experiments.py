@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from mamba_edu.exercises.feedback import Feedback, checker
+from mamba_edu.exercises.feedback import Feedback, checker, number
 from mamba_edu.experiments.tasks import induction_heads_batch, selective_copying_batch
 
 
@@ -77,14 +77,11 @@ def check_skip_delta(delta_noise, A=-1.0):
     With Ā = exp(ΔA) and B̄ = ΔB, h_t = Ā h_{t−1} + B̄ u_t equals h_{t−1} for every h and u iff Δ = 0.
     Explained in lesson 5.
     """
-    try:
-        if isinstance(delta_noise, (str, bytes)):
-            raise TypeError
-        value = float(delta_noise)
-    except Exception:  # noqa: BLE001 -- None, text, complex, odd objects
-        return Feedback.wrong(f"expected a number for Δ, got {delta_noise!r:.80}")
-    if not math.isfinite(value) or value < 0:
-        return Feedback.wrong(f"Δ is a step size: it must be finite and ≥ 0, got {value}")
+    (value, bad), (A, bad_A) = number(delta_noise, "Δ"), number(A, "A")
+    if bad is not None or bad_A is not None:
+        return bad if bad is not None else bad_A
+    if value < 0:
+        return Feedback.wrong(f"Δ is a step size: it must be ≥ 0, got {value}")
     A_bar, B_bar = math.exp(value * A), value
     if value == 0.0:
         return Feedback.right("Δ = 0 gives Ā = 1 and B̄ = 0: the token is skipped, the memory is untouched.")

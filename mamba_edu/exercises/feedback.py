@@ -84,3 +84,16 @@ def numbers(value, what, shape=None):
     if not np.all(np.isfinite(array)):
         return None, Feedback.wrong(f"{what} contains NaN or inf: expected finite numbers")
     return array, None
+
+
+def number(value, what):
+    """``value`` as one finite real number, or ``(None, Feedback.wrong(...))`` saying why not.
+
+    Accepts a Python or numpy number, or a one-element list, array or tensor; rejects booleans, text,
+    several numbers, a complex number (unless its imaginary part is 0), NaN and inf. Returns
+    ``(float, None)`` when the value is usable.
+    """
+    array = None if isinstance(value, (bool, np.bool_)) else numbers(value, what)[0]
+    if array is None or array.size != 1 or np.any(array.imag):
+        return None, Feedback.wrong(f"{what} must be one real, finite number, got {value!r:.80}")
+    return float(array.real.item()), None

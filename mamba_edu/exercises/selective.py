@@ -122,6 +122,8 @@ def check_selective_step(step, seed=0) -> Feedback:
     """
     if not callable(step):
         return Feedback.wrong(f"give a function step(h, u_t, delta_t, A, B_t, C_t), got {type(step).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        return Feedback.wrong(f"seed must be a whole number, got {seed!r:.80}")
     rng = np.random.default_rng(seed)
     d, n, l = 3, 4, 8
     u, delta = rng.normal(size=(d, l)), rng.uniform(0.05, 1.5, size=(d, l))

@@ -7,29 +7,18 @@ import math
 
 import numpy as np
 
-from mamba_edu.exercises.feedback import Feedback, checker
+from mamba_edu._backend import positive_int
+from mamba_edu.exercises.feedback import Feedback, checker, number
 from mamba_edu.scans.ssd import ssd_costs
-
-
-def _number(answer, what):
-    """``answer`` as a float, or a Feedback saying what was expected."""
-    if isinstance(answer, (bool, str, bytes)):
-        return Feedback.wrong(f"give {what} as a number (not text), got {answer!r}")
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        return Feedback.wrong(f"give {what}, got {answer!r}")
-    if not math.isfinite(value):
-        return Feedback.wrong(f"give {what} (a finite number), got {answer!r}")
-    return value
 
 
 @checker
 def check_offdiagonal_rank(answer, n=4) -> Feedback:
     """Prediction 1: the rank of an off-diagonal block of M (rows of one chunk, all earlier columns), state size n."""
-    value = _number(answer, "a whole number (a matrix rank)")
-    if isinstance(value, Feedback):
-        return value
+    n = positive_int("n", n)
+    value, bad = number(answer, "the rank (a whole number)")
+    if bad is not None:
+        return bad
     if value == n:
         return Feedback.right(f"M[t, s] = (e^(a_1+…+a_t) C_t) · (e^−(a_1+…+a_s) Δ_s B_s) for s < t: a sum of n = {n} "
                               "products, so every block below the diagonal has rank ≤ n, however large it is. "
@@ -46,9 +35,10 @@ def check_offdiagonal_rank(answer, n=4) -> Feedback:
 @checker
 def check_flops_ratio(answer, l=4096, Q=64, p=64, n=128) -> Feedback:
     """Prediction 2: FLOPs of the chunked method divided by those of the sequential one (within 30 %)."""
-    value = _number(answer, "a ratio (a positive number)")
-    if isinstance(value, Feedback):
-        return value
+    l, Q, p, n = (positive_int(name, v) for name, v in (("l", l), ("Q", Q), ("p", p), ("n", n)))
+    value, bad = number(answer, "the ratio (a positive number)")
+    if bad is not None:
+        return bad
     costs = ssd_costs(l, Q, p, n)
     truth = float(costs["chunked"][0] / costs["sequential"][0])
     if value > 0 and abs(value - truth) <= 0.3 * truth:
@@ -67,9 +57,10 @@ def check_flops_ratio(answer, l=4096, Q=64, p=64, n=128) -> Feedback:
 @checker
 def check_memory_chunk(answer, l=65536, p=64, n=128) -> Feedback:
     """Prediction 3: the chunk size Q (a whole number) with the least intermediate memory (within 10 % of the best)."""
-    value = _number(answer, "a whole chunk size")
-    if isinstance(value, Feedback):
-        return value
+    l, p, n = (positive_int(name, v) for name, v in (("l", l), ("p", p), ("n", n)))
+    value, bad = number(answer, "the chunk size (a whole number)")
+    if bad is not None:
+        return bad
     if value != int(value) or not 1 <= value <= l:
         return Feedback.wrong(f"give a whole chunk size between 1 and {l}, got {answer!r}")
     Qs = np.arange(1, 1025)

@@ -47,13 +47,15 @@ class LTIMambaBlock(MambaBlock):
         The same numbers the selective scan would produce with constant Δ, B, C (lesson 3: an LTI
         recurrence is a convolution). exp(kΔA) ≤ 1 for A < 0, so it cannot overflow.
         """
-        return torch.einsum("dn,dnk->dk", self.C_lti * self._delta_A()[0] * self.B_lti, self._powers(l))
+        return self._kernel_parts(l)[0]
 
-    def _powers(self, l):
-        """Ā^k = exp(kΔA), k = 0 … l − 1: (d_inner, n, l)."""
+    def _kernel_parts(self, l):
+        """K (d_inner, l) with what it is made of: Ā^k = exp(kΔA) (d_inner, n, l) and B̄ = ΔB (d_inner, n)."""
         delta, A = self._delta_A()
         k = torch.arange(l, device=A.device, dtype=A.dtype)
-        return torch.exp((delta * A)[:, :, None] * k)
+        powers = torch.exp((delta * A)[:, :, None] * k)
+        B_bar = delta * self.B_lti
+        return torch.einsum("dn,dnk->dk", self.C_lti * B_bar, powers), powers, B_bar
 
     def ssm(self, u, z, ssm_state=None):
         """The LTI SSM on a whole sequence as a causal convolution with :meth:`ssm_kernel` (FFT, O(l log l)).
@@ -64,12 +66,11 @@ class LTIMambaBlock(MambaBlock):
         """
         l = u.shape[-1]
         uf = _fp32_or_wider(u)
-        K = self.ssm_kernel(l)  # (d_inner, l)
+        K, powers, B_bar = self._kernel_parts(l)  # (d_inner, l), (d_inner, n, l), (d_inner, n)
         n_fft = 2 * l  # zero-padding makes the circular FFT convolution causal
         y = torch.fft.irfft(torch.fft.rfft(uf, n=n_fft) * torch.fft.rfft(K, n=n_fft), n=n_fft)[..., :l]
         if ssm_state is not None:
-            B_bar = self._delta_A()[0] * self.B_lti  # (d_inner, n)
-            ssm_state.copy_(torch.einsum("dnk,bdk->bdn", self._powers(l).flip(-1) * B_bar[:, :, None], uf))
+            ssm_state.copy_(torch.einsum("dnk,bdk->bdn", powers.flip(-1) * B_bar[:, :, None], uf))
         y = (y + _fp32_or_wider(self.D)[:, None] * uf) * F.silu(_fp32_or_wider(z))
         return y.to(u.dtype)
 

@@ -107,7 +107,9 @@ def masked_accuracy(logits, targets):
 
 @torch.no_grad()
 def evaluate(model, inputs, targets, chunk=128):
-    """Accuracy of ``model`` on a fixed evaluation set, in chunks (to bound the memory)."""
+    """Accuracy of ``model`` on a fixed evaluation set, in chunks (to bound the memory); in eval mode, then the
+    mode it found is restored."""
+    was_training = model.training
     model.eval()
     hits = total = 0
     for i in range(0, len(inputs), chunk):
@@ -115,7 +117,7 @@ def evaluate(model, inputs, targets, chunk=128):
         mask = targets[i:i + chunk] != IGNORE
         hits += (logits.argmax(-1)[mask] == targets[i:i + chunk][mask]).sum().item()
         total += mask.sum().item()
-    model.train()
+    model.train(was_training)
     return hits / total
 
 
@@ -162,6 +164,7 @@ def train(model, make_batch, steps, lr, eval_set=None, eval_every=100, desc="tra
     history, start, acc, loss_value = [], time.perf_counter(), None, float("nan")
     bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=1.0)
     step = 0
+    model.train()
     for step in bar:
         inputs, targets = make_batch(step)
         logits = model(inputs)

@@ -192,7 +192,7 @@ class MambaLM(nn.Module):
         """:meth:`generate` on text: encode ``prompt`` with ``tokenizer``, continue it, decode (prompt included)."""
         from mamba_edu.mamba.pretrained import generate_text
 
-        return generate_text(self, tokenizer, prompt, max_new_tokens, **kwargs)
+        return generate_text(self, prompt, tokenizer, max_new_tokens, **kwargs)
 
     def step(self, input_ids, caches):
         """Logits (b, vocab_size) for one new token per sequence, input_ids (b,); updates ``caches``."""

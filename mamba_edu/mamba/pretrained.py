@@ -496,8 +496,10 @@ class ByteTokenizer:
         return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
 
 
-def generate_text(model, tokenizer, prompt, max_new_tokens=32, **kwargs):
+def generate_text(model, prompt, tokenizer, max_new_tokens=32, **kwargs):
     """Continue ``prompt`` (a str, or a list of str of equal token length) and return the decoded text.
+
+    The arguments of :meth:`MambaLM.generate_text <mamba_edu.mamba.model.MambaLM.generate_text>`, with the model first.
 
     Encodes with ``tokenizer`` (a ``tokenizers.Tokenizer``), runs ``model.generate(ids, max_new_tokens,
     **kwargs)`` and decodes prompt + continuation. Lesson 4.

@@ -99,28 +99,24 @@ def ssd_figure(M, chunk_size=16, l_cost=4096, p=64, n=128, n_matrix=None, fig=No
 
 
 def update_ssd_figure(fig, chunk_size=16, l_cost=4096):
-    """Set the chunk grid, the chunked cost curves and the markers for a new Q and l."""
-    art = fig.mamba_artists
-    ax_m, ax_f, ax_b = art["axes"]
-    M, p, n = art["M"], art["p"], art["n"]
-    l = M.shape[0]
-    Q = int(chunk_size)
-    lines, diagonal = chunk_grid(l, Q)
-    art["grid"].set_segments(lines)
-    for k, patch in enumerate(art["blocks"]):
-        patch.set_visible(k < len(diagonal))
-        if k < len(diagonal):
-            patch.set_bounds(*diagonal[k])
-    rank = offdiagonal_rank(M, Q)
-    n_text = f" (n = {art['n_matrix']})" if art["n_matrix"] else ""
-    ax_m.set_title(f"(a) |M|, Q = {Q}: {len(diagonal)} diagonal blocks;\noff-diagonal rank {rank}{n_text}",
-                   fontsize=9)
+    """Set the chunk grid, the chunked cost curves and the markers for a new Q and l.
 
-    costs = ssd_costs(L_RANGE, Q, p, n)
+    Panel (a) and the cost curves depend on Q only: they are redrawn when Q changes, not when only l moves.
+    """
+    art = fig.mamba_artists
+    _, ax_f, ax_b = art["axes"]
+    M, p, n = art["M"], art["p"], art["n"]
+    Q = int(chunk_size)
+    if art.get("Q") != Q:
+        art["Q"] = Q
+        _draw_chunks(art, M, Q)
+        costs = ssd_costs(L_RANGE, Q, p, n)
+        for i, kind in enumerate(("FLOPs", "floats")):
+            for method, line in art[f"lines_{kind}"].items():
+                line.set_ydata(np.broadcast_to(costs[method][i], L_RANGE.shape))
+
     here = ssd_costs(l_cost, Q, p, n)
     for i, kind in enumerate(("FLOPs", "floats")):
-        for method, line in art[f"lines_{kind}"].items():
-            line.set_ydata(np.broadcast_to(costs[method][i], L_RANGE.shape))
         art[f"marker_{kind}"].set_data([l_cost] * 3, [float(here[m][i]) for m in METHOD_COLORS])
         art[f"vline_{kind}"].set_xdata([l_cost, l_cost])
     ratio = float(here["chunked"][0] / here["sequential"][0])
@@ -129,6 +125,20 @@ def update_ssd_figure(fig, chunk_size=16, l_cost=4096):
     mem = float(here["chunked"][1] / here["quadratic"][1])
     ax_b.set_title(f"(c) memory of the intermediates:\nchunked = {mem:.2g}× quadratic's l²", fontsize=9)
     return fig
+
+
+def _draw_chunks(art, M, Q):
+    """Panel (a): the chunk grid and the diagonal blocks of Q, and the measured rank of the other blocks."""
+    lines, diagonal = chunk_grid(M.shape[0], Q)
+    art["grid"].set_segments(lines)
+    for k, patch in enumerate(art["blocks"]):
+        patch.set_visible(k < len(diagonal))
+        if k < len(diagonal):
+            patch.set_bounds(*diagonal[k])
+    rank = offdiagonal_rank(M, Q)
+    n_text = f" (n = {art['n_matrix']})" if art["n_matrix"] else ""
+    art["axes"][0].set_title(f"(a) |M|, Q = {Q}: {len(diagonal)} diagonal blocks;\noff-diagonal rank {rank}{n_text}",
+                             fontsize=9)
 
 
 def example_matrix(l=64, n=4, seed=0):

@@ -185,8 +185,11 @@ def backward_config(n):
     return CHUNK, (NWARPS if n <= 32 else 8)
 
 
-def v2_shared_bytes(n, chunk=CHUNK, nwarps=NWARPS, backward=False, forward=None):
-    """Dynamic shared memory of the v2 kernels, in bytes (see the buffers at the top of each kernel)."""
+def v2_shared_bytes(n, chunk=CHUNK, nwarps=NWARPS, backward=False, forward=None, in_bytes=4):
+    """Dynamic shared memory of the v2 kernels, in bytes (see the buffers at the top of each kernel).
+
+    ``in_bytes``: 2 for the forward reading half-precision inputs (one float buffer + two staging buffers).
+    """
     if backward:
         tile = 32 * chunk
         t_pad = tile + (tile // 32) * 4
@@ -195,7 +198,10 @@ def v2_shared_bytes(n, chunk=CHUNK, nwarps=NWARPS, backward=False, forward=None)
     cfg = {**FORWARD, **(forward or {})}
     channels = 32 * cfg["nwarps"] // cfg["lpc"]
     t_pad = cfg["tile"] + 4
-    return 4 * (2 * (2 * n + 3 * channels) * t_pad + channels * t_pad)  # 2 × (B, C, u, delta, z) + delta·u
+    rows = 2 * n + 3 * channels  # B, C, u, delta, z
+    if in_bytes < 4:  # one float buffer + delta·u, then two staging buffers of rows padded by 8 elements
+        return 4 * (rows + channels) * t_pad + 2 * in_bytes * rows * (cfg["tile"] + 8)
+    return 4 * (2 * rows + channels) * t_pad  # 2 × (B, C, u, delta, z) + delta·u
 
 
 def time_segments(b, d, l, chunk=CHUNK, forward=None):
@@ -306,13 +312,21 @@ def scan_forward(version, u, delta, A, B, C, D=None, z=None, delta_bias=None, de
         raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
 
 
+_HALF_DEFINE = {"float32": None, "bfloat16": "IN_BF16", "float16": "IN_FP16"}
+
+
 @functools.lru_cache(maxsize=256)
-def _forward_plan(device, b, d, l, n, B_groups, C_groups, chunk, overrides):
-    """Kernels, grid and sizes of v2's forward for one problem shape (computed once per shape)."""
+def _forward_plan(device, b, d, l, n, B_groups, C_groups, chunk, overrides, in_dtype="float32"):
+    """Kernels, grid and sizes of v2's forward for one problem shape (computed once per shape).
+
+    ``in_dtype``: the dtype of u, delta, z, B, C and out — "float32", or "bfloat16"/"float16" read natively.
+    """
     cp = _cupy()
     cfg = {**forward_config(n), **dict(overrides)}
     defines = _forward_defines(n, chunk, cfg, B_groups is not None, C_groups is not None)
-    smem = v2_shared_bytes(n, forward=cfg)
+    if _HALF_DEFINE[in_dtype]:
+        defines[_HALF_DEFINE[in_dtype]] = 1
+    smem = v2_shared_bytes(n, forward=cfg, in_bytes=4 if in_dtype == "float32" else 2)
     seg = _segment(d, B_groups, C_groups)
     channels = 32 * cfg["nwarps"] // cfg["lpc"]  # per block
     blocks = (d // seg) * (-(-seg // channels)) * b  # batch folded into x: no 65 535 limit
@@ -454,31 +468,143 @@ def _stream(ptr):
     return _cupy().cuda.ExternalStream(ptr)
 
 
-def _launch_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, check, need_last, need_chk):
-    """v2 forward on contiguous float32 torch CUDA tensors; returns (out, last or None, h_chk or None)."""
+def _torch_stream(device_index):
+    """CuPy's handle on torch's current stream of a device (a fast path for the raw pointer where torch has one)."""
     import torch
 
-    b, d, l = u.shape
-    n = A.shape[1]
-    chunk = backward_config(n)[0]
-    out = torch.empty_like(u)
-    last = u.new_empty(b, d, n) if need_last else None
-    h_chk = u.new_empty(b, d, n_tiles(l, chunk), n) if need_chk else None
-    err = None
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    ptr = raw(device_index) if raw is not None else torch.cuda.current_stream(device_index).cuda_stream
+    return _stream(ptr)
+
+
+def _ptr(x):
+    """A torch tensor's device pointer as a kernel argument (None → NULL)."""
+    return _NULL if x is None else np.uint64(x.data_ptr())
+
+
+class _Call:
+    """What one argument signature (kinds, shapes, dtypes, devices) fixes for v2 on torch tensors.
+
+    Built once per signature by :func:`_torch_call_plan`, so that a call only allocates, fills in
+    the data pointers and launches. ``flags``: the optional arguments present (D, z, delta_bias).
+    """
+
+    def __init__(self, shapes, args, half):
+        self.b, self.d, self.l, self.n = shapes.batch, shapes.dim, shapes.seqlen, shapes.dstate
+        self.device = args[0].device.index
+        self.half = half
+        # u, delta, B, C (and z) all in one half dtype: the forward reads them as they are (no-grad calls)
+        kinds = {_dtype_name(x) for i, x in enumerate(args) if i in (0, 1, 3, 4, 6) and x is not None}
+        self.native = kinds.pop() if half and len(kinds) == 1 and kinds <= {"float16", "bfloat16"} else None
+        # B, C as (b, g, n, l) for the kernel: a (b, n, l) array is g = 1, the same memory
+        self.B_groups = None if shapes.B_groups is None else max(1, shapes.B_groups)
+        self.C_groups = None if shapes.C_groups is None else max(1, shapes.C_groups)
+        self.chunk = backward_config(self.n)[0]
+        self.flags = _flags(args[5], args[6], args[7], False)
+        self.ints = (np.int32(self.b), np.int32(self.d), np.int32(self.l),
+                     np.int32(self.B_groups or 0), np.int32(self.C_groups or 0))
+        # the gradients the backward sums with atomicAdd (dA, dB, dC, dD, ddelta_bias): one zeroed buffer
+        self.summed = [(i, x.numel(), tuple(x.shape)) for i, x in enumerate(args)
+                       if i in (2, 3, 4, 5, 7) and x is not None]
+
+    def forward_plan(self, in_dtype="float32"):
+        return _forward_plan(self.device, self.b, self.d, self.l, self.n, self.B_groups, self.C_groups, self.chunk, (),
+                             in_dtype)
+
+    def backward_plan(self):
+        chunk, nwarps = backward_config(self.n)
+        return _backward_plan(self.device, self.b, self.d, self.l, self.n, self.B_groups, self.C_groups, chunk,
+                              nwarps, None)
+
+
+_CALLS = {}  # argument signature → _Call (or the error it raised)
+
+
+def _signature(args):
+    """(shape, dtype, device) of each torch tensor argument: what the host-side checks depend on."""
+    return tuple(None if x is None else (x.shape, x.dtype, x.device) for x in args)
+
+
+def _torch_call_plan(args):
+    """The :class:`_Call` of these torch arguments: checked once per signature (no data is read)."""
+    import torch
+
+    if not all(x is None or isinstance(x, torch.Tensor) for x in args):
+        _validate(args, "v2")  # names the argument of another kind
+        raise ValueError("selective_scan_cupy: mix of torch tensors and other arrays")
+    sig = _signature(args)
+    plan = _CALLS.get(sig)
+    if plan is None:
+        shapes, half = _validate(args, "v2")
+        plan = _Call(shapes, args, half)
+        if len(_CALLS) > 1024:
+            _CALLS.clear()
+        _CALLS[sig] = plan
+    return plan
+
+
+def _launch_forward(plan, ins, delta_softplus, check, need_last, need_chk, in_dtype="float32"):
+    """v2 forward on contiguous float32 torch CUDA tensors ``ins`` (u, delta, A, B, C, D, z, delta_bias).
+
+    Returns (out, last, h_chk, zeros), None where not asked for. With ``check`` it waits for the
+    kernel and raises if the kernel saw NaN/inf. With ``need_chk`` (a backward will follow) it also
+    queues ``zeros``, the zeroed buffer of the summed gradients, before that wait: the host work
+    overlaps the kernel instead of delaying the backward.
+    """
+    import torch
+
+    u = ins[0]
+    f32 = dict(dtype=torch.float32)
+    out = torch.empty_like(u)  # in u's dtype
+    last = u.new_empty(plan.b, plan.d, plan.n, **f32) if need_last else None
+    h_chk = u.new_empty(plan.b, plan.d, n_tiles(plan.l, plan.chunk), plan.n, **f32) if need_chk else None
+    first, kernel, blocks, threads, smem, segments, seg_len, seg = plan.forward_plan(in_dtype)
+    seg_buf = u.new_empty(plan.b, plan.d, segments, 2, plan.n, **f32) if segments > 1 else None
+    err = 0
     if check:
         word, word_np = _error_word()
         word_np[0] = 0
         err = word.data_ptr()
-    stream = _stream(torch.cuda.current_stream(u.device).cuda_stream)
-    with stream:
-        scan_forward("v2", u, delta, A, B, C, D, z, delta_bias, delta_softplus, out=out, last_state=last,
-                     h_chk=h_chk, chunk=chunk, err=err)
-        if check:
-            stream.synchronize()  # the one cost of the check: wait for the kernel, read one word
-            if word_np[0]:
-                args = dict(zip(_ARG_BITS, (u, delta, A, B, C, D, z, delta_bias)))
-                _raise_if_bad(int(word_np[0]), {k: tuple(v.shape) for k, v in args.items() if v is not None})
-    return out, last, h_chk
+    flags = plan.flags | (_FLAGS["softplus"] if delta_softplus else 0) | (_FLAGS["last_state"] if need_last else 0)
+    flags |= (_FLAGS["checkpoint"] if need_chk else 0) | (_FLAGS["check"] if check else 0)
+    args = (*map(_ptr, ins), _ptr(out), _ptr(last), _ptr(h_chk), _ptr(seg_buf), np.int32(seg_len), *plan.ints,
+            np.int32(seg), np.int32(flags), np.uint64(err))
+    stream = _torch_stream(plan.device)
+    if segments > 1:  # pass 1: final state and decay of every segment but the last
+        first((blocks, 1, segments - 1), threads, args, shared_mem=smem, stream=stream)
+    kernel((blocks, 1, segments), threads, args, shared_mem=smem, stream=stream)
+    zeros = u.new_zeros(sum(size for _, size, _ in plan.summed)) if need_chk else None  # overlaps the kernel
+    if check:
+        stream.synchronize()  # the one cost of the check: wait for the kernel, read one word
+        if word_np[0]:
+            _raise_if_bad(int(word_np[0]), {k: tuple(v.shape) for k, v in zip(_ARG_BITS, ins) if v is not None})
+    return out, last, h_chk, zeros
+
+
+def _launch_backward(plan, saved, delta_softplus, dout, dlast, zeros):
+    """v2 backward on the saved forward inputs; returns the 8 input gradients (None where no input)."""
+    import torch
+
+    u, delta, A, B, C, D, z, delta_bias, h_chk = saved
+    grads = [torch.empty_like(u), torch.empty_like(delta), None, None, None, None,
+             None if z is None else torch.empty_like(z), None]
+    start = 0
+    for i, size, shape in plan.summed:  # views of the zeroed buffer queued by the forward
+        grads[i] = zeros[start:start + size].view(shape)
+        start += size
+    first, kernel, blocks, threads, smem, seg, segs, per = plan.backward_plan()
+    seg_adj = u.new_empty(plan.b, plan.d, segs, 2, plan.n) if segs > 1 else None
+    flags = plan.flags | (_FLAGS["softplus"] if delta_softplus else 0) | (16 if dlast is not None else 0)
+    du, ddelta, dA, dB, dC, dD, dz, ddelta_bias = grads
+    args = (*map(_ptr, (u, delta, A, B, C, D, z, delta_bias, dout, h_chk,
+                        du, ddelta, dA, dB, dC, dD, dz, ddelta_bias, dlast)),
+            *plan.ints, np.int32(seg), np.int32(flags), _ptr(seg_adj), np.int32(per))
+    # the autograd engine runs this in its own thread: launch on torch's current stream there
+    stream = _torch_stream(plan.device)
+    if segs > 1:  # pass 1: the adjoint carry map of every segment but the first
+        first((blocks, segs - 1), threads, args, shared_mem=smem, stream=stream)
+    kernel((blocks, segs), threads, args, shared_mem=smem, stream=stream)
+    return grads
 
 
 @functools.cache  # one class per process
@@ -489,38 +615,59 @@ def _make_function():
         """torch.autograd.Function around v2's forward and backward kernels (float32 torch CUDA tensors)."""
 
         @staticmethod
-        def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, check, need_last):
-            needs_grad = any(ctx.needs_input_grad[:8])
-            out, last, h_chk = _launch_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, check,
-                                               need_last, needs_grad)
+        def forward(ctx, plan, delta_softplus, check, need_last, *ins):
+            needs_grad = any(ctx.needs_input_grad[4:])
+            out, last, h_chk, zeros = _launch_forward(plan, ins, delta_softplus, check, need_last, needs_grad)
             if needs_grad:
-                ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, h_chk)
+                ctx.save_for_backward(*ins, h_chk)
+                ctx.plan, ctx.zeros = plan, zeros
             ctx.delta_softplus = delta_softplus
             ctx.set_materialize_grads(False)
             return (out, last) if need_last else out
 
         @staticmethod
         def backward(ctx, dout, dlast=None):
-            u, delta, A, B, C, D, z, delta_bias, h_chk = ctx.saved_tensors
-            if dout is None:
-                dout = torch.zeros_like(u)
-            grads = {"du": torch.empty_like(u), "ddelta": torch.empty_like(delta),
-                     "dz": None if z is None else torch.empty_like(z)}
-            # the gradients summed with atomicAdd start at 0: one zeroed buffer, cut into views
-            summed = {"dA": A, "dB": B, "dC": C, "dD": D, "ddelta_bias": delta_bias}
-            zeros = u.new_zeros(sum(x.numel() for x in summed.values() if x is not None))
-            start = 0
-            for key, x in summed.items():
-                grads[key] = None if x is None else zeros[start:start + x.numel()].view(x.shape)
-                start += 0 if x is None else x.numel()
-            # the autograd engine runs this in its own thread: launch on torch's current stream there
-            with _stream(torch.cuda.current_stream(u.device).cuda_stream):
-                scan_backward(u, delta, A, B, C, D, z, delta_bias, ctx.delta_softplus, dout.contiguous(), h_chk,
-                              **grads, dlast=None if dlast is None else dlast.contiguous())
-            g = grads
-            return g["du"], g["ddelta"], g["dA"], g["dB"], g["dC"], g["dD"], g["dz"], g["ddelta_bias"], None, None, None
+            saved = ctx.saved_tensors
+            dout = torch.zeros_like(saved[0]) if dout is None else dout.contiguous()
+            dlast = None if dlast is None else dlast.contiguous()
+            zeros, ctx.zeros = ctx.zeros, None  # a second backward (retain_graph) gets a fresh buffer
+            if zeros is None:
+                zeros = saved[0].new_zeros(sum(size for _, size, _ in ctx.plan.summed))
+            grads = _launch_backward(ctx.plan, saved, ctx.delta_softplus, dout, dlast, zeros)
+            return (None, None, None, None, *grads)
 
     return SelectiveScanV2
+
+
+def _torch_v2(args, delta_softplus, return_last_state, check):
+    """selective_scan_cupy's v2 path for torch CUDA tensors: the lean path users (and MambaBlock) take."""
+    import torch
+
+    plan = _torch_call_plan(args)
+    grad = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in args)
+    native = plan.native if not grad else None
+    ins = [None if x is None else x.contiguous() for x in args]
+    if native:  # u, delta, B, C, z read in their half dtype by the kernel; A, D, delta_bias as float32
+        ins = [x if i in (0, 1, 3, 4, 6) or x is None else x.float() for i, x in enumerate(ins)]
+    elif plan.half:  # the backward kernel reads float32: convert once (arithmetic is float32 either way)
+        ins = [None if x is None else x.float() for x in ins]
+    previous = torch.cuda.current_device()
+    if plan.device != previous:
+        torch.cuda.set_device(plan.device)
+    try:
+        if grad:
+            result = _make_function().apply(plan, delta_softplus, check, return_last_state, *ins)
+        else:  # no gradient wanted: launch directly, no autograd bookkeeping
+            out, last, _, _ = _launch_forward(plan, ins, delta_softplus, check, return_last_state, False,
+                                              native or "float32")
+            result = (out, last) if return_last_state else out
+    finally:
+        if plan.device != previous:
+            torch.cuda.set_device(previous)
+    if not plan.half or native:
+        return result
+    u = args[0]
+    return (result[0].to(u.dtype), result[1]) if return_last_state else result.to(u.dtype)
 
 
 _DTYPES = ("float32", "float16", "bfloat16")  # inputs the kernels take (arithmetic in float32)
@@ -549,16 +696,23 @@ def supports(u, delta, A, B, C, D=None, z=None, delta_bias=None):
     try:
         import torch
 
-        if not (isinstance(u, torch.Tensor) and u.is_cuda) or A.is_complex() or A.ndim != 2:
+        args = (u, delta, A, B, C, D, z, delta_bias)
+        if not all(x is None or isinstance(x, torch.Tensor) for x in args) or not u.is_cuda:
             return False
-        if not 1 <= A.shape[1] <= MAX_DSTATE:
-            return False
-        for x in (u, delta, B, C, z, A, D, delta_bias):
-            if x is not None and (not isinstance(x, torch.Tensor) or _dtype_name(x) not in _DTYPES):
-                return False
-        return _cuda_usable()
+        sig = _signature(args)  # the answer depends on shapes and dtypes only: computed once per signature
+        known = _SUPPORTS.get(sig)
+        if known is None:
+            known = (not A.is_complex() and A.ndim == 2 and 1 <= A.shape[1] <= MAX_DSTATE
+                     and all(x is None or _dtype_name(x) in _DTYPES for x in args))
+            if len(_SUPPORTS) > 1024:
+                _SUPPORTS.clear()
+            _SUPPORTS[sig] = known
+        return known and _cuda_usable()
     except Exception:
         return False
+
+
+_SUPPORTS = {}  # argument signature → supports(...)
 
 
 def _device_key(device):
@@ -581,6 +735,35 @@ def _checked(args):
             _CHECKED.clear()
         _CHECKED[sig] = shapes
     return shapes
+
+
+def _validate(args, version):
+    """The checks of selective_scan_cupy (host only, cached per signature): (shapes, half) or a clear error."""
+    u, A = args[0], args[2]
+    shapes = _checked(args)
+    if shapes.backend == "numpy":
+        raise ValueError("u is a numpy array: selective_scan_cupy takes torch CUDA tensors or CuPy arrays "
+                         "(use mamba_edu.selective_scan on the CPU)")
+    if shapes.backend == "torch" and u.device.type != "cuda":
+        raise ValueError(f"u is on {u.device}: selective_scan_cupy needs CUDA tensors (or use selective_scan)")
+    if shapes.is_complex:
+        raise NotImplementedError("selective_scan_cupy supports a real A only; use selective_scan for complex A")
+    if shapes.dstate > MAX_DSTATE:
+        raise ValueError(f"A has shape {tuple(A.shape)}: n = {shapes.dstate} states, expected n ≤ {MAX_DSTATE}")
+    torch_in = shapes.backend == "torch"
+    half = False
+    for name, x in zip(_ARG_BITS, args):
+        if x is None:
+            continue
+        kind = _dtype_name(x)
+        if kind == "float32":
+            continue
+        if torch_in and version == "v2" and kind in _DTYPES:
+            half = True
+            continue
+        allowed = "float32, float16 or bfloat16" if torch_in and version == "v2" else "float32"
+        raise ValueError(f"{name} has dtype {x.dtype}: selective_scan_cupy takes {allowed} (computes in float32)")
+    return shapes, half
 
 
 def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
@@ -626,58 +809,16 @@ def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
     cp = _cupy()
     if version not in VERSIONS:
         raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
+    args = (u, delta, A, B, C, D, z, delta_bias)
+    if version == "v2" and type(u).__module__.startswith("torch"):  # the lean path: plans cached per signature
+        return _torch_v2(args, bool(delta_softplus), bool(return_last_state), bool(check_finite))
     import torch
 
-    args = (u, delta, A, B, C, D, z, delta_bias)
-    shapes = _checked(args)
-    if shapes.backend == "numpy":
-        raise ValueError("u is a numpy array: selective_scan_cupy takes torch CUDA tensors or CuPy arrays "
-                         "(use mamba_edu.selective_scan on the CPU)")
-    if shapes.backend == "torch" and u.device.type != "cuda":
-        raise ValueError(f"u is on {u.device}: selective_scan_cupy needs CUDA tensors (or use selective_scan)")
-    if shapes.is_complex:
-        raise NotImplementedError("selective_scan_cupy supports a real A only; use selective_scan for complex A")
-    if shapes.dstate > MAX_DSTATE:
-        raise ValueError(f"A has shape {tuple(A.shape)}: n = {shapes.dstate} states, expected n ≤ {MAX_DSTATE}")
+    shapes, _ = _validate(args, version)
     torch_in = shapes.backend == "torch"
-    half = False
-    for name, x in zip(_ARG_BITS, args):
-        if x is None:
-            continue
-        kind = _dtype_name(x)
-        if kind == "float32":
-            continue
-        if torch_in and version == "v2" and kind in _DTYPES:
-            half = True
-            continue
-        allowed = "float32, float16 or bfloat16" if torch_in and version == "v2" else "float32"
-        raise ValueError(f"{name} has dtype {x.dtype}: selective_scan_cupy takes {allowed} (computes in float32)")
     B_ = _grouped(B, shapes.B_groups)
     C_ = _grouped(C, shapes.C_groups)
     b, d, l, n = shapes.batch, shapes.dim, shapes.seqlen, shapes.dstate
-
-    if torch_in and version == "v2":
-        ins = [None if x is None else x.contiguous() for x in (u, delta, A, B_, C_, D, z, delta_bias)]
-        if half:  # the kernel reads float32: convert once (arithmetic is float32 either way)
-            ins = [None if x is None else x.float() for x in ins]
-        previous = torch.cuda.current_device()
-        if u.device.index != previous:
-            torch.cuda.set_device(u.device)
-        try:
-            if torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in args):
-                result = _make_function().apply(*ins, bool(delta_softplus), bool(check_finite), bool(return_last_state))
-            else:  # no gradient wanted: launch directly, no autograd bookkeeping
-                out, last, _ = _launch_forward(*ins, bool(delta_softplus), bool(check_finite),
-                                               bool(return_last_state), False)
-                result = (out, last) if return_last_state else out
-        finally:
-            if u.device.index != previous:
-                torch.cuda.set_device(previous)
-        if not half:
-            return result
-        if return_last_state:
-            return result[0].to(u.dtype), result[1]
-        return result.to(u.dtype)
 
     if torch_in:
         if torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in args):

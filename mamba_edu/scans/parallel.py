@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mamba_edu._backend import all_finite, is_torch, positive_int
+from mamba_edu._backend import all_finite, float_tensors, is_torch, positive_int
 from mamba_edu._precision import half_dtype, narrow, warn_not_finite, widen
 from mamba_edu.scans.sequential import sequential_scan
 
@@ -246,7 +246,8 @@ def scan(a, b, method="sequential", h0=None, *, chunk_size=None):
         Decay and input of each step, real or complex, **time along the last axis** (a column
         vector (l, 1) is l sequences of length 1: this warns). Numpy (or lists/numbers) in → numpy
         out (float64 or complex128); torch in → torch out (same dtype and device, differentiable;
-        float16/bfloat16 are scanned in float32 and cast back). A Python number may stand for either.
+        float16/bfloat16 are scanned in float32 and cast back). Integers and booleans become floats
+        (numpy float64, torch its default dtype); numbers, lists or arrays beside tensors take their dtype.
     method : {"sequential", "hillis_steele", "blelloch", "chunked"}
     h0 : ndarray or torch.Tensor, shape broadcastable to (...), optional
         State before step 0 (default 0).
@@ -262,7 +263,7 @@ def scan(a, b, method="sequential", h0=None, *, chunk_size=None):
     ------
     ValueError
         Unknown method; shapes that do not broadcast or have no time axis; h0 not broadcastable to
-        the batch shape; non-numeric, integer torch or non-finite inputs; mixed numpy/torch; a bad
+        the batch shape; non-numeric or non-finite inputs; tensors on different devices; a bad
         chunk size.
 
     Warns
@@ -355,23 +356,7 @@ def _check_inputs(a, b, h0):
     """Validate and broadcast (a, b, h0) to one type, dtype, device and shape (..., l)."""
     names = {"a": a, "b": b} if h0 is None else {"a": a, "b": b, "h0": h0}
     if any(is_torch(v) for v in names.values()):
-        import torch
-
-        tensors = {k: v for k, v in names.items() if is_torch(v)}
-        for k, v in names.items():
-            if not is_torch(v) and not isinstance(v, (int, float, complex)):
-                raise ValueError(f"{k} is a {type(v).__name__} but {sorted(tensors)} are torch tensors; "
-                                 "pass torch tensors (or Python numbers) for all of them")
-        dtype = tensors[next(iter(tensors))].dtype
-        for v in tensors.values():
-            dtype = torch.promote_types(dtype, v.dtype)
-        if not (dtype.is_floating_point or dtype.is_complex):
-            raise ValueError(f"a and b must be floating-point or complex tensors, got dtype {dtype}")
-        devices = {v.device for v in tensors.values()}
-        if len(devices) > 1:
-            raise ValueError(f"a, b and h0 must be on one device, got {sorted(map(str, devices))}")
-        device = devices.pop()
-        names = {k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in names.items()}
+        names = dict(zip(names, float_tensors(names)))
     else:
         for k, v in names.items():
             arr = np.asarray(v)

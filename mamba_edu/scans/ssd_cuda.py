@@ -32,7 +32,7 @@ import functools
 import numpy as np
 
 from mamba_edu.scans.checks import check_ssd_inputs
-from mamba_edu.scans.cuda import KERNEL_DIR, SMEM_LIMIT, _arg, _cuda_usable, _cupy, _stream
+from mamba_edu.scans.cuda import KERNEL_DIR, SMEM_LIMIT, _arg, _cuda_usable, _cupy, _torch_stream
 
 KERNEL_FILES = {
     "cumsum": "ssd_chunk_cumsum.cu",
@@ -370,9 +370,9 @@ def ssd_scan_cuda(x, dt, A, B, C, chunk_size=64, D=None, z=None, dt_bias=None, d
         named = _launch_args(x_, dt_, A_, B_, C_, D_, z_, bias_, h0, dt_out, cs, CB, states, out, final,
                              dt_softplus)
         calls = [tuple(np.int32(v) if isinstance(v, int) else _arg(v) for _, v in named[step]) for step in STEPS]
-        with _stream(torch.cuda.current_stream(x.device).cuda_stream):
-            for (kernel, grid, block, smem), kernel_args in zip(plan, calls):  # in the order of STEPS
-                kernel(grid, block, kernel_args, shared_mem=smem)
+        stream = _torch_stream(x.device.index)  # torch's current stream: launches queue behind the caller's work
+        for (kernel, grid, block, smem), kernel_args in zip(plan, calls):  # in the order of STEPS
+            kernel(grid, block, kernel_args, shared_mem=smem, stream=stream)
     finally:
         if switch:
             torch.cuda.set_device(previous)

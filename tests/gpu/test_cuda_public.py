@@ -223,3 +223,62 @@ def test_backward_time_segments(target_warps, monkeypatch, rng):
         _assert_grads_with_dlast(rng, 2, 3, 3000, 16)
     finally:
         cuda._backward_plan.cache_clear()
+
+
+def test_second_backward_with_retain_graph(rng):
+    """A graph kept for a second backward gets fresh gradient buffers: the gradients add up exactly."""
+    x = _torch(make_inputs(rng, 2, 3, 300, 16), grad=True)
+    out = me.selective_scan(**x, delta_softplus=True)
+    dout = torch.randn_like(out)
+    out.backward(dout, retain_graph=True)
+    first = {k: v.grad.clone() for k, v in x.items()}
+    out.backward(dout)
+    for k, v in x.items():
+        assert torch.allclose(v.grad, 2 * first[k], rtol=1e-6, atol=1e-6), k
+
+
+def test_plans_follow_the_signature(rng):
+    """Calls that differ only in which optional arguments are given, or in shape, each get their own plan."""
+    x = _torch(make_inputs(rng, 2, 3, 200, 16))
+    full = me.selective_scan(**x, delta_softplus=True)
+    bare = me.selective_scan(x["u"], x["delta"], x["A"], x["B"], x["C"], delta_softplus=True)
+    want, _ = reference_scan(**{k: v.double().cpu() for k, v in x.items() if k not in ("D", "z", "delta_bias")},
+                             delta_softplus=True)
+    assert rel_err(bare.cpu(), want) < 1e-5
+    assert not torch.allclose(full, bare)
+    flat = me.selective_scan(x["u"], x["delta"], x["A"], x["B"][:, 0], x["C"][:, 0], delta_softplus=True)
+    assert torch.equal(flat, bare)  # B, C of shape (b, n, l): the same memory as (b, 1, n, l)
+    short = {k: (v[..., :150].contiguous() if v.dim() == 3 or k in ("B", "C") else v) for k, v in x.items()}
+    want, _ = reference_scan(**{k: v.double().cpu() for k, v in short.items()}, delta_softplus=True)
+    assert rel_err(me.selective_scan(**short, delta_softplus=True).cpu(), want) < 1e-5
+
+
+@pytest.mark.parametrize("half, tol", [(torch.float16, 3e-3), (torch.bfloat16, 2e-2)])
+@pytest.mark.parametrize("l, shift", [(300, 0), (301, 0), (256, 1)])  # l % 8 ≠ 0 and odd offsets: plain loads
+@pytest.mark.parametrize("fixed_BC", [False, True])
+def test_half_inputs_read_natively_without_grad(half, tol, l, shift, fixed_BC, rng):
+    """No gradient wanted: the kernel reads half-precision u, delta, B, C, z as they are. Same values as
+    converting them to float32 first (the arithmetic is float32 either way), and within tol of float64."""
+    b, d, n = 2, 6, 16
+    inputs = make_inputs(rng, b, d, l, n, B_groups=None if fixed_BC else 1, C_groups=None if fixed_BC else 1)
+    x = _torch(inputs, half=half)
+    if shift:  # contiguous views 2 bytes past a 16-byte boundary
+        for k in ("u", "delta", "B", "C", "z"):
+            flat = torch.empty(x[k].numel() + 1, device=DEV, dtype=half)
+            x[k] = flat[1:].view(x[k].shape).copy_(x[k])
+    out, last = me.selective_scan(**x, delta_softplus=True, return_last_state=True)
+    assert out.dtype == half and last.dtype == torch.float32
+    via_float = me.selective_scan(**{k: v.float() for k, v in x.items()}, delta_softplus=True, return_last_state=True)
+    torch.testing.assert_close(out, via_float[0].to(half))  # the dtype's own tolerance (one rounding)
+    torch.testing.assert_close(last, via_float[1])
+    want, h = reference_scan(**{k: v.double().cpu() for k, v in x.items()}, delta_softplus=True)
+    assert rel_err(out.float().cpu(), want) < tol
+    assert rel_err(last.cpu(), h) < 1e-5
+
+
+@pytest.mark.parametrize("name", ["u", "delta", "B", "C", "z"])
+def test_half_input_nan_is_a_clear_error(name, rng):
+    x = _torch(make_inputs(rng, 2, 6, 333, 16), half=torch.bfloat16)
+    x[name].view(-1)[7] = float("inf")
+    with pytest.raises(ValueError, match=f"{name} \\(shape"):
+        me.selective_scan(**x, delta_softplus=True)

@@ -69,11 +69,40 @@
 #define VAR_C 1
 #endif
 
+// u, delta, z, B, C and out in float (default), or in half precision with IN_BF16=1 / IN_FP16=1: then
+// the tiles are copied as they are into a staging area and converted to float once, in shared memory
+// (arithmetic is float32 either way); out is written in the input's precision.
+#ifndef IN_BF16
+#define IN_BF16 0
+#endif
+#ifndef IN_FP16
+#define IN_FP16 0
+#endif
+#define HALF_IN (IN_BF16 || IN_FP16)
+#if IN_BF16
+#include <cuda_bf16.h>
+typedef __nv_bfloat16 in_t;
+__device__ __forceinline__ float to_float(in_t x) { return __bfloat162float(x); }
+__device__ __forceinline__ in_t from_float(float x) { return __float2bfloat16(x); }
+#elif IN_FP16
+#include <cuda_fp16.h>
+typedef __half in_t;
+__device__ __forceinline__ float to_float(in_t x) { return __half2float(x); }
+__device__ __forceinline__ in_t from_float(float x) { return __float2half(x); }
+#else
+typedef float in_t;
+__device__ __forceinline__ float to_float(float x) { return x; }
+__device__ __forceinline__ float from_float(float x) { return x; }
+#endif
+#define VEC (16 / (int)sizeof(in_t))      // elements per 16-byte copy
+
 #define NTHREADS (32 * NWARPS)
 #define CPB (NTHREADS / LPC)              // channels per block
 #define SPL ((DSTATE + LPC - 1) / LPC)    // states per lane
 #define TP (TILE + 4)                     // padded row: rows start 4 banks apart
 #define BUF_FLOATS ((2 * DSTATE + 3 * CPB) * TP)  // one buffer: B, C tiles + u, delta, z rows
+#define TS (TILE + 8)                     // half precision: padded staging row (16-byte aligned)
+#define STAGE_ELEMS ((2 * DSTATE + 3 * CPB) * TS)
 #define FULL_MASK 0xffffffffu
 #define LOG2E 1.4426950408889634f
 
@@ -104,24 +133,32 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 __device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
 
-// copy `rows` rows of TILE floats, starting at step t0, from global rows of length seqlen
-// (row r at src + src_row(r)) to shared rows of TP floats; steps past seqlen become 0
+// copy `rows` rows of TILE elements, starting at step t0, from global rows of length seqlen
+// (row r at src + src_row(r)) to shared rows of `stride` elements; steps past seqlen become 0.
+// vec: 16-byte cp.async copies (seqlen a multiple of VEC and aligned rows, so a copy is all in or all out).
+// Otherwise float rows take 4-byte cp.async copies; half-precision rows, whose elements may sit at any
+// 2-byte offset, plain loads and stores (visible to the block after the next __syncthreads).
 template <typename RowFn>
-__device__ __forceinline__ void copy_rows(float* dst, const float* src, int rows, RowFn src_row, int t0,
+__device__ __forceinline__ void copy_rows(in_t* dst, const in_t* src, int rows, int stride, RowFn src_row, int t0,
                                           int seqlen, bool vec) {
-    if (vec) {  // 16-byte copies (seqlen % 4 == 0, so 4 steps are all in or all out)
-        for (int i = threadIdx.x; i < rows * (TILE / 4); i += NTHREADS) {
-            const int r = i / (TILE / 4), j = 4 * (i % (TILE / 4));
+    if (vec) {
+        for (int i = threadIdx.x; i < rows * (TILE / VEC); i += NTHREADS) {
+            const int r = i / (TILE / VEC), j = VEC * (i % (TILE / VEC));
             const long long base = src_row(r);
             const bool ok = base >= 0 && t0 + j < seqlen;
-            cp_async16(dst + r * TP + j, src + (ok ? base + t0 + j : 0), ok);
+            cp_async16(reinterpret_cast<float*>(dst + r * stride + j),
+                       reinterpret_cast<const float*>(src + (ok ? base + t0 + j : 0)), ok);
         }
     } else {
         for (int i = threadIdx.x; i < rows * TILE; i += NTHREADS) {
             const int r = i / TILE, j = i % TILE;
             const long long base = src_row(r);
             const bool ok = base >= 0 && t0 + j < seqlen;
-            cp_async4(dst + r * TP + j, src + (ok ? base + t0 + j : 0), ok);
+#if HALF_IN
+            dst[r * stride + j] = ok ? src[base + t0 + j] : from_float(0.f);
+#else
+            cp_async4(dst + r * stride + j, src + (ok ? base + t0 + j : 0), ok);
+#endif
         }
     }
 }
@@ -140,16 +177,22 @@ __device__ __forceinline__ void reduce_level(float (&p)[LPC], int sl) {
 }
 
 extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_scan_fwd_v2(
-    const float* __restrict__ u, const float* __restrict__ delta, const float* __restrict__ A,
-    const float* __restrict__ B, const float* __restrict__ C, const float* __restrict__ D,
-    const float* __restrict__ z, const float* __restrict__ delta_bias,
-    float* __restrict__ out, float* __restrict__ last_state, float* __restrict__ h_chk,
+    const in_t* __restrict__ u, const in_t* __restrict__ delta, const float* __restrict__ A,
+    const in_t* __restrict__ B, const in_t* __restrict__ C, const float* __restrict__ D,
+    const in_t* __restrict__ z, const float* __restrict__ delta_bias,
+    in_t* __restrict__ out, float* __restrict__ last_state, float* __restrict__ h_chk,
     float* __restrict__ seg_buf, int seg_len,
     int batch, int dim, int seqlen, int b_groups, int c_groups, int seg, int flags, int* __restrict__ err)
 {
     // shared memory: two buffers of [B tile (DSTATE, TP) | C tile | u (CPB, TP) | delta | z], then delta*u (CPB, TP)
+    // (half precision: one float buffer, delta*u, then two staging buffers of the raw tiles)
     extern __shared__ __align__(16) float smem[];
+#if HALF_IN
+    float* sDu = smem + BUF_FLOATS;
+    in_t* stage = reinterpret_cast<in_t*>(smem + BUF_FLOATS + CPB * TP);
+#else
     float* sDu = smem + 2 * BUF_FLOATS;
+#endif
 
     const int lane = threadIdx.x & 31, sl = lane % LPC;              // sl: this lane's slot in its channel
     const int ch = threadIdx.x / LPC;                                 // channel within the block
@@ -172,7 +215,7 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
     const unsigned long long addr_bits = reinterpret_cast<unsigned long long>(u) | reinterpret_cast<unsigned long long>(delta) |
         ((flags & FLAG_Z) ? reinterpret_cast<unsigned long long>(z) : 0ull) |
         (VAR_B ? reinterpret_cast<unsigned long long>(B) : 0ull) | (VAR_C ? reinterpret_cast<unsigned long long>(C) : 0ull);
-    const bool vec = (seqlen & 3) == 0 && (addr_bits & 15ull) == 0;   // rows 16-byte aligned
+    const bool vec = seqlen % VEC == 0 && (addr_bits & 15ull) == 0;   // rows 16-byte aligned
     const bool check = !STATES_ONLY && (flags & FLAG_CHECK);
     unsigned bad = 0;  // bits of the arguments in which this thread saw a NaN or inf
 
@@ -195,11 +238,11 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
         As[i] = live ? A[di * DSTATE + s] * LOG2E : 0.f;
         if (check && live && nonfinite(As[i])) bad |= 4;
 #if !VAR_B
-        Bfix[i] = live ? B[di * DSTATE + s] : 0.f;
+        Bfix[i] = live ? to_float(B[di * DSTATE + s]) : 0.f;
         if (check && nonfinite(Bfix[i])) bad |= 8;
 #endif
 #if !VAR_C && !STATES_ONLY
-        Cfix[i] = live ? C[di * DSTATE + s] : 0.f;
+        Cfix[i] = live ? to_float(C[di * DSTATE + s]) : 0.f;
         if (check && nonfinite(Cfix[i])) bad |= 16;
 #endif
         h[i] = 0.f;
@@ -226,15 +269,21 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
     const bool check_BC = check && first == 0 && (VAR_B || VAR_C);
 
     auto prefetch = [&](int tile, int buf) {
+#if HALF_IN
+        in_t* base = stage + buf * STAGE_ELEMS;
+        const int stride = TS;
+#else
         float* base = smem + buf * BUF_FLOATS;
+        const int stride = TP;
+#endif
         const int t0 = t_begin + tile * TILE;
-        if (VAR_B) copy_rows(base, B, DSTATE, [&](int r) { return b_base + (long long)r * seqlen; }, t0, seqlen, vec);
-        if (VAR_C && !STATES_ONLY) copy_rows(base + DSTATE * TP, C, DSTATE, [&](int r) { return c_base + (long long)r * seqlen; }, t0, seqlen, vec);
+        if (VAR_B) copy_rows(base, B, DSTATE, stride, [&](int r) { return b_base + (long long)r * seqlen; }, t0, seqlen, vec);
+        if (VAR_C && !STATES_ONLY) copy_rows(base + DSTATE * stride, C, DSTATE, stride, [&](int r) { return c_base + (long long)r * seqlen; }, t0, seqlen, vec);
         auto chan_row = [&](int r) { return r < n_active ? row0 + (long long)r * seqlen : -1LL; };
-        float* rows = base + 2 * DSTATE * TP;
-        copy_rows(rows, u, CPB, chan_row, t0, seqlen, vec);
-        copy_rows(rows + CPB * TP, delta, CPB, chan_row, t0, seqlen, vec);
-        if ((flags & FLAG_Z) && !STATES_ONLY) copy_rows(rows + 2 * CPB * TP, z, CPB, chan_row, t0, seqlen, vec);
+        in_t* rows = base + 2 * DSTATE * stride;
+        copy_rows(rows, u, CPB, stride, chan_row, t0, seqlen, vec);
+        copy_rows(rows + CPB * stride, delta, CPB, stride, chan_row, t0, seqlen, vec);
+        if ((flags & FLAG_Z) && !STATES_ONLY) copy_rows(rows + 2 * CPB * stride, z, CPB, stride, chan_row, t0, seqlen, vec);
     };
 
     prefetch(0, 0);
@@ -249,41 +298,68 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
             cp_async_wait_all();
         }
         __syncthreads();  // this tile's copies, made by every thread, are now visible to all
+#if HALF_IN
+        const in_t* st = stage + (tile & 1) * STAGE_ELEMS;  // this tile's raw rows
+        if (VAR_B || (VAR_C && !STATES_ONLY)) {  // B, C rows to float (u, delta, z: in the pre-pass below)
+            for (int i = threadIdx.x; i < 2 * DSTATE * TILE; i += NTHREADS) {
+                const int r = i / TILE, j = i % TILE;
+                if (!(r < DSTATE ? VAR_B : (VAR_C && !STATES_ONLY))) continue;
+                const float v = to_float(st[r * TS + j]);
+                smem[r * TP + j] = v;
+                if (check_BC && nonfinite(v)) bad |= r < DSTATE ? 8 : 16;  // steps past l are zeros: finite
+            }
+        }
+        const int fb = 0;  // the one float buffer
+#else
+        const int fb = tile & 1;  // the float buffer this tile was copied into
+#endif
 
 #if VAR_B
-        const float* sB = smem + (tile & 1) * BUF_FLOATS;
+        const float* sB = smem + fb * BUF_FLOATS;
 #endif
 #if VAR_C && !STATES_ONLY
-        const float* sC = smem + (tile & 1) * BUF_FLOATS + DSTATE * TP;
+        const float* sC = smem + fb * BUF_FLOATS + DSTATE * TP;
 #endif
-        float* sU = smem + (tile & 1) * BUF_FLOATS + 2 * DSTATE * TP;
+        float* sU = smem + fb * BUF_FLOATS + 2 * DSTATE * TP;
         float* sDl = sU + CPB * TP;
         float* sZ = sDl + CPB * TP;
 
-        if (check_BC) {  // steps past l were copied as zeros: finite
+        if (check_BC && !HALF_IN) {  // steps past l were copied as zeros: finite (half: checked above)
             for (int i = threadIdx.x; i < DSTATE * TILE; i += NTHREADS) {
                 const int k = i / TILE, j = i % TILE;
-                const float* buf = smem + (tile & 1) * BUF_FLOATS;
+                const float* buf = smem + fb * BUF_FLOATS;
                 if (VAR_B && nonfinite(buf[k * TP + j])) bad |= 8;
                 if (VAR_C && nonfinite(buf[(DSTATE + k) * TP + j])) bad |= 16;
             }
         }
         // pre-pass, once per element: delta -> softplus(delta + bias) (0 past l), delta*u, z -> silu(z)
+        // raw(k, r, j): u (k = 0), delta (1) or z (2) of channel r at step j, as copied (zeros past l)
+#if HALF_IN
+        auto raw = [&](int k, int r, int j) { return to_float(st[(2 * DSTATE + k * CPB + r) * TS + j]); };
+#else
+        auto raw = [&](int k, int r, int j) { return sU[(k * CPB + r) * TP + j]; };
+#endif
+        const bool z_on = (flags & FLAG_Z) && !STATES_ONLY;
         for (int i = threadIdx.x; i < CPB * TILE; i += NTHREADS) {
             const int r = i / TILE, j = i % TILE;
+            const float uv = raw(0, r, j), zv = z_on ? raw(2, r, j) : 0.f;
             float dv = 0.f;
             if (r < n_active && t0 + j < seqlen) {
+                dv = raw(1, r, j);
                 if (check) {
-                    if (nonfinite(sDl[r * TP + j])) bad |= 2;
-                    if (nonfinite(sU[r * TP + j])) bad |= 1;
-                    if ((flags & FLAG_Z) && nonfinite(sZ[r * TP + j])) bad |= 64;
+                    if (nonfinite(dv)) bad |= 2;
+                    if (nonfinite(uv)) bad |= 1;
+                    if (z_on && nonfinite(zv)) bad |= 64;
                 }
-                dv = sDl[r * TP + j] + ((flags & FLAG_BIAS) ? delta_bias[d0 + r] : 0.f);
+                dv += (flags & FLAG_BIAS) ? delta_bias[d0 + r] : 0.f;
                 if (flags & FLAG_SOFTPLUS) dv = dv <= 20.f ? log1pf(__expf(dv)) : dv;
             }
+#if HALF_IN
+            sU[r * TP + j] = uv;  // the output's D*u reads it
+#endif
             sDl[r * TP + j] = dv;
-            sDu[r * TP + j] = dv * sU[r * TP + j];
-            if ((flags & FLAG_Z) && !STATES_ONLY) { const float zv = sZ[r * TP + j]; sZ[r * TP + j] = zv / (1.f + __expf(-zv)); }
+            sDu[r * TP + j] = dv * uv;
+            if (z_on) sZ[r * TP + j] = zv / (1.f + __expf(-zv));
         }
         __syncthreads();
 
@@ -346,7 +422,7 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
             if (active && t0 + j < seqlen) {
                 float o = p[0] + Dd * sU[ch * TP + j];
                 if (flags & FLAG_Z) o *= sZ[ch * TP + j];
-                out[row + t0 + j] = o;
+                out[row + t0 + j] = from_float(o);
             }
             if ((flags & FLAG_CHECKPOINT) && active && (t0 + j0 + LPC) % CHK_TILE == 0) {
                 const int c = (t0 + j0 + LPC) / CHK_TILE;  // checkpoint c: the state after c*CHK_TILE steps
