@@ -163,7 +163,7 @@ def breakdown(official):
 def summary(rows):
     """Our best row per (shape, dtype) against the official one: ratios and the issue's targets."""
     lines, verdicts = [], []
-    for shape in {tuple(r["shape"]) for r in rows}:
+    for shape in sorted({tuple(r["shape"]) for r in rows}):
         for dtype in ("fp32", "bf16"):
             sel = [r for r in rows if tuple(r["shape"]) == shape and r["dtype"] == dtype]
             off = [r for r in sel if r["impl"] == "official Triton"]
@@ -270,9 +270,13 @@ def main():
                     torch.backends.cuda.matmul.allow_tf32 = False
                 row = dict(shape=list(shape), dtype=dtype_name, impl=name, chunk_size=Q, math=math_mode,
                            gpu_us=round(g_us, 1), called_us=round(c_us, 1), rel_err_vs_float64=err)
+                if name.startswith("ours"):  # which path me.ssd_scan took (the kernels, unless unsupported)
+                    row["path"] = "ssd_cuda kernels" if ssd_cuda.supports(
+                        args["x"], args["dt"], args["A"], args["B"], args["C"], Q, D=kw["D"],
+                        dt_bias=kw["dt_bias"]) else "array-generic (kernels not supported here!)"
                 rows.append(row)
                 print(f"{str(shape):28s} {dtype_name} {name:28s} Q={Q:3d}  GPU {g_us:8.1f} µs  "
-                      f"as called {c_us:8.1f} µs  err {err:.1e}", flush=True)
+                      f"as called {c_us:8.1f} µs  err {err:.1e}  {row.get('path', '')}", flush=True)
                 save(rows, opts)
             args = ref = variants = None
             torch.cuda.empty_cache()
