@@ -365,9 +365,9 @@ def ssd_scan(
         On a wrong shape, g not dividing h, a non-floating dtype, mixed array kinds or devices,
         an unknown method or a bad chunk_size; for CPU inputs also on NaN/inf or A > 0.
 
-    Which code runs
-    ---------------
-    ``method="chunked"`` with torch CUDA tensors (float32, float16 or bfloat16; no argument requiring
+    Notes
+    -----
+    Which code runs: ``method="chunked"`` with torch CUDA tensors (float32, float16 or bfloat16; no argument requiring
     grad while grad mode is on; chunk_size in 16, 32, 64, 128, 256; p ≤ 128, n ≤ 256) runs the fused
     CUDA kernels of :func:`mamba_edu.scans.ssd_cuda.ssd_scan_cuda` when CuPy sees a GPU: five
     launches, no host synchronisation, matrix products on tensor cores in TF32 (errors of about
