@@ -185,6 +185,23 @@ def test_without_cupy_selective_scan_cupy_raises_runtime_error(monkeypatch, rng,
         cuda.selective_scan_cupy(u, u, -np.ones((2, 3)), rng.standard_normal((1, 3, 5)), rng.standard_normal((1, 3, 5)))
 
 
+def test_without_cupy_ssd_kernels_raise_and_ssd_scan_falls_back(monkeypatch, fresh_gpu_probes):
+    """Lesson 8: ssd_scan_cuda says what is missing; ssd_scan's dispatch never picks it (supports is False)."""
+    import torch
+
+    from mamba_edu.scans.ssd import ssd_scan
+
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    rng = np.random.default_rng(0)
+    args = dict(x=rng.standard_normal((1, 5, 2, 3)), dt=rng.uniform(0, 1, (1, 5, 2)), A=-np.ones(2),
+                B=rng.standard_normal((1, 5, 1, 4)), C=rng.standard_normal((1, 5, 1, 4)))
+    t = {k: torch.tensor(v, dtype=torch.float32) for k, v in args.items()}
+    with pytest.raises(RuntimeError, match="ssd_scan_cuda needs CuPy"):
+        ssd_cuda.ssd_scan_cuda(**t)
+    assert not ssd_cuda.supports(**t)
+    assert ssd_scan(**t).shape == (1, 5, 2, 3)
+
+
 def test_kernel_source_names_the_bad_version():
     with pytest.raises(ValueError, match="v7"):
         cuda.kernel_source("v7")

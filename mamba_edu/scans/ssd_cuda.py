@@ -339,7 +339,11 @@ def ssd_scan_cuda(x, dt, A, B, C, chunk_size=64, D=None, z=None, dt_bias=None, d
     """
     import torch
 
-    cp = _cupy()  # noqa: F841  (raises RuntimeError without CuPy or a GPU)
+    try:
+        _cupy()
+    except RuntimeError as err:
+        raise RuntimeError(f"ssd_scan_cuda needs CuPy and a CUDA GPU (use mamba_edu.ssd_scan elsewhere): "
+                           f"{err}") from err
     _checked(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states)
     args = (x, dt, A, B, C, D, z, dt_bias, initial_states)
     if torch.is_grad_enabled() and any(a is not None and a.requires_grad for a in args):
