@@ -87,7 +87,11 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
-extern "C" __global__ void __launch_bounds__(32 * NWARPS) selective_scan_bwd_v2(
+#ifndef MIN_BLOCKS
+#define MIN_BLOCKS 1  // blocks per SM the compiler must fit (caps the registers per thread)
+#endif
+
+extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_scan_bwd_v2(
     const float* __restrict__ u, const float* __restrict__ delta, const float* __restrict__ A,
     const float* __restrict__ B, const float* __restrict__ C, const float* __restrict__ D,
     const float* __restrict__ z, const float* __restrict__ delta_bias,
