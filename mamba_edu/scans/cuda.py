@@ -775,7 +775,8 @@ def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
 
     Parameters
     ----------
-    u, delta : torch CUDA tensor or CuPy array, shape (b, d, l), float32 (torch: also float16, bfloat16)
+    u, delta : torch CUDA tensor or CuPy array, shape (b, d, l), float32 (torch: also float16, bfloat16 —
+        read as they are by the forward when no gradient is wanted, else converted to float32 first)
     A : shape (d, n), real, 1 ≤ n ≤ 256 (complex A raises NotImplementedError)
     B, C : shape (b, n, l), (b, g, n, l) with g | d, or fixed (d, n)
     D, delta_bias : shape (d,), optional
