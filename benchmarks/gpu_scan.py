@@ -491,6 +491,27 @@ def sweep_backward(args):
         grads = {k: torch.empty_like(x[k2]) for k, k2 in (("du", "u"), ("ddelta", "delta"), ("dz", "z"))}
         zeros = {k: torch.zeros_like(x[k2]) for k, k2 in (("dA", "A"), ("dB", "B"), ("dC", "C"), ("dD", "D"),
                                                            ("ddelta_bias", "delta_bias"))}
+        # occupancy: (chunk, warps per block, blocks per SM the compiler must fit), one time segment
+        for chunk, nwarps, min_blocks in ((8, 16, None), (8, 8, 2), (4, 16, None), (4, 8, 2), (4, 8, 3), (4, 8, 4),
+                                          (4, 4, 6), (8, 4, 4)):
+            try:
+                h_chk2 = torch.empty(b, d, cuda.n_tiles(l, chunk), n, device="cuda")
+                with stream:
+                    cuda.scan_forward("v2", *args_, True, out=out, h_chk=h_chk2, chunk=chunk)
+
+                def run2(chunk=chunk, nwarps=nwarps, min_blocks=min_blocks, h_chk2=h_chk2):  # noqa: B023
+                    with stream:  # noqa: B023
+                        cuda.scan_backward(*args_, True, x["z"], h_chk2, **grads, **zeros,  # noqa: B023
+                                           chunk=chunk, nwarps=nwarps, segments=1, min_blocks=min_blocks)
+
+                us = time_torch(run2, 10)
+                print(f"sweep-backward {(b, d, l, n)} chunk={chunk} nwarps={nwarps:2d} min_blocks={min_blocks}: "
+                      f"{us:8.1f} us", flush=True)
+            except Exception as err:  # e.g. too much shared memory
+                print(f"sweep-backward {(b, d, l, n)} chunk={chunk} nwarps={nwarps} min_blocks={min_blocks}: "
+                      f"failed {str(err)[:120]}", flush=True)
+        if args.quick:
+            continue
         tiles = cuda.n_tiles(l)
         for nwarps in (16, 8, 4):
             for segs in (1, 2, 3, 4, 6, 8, 12):

@@ -4,7 +4,7 @@
 written by ``benchmarks/gpu_scan.py``) to the median over its rounds per shape and column;
 :func:`as_called_figure` draws, per shape, the official kernel, our kernel launch alone and our public call
 as it is called (default arguments, input check on), for the fp32 forward, fp32 forward+backward and bf16
-forward.
+forward; :func:`as_called_text` writes the same medians as the sentence the README quotes.
 """
 
 import statistics
@@ -74,3 +74,41 @@ def as_called_figure(record, fig=None):
                  "(ratio = ours / official, same run)", fontsize=9)
     fig.mamba_artists["ratios"] = ratios
     return fig
+
+
+def _joined(values, fmt):
+    return " / ".join("–" if v is None else format(v, fmt) for v in values)
+
+
+def as_called_text(record):
+    """The recorded run in one paragraph of text (the README's "Measured" row is this text, checked by a test).
+
+    Medians over the rounds, per shape in the record's order; ratios are ours as called over the official
+    kernel in the same run (ratio of the medians); "met"/"missed" against the targets recorded with the run.
+    """
+    summary = as_called_summary(record)
+    shapes = list(summary)
+    targets = record["rounds"][0]
+
+    def times(key, unit="µs"):
+        scale, fmt = (1000, ".2f") if unit == "ms" else (1, ".0f")
+        return _joined([None if key not in summary[s] else summary[s][key] / scale for s in shapes], fmt) + f" {unit}"
+
+    def compare(name, ours, ref, key, unit="µs"):
+        ratios = [summary[s][ours] / summary[s][ref] if ours in summary[s] and ref in summary[s] else None
+                  for s in shapes]
+        verdicts = ["–" if row.get(f"target_{key}") is None or q is None
+                    else f"≤ {row[f'target_{key}']:g}×: {'met' if q <= row[f'target_{key}'] else 'missed'}"
+                    for row, q in zip(targets, ratios)]
+        return (f"{name} {times(ours, unit)} vs official {times(ref, unit)}, {_joined(ratios, '.2f')}× "
+                f"({'; '.join(verdicts)}). ")
+
+    return (
+        f"at (b, d, l, n) = {' / '.join(str(s) for s in shapes)}, median of {len(record['rounds'])} rounds: "
+        + compare("forward", "scan_call_fwd", "official_fwd", "fwd")
+        + compare("Forward+backward", "scan_call_fwd_bwd", "official_fwd_bwd", "fwd_bwd", "ms")
+        + compare("bf16 forward", "scan_call_bf16_fwd", "official_bf16_fwd", "bf16_fwd")
+        + f"Our launches alone: forward {times('launch_fwd')}, forward+backward {times('launch_fwd_bwd', 'ms')}. "
+        f"With check_finite=False: forward {times('cupy_call_fwd_nocheck')}, forward+backward "
+        f"{times('cupy_call_fwd_bwd_nocheck', 'ms')}"
+    )

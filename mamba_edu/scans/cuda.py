@@ -357,9 +357,11 @@ def backward_segments(b, d, l, chunk=CHUNK, segments=None):
 
 
 @functools.lru_cache(maxsize=256)
-def _backward_plan(device, b, d, l, n, B_groups, C_groups, chunk, nwarps, segments):
+def _backward_plan(device, b, d, l, n, B_groups, C_groups, chunk, nwarps, segments, min_blocks=None):
     cp = _cupy()
     defines = dict(DSTATE=n, CHUNK=chunk, NWARPS=nwarps)
+    if min_blocks is not None:
+        defines["MIN_BLOCKS"] = min_blocks
     kernel = _kernel(cp, "v2_backward", "selective_scan_bwd_v2", **defines)
     smem = v2_shared_bytes(n, chunk, nwarps, backward=True)
     kernel.max_dynamic_shared_size_bytes = smem
@@ -374,10 +376,11 @@ def _backward_plan(device, b, d, l, n, B_groups, C_groups, chunk, nwarps, segmen
 
 def scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dout, h_chk, *,
                   du, ddelta, dA, dB, dC, dD=None, dz=None, ddelta_bias=None, dlast=None, chunk=None, nwarps=None,
-                  segments=None):
+                  segments=None, min_blocks=None):
     """Launch v2's backward kernel. dA, dB, dC, dD, ddelta_bias must be zeroed; dlast (b, d, n) optional.
 
-    ``segments`` forces the number of time segments (default: :func:`backward_segments`).
+    ``segments`` forces the number of time segments (default: :func:`backward_segments`); ``min_blocks``
+    the blocks per SM the compiler must fit (for the benchmark's sweep; default: no register cap).
     """
     cp = _cupy()
     b, d, l = u.shape
@@ -388,7 +391,7 @@ def scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dout, h_c
     B_groups = B.shape[1] if B.ndim == 4 else None
     C_groups = C.shape[1] if C.ndim == 4 else None
     first, kernel, blocks, threads, smem, seg, segs, per = _backward_plan(
-        cp.cuda.runtime.getDevice(), b, d, l, n, B_groups, C_groups, chunk, nwarps, segments)
+        cp.cuda.runtime.getDevice(), b, d, l, n, B_groups, C_groups, chunk, nwarps, segments, min_blocks)
     flags = _flags(D, z, delta_bias, delta_softplus) | (16 if dlast is not None else 0)
     seg_adj = cp.empty((b, d, segs, 2, n), dtype=cp.float32) if segs > 1 else None
     args = (*map(_arg, (u, delta, A, B, C, D, z, delta_bias, dout, h_chk,
@@ -772,7 +775,8 @@ def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
 
     Parameters
     ----------
-    u, delta : torch CUDA tensor or CuPy array, shape (b, d, l), float32 (torch: also float16, bfloat16)
+    u, delta : torch CUDA tensor or CuPy array, shape (b, d, l), float32 (torch: also float16, bfloat16 —
+        read as they are by the forward when no gradient is wanted, else converted to float32 first)
     A : shape (d, n), real, 1 ≤ n ≤ 256 (complex A raises NotImplementedError)
     B, C : shape (b, n, l), (b, g, n, l) with g | d, or fixed (d, n)
     D, delta_bias : shape (d,), optional

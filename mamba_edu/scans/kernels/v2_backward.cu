@@ -81,13 +81,29 @@ __device__ __forceinline__ void store_chunk(float* dst, const float (&src)[CHUNK
         *reinterpret_cast<float4*>(dst + k) = make_float4(src[k], src[k + 1], src[k + 2], src[k + 3]);
 }
 
+// Reverse (right-to-left) inclusive Hillis-Steele scan over the 32 lanes of a warp of the maps
+// nu -> R nu + N: afterwards lane i holds the composition of its own map with those of lanes i+1 .. 31
+// (5 rounds of __shfl_down_sync). Both backward passes use it for the adjoint scan.
+__device__ __forceinline__ void reverse_scan_maps(float& R, float& N, int lane) {
+#pragma unroll
+    for (int offset = 1; offset < 32; offset <<= 1) {
+        const float R_right = __shfl_down_sync(FULL_MASK, R, offset);
+        const float N_right = __shfl_down_sync(FULL_MASK, N, offset);
+        if (lane + offset < 32) { N = R * N_right + N; R = R * R_right; }
+    }
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
     for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(FULL_MASK, v, offset);
     return v;
 }
 
-extern "C" __global__ void __launch_bounds__(32 * NWARPS) selective_scan_bwd_v2(
+#ifndef MIN_BLOCKS
+#define MIN_BLOCKS 1  // blocks per SM the compiler must fit (caps the registers per thread)
+#endif
+
+extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_scan_bwd_v2(
     const float* __restrict__ u, const float* __restrict__ delta, const float* __restrict__ A,
     const float* __restrict__ B, const float* __restrict__ C, const float* __restrict__ D,
     const float* __restrict__ z, const float* __restrict__ delta_bias,
@@ -221,12 +237,7 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS) selective_scan_bwd_v2(
                 for (int k = 0; k < CHUNK; ++k) { a[k] = exp2f(dl[k] * As2); R *= a[k]; }
 #pragma unroll
                 for (int k = CHUNK - 1; k >= 0; --k) N = a[k] * (Cv[k] * g[k] + N);
-#pragma unroll
-                for (int offset = 1; offset < 32; offset <<= 1) {
-                    const float R_right = __shfl_down_sync(FULL_MASK, R, offset);
-                    const float N_right = __shfl_down_sync(FULL_MASK, N, offset);
-                    if (lane + offset < 32) { N = R * N_right + N; R = R * R_right; }
-                }
+                reverse_scan_maps(R, N, lane);
                 const float nu_next_tile = __shfl_sync(FULL_MASK, R * nu_carry[s] + N, 0);
                 const float R_tile = __shfl_sync(FULL_MASK, R, 0);
                 __syncwarp();
@@ -262,12 +273,7 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS) selective_scan_bwd_v2(
             float R = P_chunk, N = 0.f;  // the chunk's map nu_end -> R nu_end + N
 #pragma unroll
             for (int k = CHUNK - 1; k >= 0; --k) N = a[k] * (Cv[k] * g[k] + N);
-#pragma unroll
-            for (int offset = 1; offset < 32; offset <<= 1) {
-                const float R_right = __shfl_down_sync(FULL_MASK, R, offset);
-                const float N_right = __shfl_down_sync(FULL_MASK, N, offset);
-                if (lane + offset < 32) { N = R * N_right + N; R = R * R_right; }
-            }
+            reverse_scan_maps(R, N, lane);
             const float nu_tile = nu_carry[s];                    // nu at the first step of the next tile
             const float nu_start = R * nu_tile + N;                // nu at the first step of this lane's chunk
             float nu = __shfl_down_sync(FULL_MASK, nu_start, 1);  // nu entering this chunk from the right
