@@ -132,20 +132,23 @@ def defines(step, p, n, Q, types=None):
 
 
 def cuda_include_dirs():
-    """Include folders of the CUDA headers shipped in pip wheels (``nvidia-cuda-runtime``/``-crt``), if any.
+    """Include folders holding the CUDA headers the kernels need (``mma.h`` and the ``crt/mma.h`` it includes).
 
-    The kernels include ``mma.h``, ``cuda_fp16.h`` and ``cuda_bf16.h``; a CUDA toolkit provides them,
-    and so do these wheels (used where NVRTC finds no toolkit, e.g. the compile test on a CPU machine).
+    NVRTC is pointed at them explicitly: CuPy may default to the headers of the ``nvidia-cuda-runtime``
+    wheel, whose ``mma.h`` includes ``crt/mma.h`` from the separate ``nvidia-cuda-crt`` wheel. Looked up
+    in ``$CUDA_PATH``, ``$CUDA_HOME``, ``/usr/local/cuda`` and the pip wheels on ``sys.path``.
     """
+    import os
     import sys
     from pathlib import Path
 
+    roots = [os.environ.get("CUDA_PATH"), os.environ.get("CUDA_HOME"), "/usr/local/cuda"]
+    candidates = [Path(r) / "include" for r in roots if r]
+    candidates += [Path(base) / "nvidia" / sub / "include" for base in sys.path for sub in ("cu13", "cuda_runtime")]
     found = []
-    for base in sys.path:
-        for sub in ("cu13", "cuda_runtime"):
-            inc = Path(base) / "nvidia" / sub / "include"
-            if (inc / "mma.h").exists() and str(inc) not in found:
-                found.append(str(inc))
+    for inc in candidates:
+        if (inc / "crt" / "mma.h").exists() and str(inc) not in found:
+            found.append(str(inc))
     return found
 
 
@@ -156,17 +159,10 @@ def _kernel(cp, step, **defs):
     """Compile (once per process, options and device) and return a RawKernel."""
     key = (step, tuple(sorted(defs.items())), cp.cuda.runtime.getDevice())
     if key not in _MODULES:
-        options = ("-std=c++17", "--use_fast_math", *(f"-D{k}={v}" for k, v in sorted(defs.items())))
-        try:
-            module = cp.RawModule(code=kernel_source(step), options=options)
-            kernel = module.get_function(KERNEL_NAMES[step])  # compiles here
-        except Exception:  # headers not found by NVRTC: try the pip wheels' include folders
-            extra = tuple(f"-I{d}" for d in cuda_include_dirs())
-            if not extra:
-                raise
-            module = cp.RawModule(code=kernel_source(step), options=options + extra)
-            kernel = module.get_function(KERNEL_NAMES[step])
-        _MODULES[key] = kernel
+        options = ("-std=c++17", "--use_fast_math", *(f"-D{k}={v}" for k, v in sorted(defs.items())),
+                   *(f"-I{d}" for d in cuda_include_dirs()))
+        module = cp.RawModule(code=kernel_source(step), options=options)
+        _MODULES[key] = module.get_function(KERNEL_NAMES[step])  # compiles here
     return _MODULES[key]
 
 
