@@ -465,10 +465,24 @@ def _raise_if_bad(bits, shapes_of):
                      f"needs finite inputs (pass check_finite=False to skip this check)")
 
 
+class _RawStream:
+    """A raw CUDA stream handle behind the CUDA stream protocol (what ``cupy.cuda.Stream.from_external`` takes)."""
+
+    def __init__(self, ptr):
+        self.ptr = ptr
+
+    def __cuda_stream__(self):
+        return (0, self.ptr)
+
+
 @functools.cache
 def _stream(ptr):
     """CuPy's handle on a torch stream (cached: one object per stream)."""
-    return _cupy().cuda.ExternalStream(ptr)
+    cp = _cupy()
+    from_external = getattr(cp.cuda.Stream, "from_external", None)
+    if from_external is not None:  # CuPy ≥ 14
+        return from_external(_RawStream(ptr))
+    return cp.cuda.ExternalStream(ptr)
 
 
 def _torch_stream(device_index):

@@ -43,7 +43,7 @@ __device__ __forceinline__ float warp_inclusive_sum(float v) {
 extern "C" __global__ void __launch_bounds__(THREADS)
 ssd_chunk_cumsum(const T_DT* __restrict__ dt, const float* __restrict__ A, const float* __restrict__ dt_bias,
                  float* __restrict__ dt_out, float* __restrict__ cs, int l, int h, int nchunks, int flags) {
-    __shared__ float warp_sums[THREADS / 32];
+    __shared__ float warp_sums[THREADS / 32], warp_prefix[THREADS / 32];  // two arrays: no read/write overlap
     const int c = blockIdx.x, bh = blockIdx.y;
     const int bi = bh / h, hi = bh % h;
     const int s = threadIdx.x, lane = s & 31, warp = s >> 5;
@@ -61,10 +61,10 @@ ssd_chunk_cumsum(const T_DT* __restrict__ dt, const float* __restrict__ A, const
     if (warp == 0) {
         float w = lane < THREADS / 32 ? warp_sums[lane] : 0.f;
         w = warp_inclusive_sum(w);
-        if (lane < THREADS / 32) warp_sums[lane] = w;
+        if (lane < THREADS / 32) warp_prefix[lane] = w;
     }
     __syncthreads();
-    if (warp > 0) a += warp_sums[warp - 1];
+    if (warp > 0) a += warp_prefix[warp - 1];
     if (s < Q) {
         const long o = ((long)bh * nchunks + c) * Q + s;
         dt_out[o] = delta;
