@@ -46,3 +46,12 @@ def test_as_called_text_verdicts_follow_the_ratios():
     text = as_called_text(dict(rounds=[[row]], date="2026-01-01"))
     assert "0.60× (≤ 0.6×: met)" in text and "0.95× (≤ 0.9×: missed)" in text
     assert "forward 60 µs vs official 100 µs" in text
+
+
+def test_readme_quotes_the_recorded_ssd_run():
+    from pathlib import Path
+
+    from mamba_edu.plot.cuda import ssd_text
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert ssd_text(load("ssd_gpu_h200")) in readme, "run: python scripts/readme_figures.py"

@@ -112,3 +112,27 @@ def as_called_text(record):
         f"With check_finite=False: forward {times('cupy_call_fwd_nocheck')}, forward+backward "
         f"{times('cupy_call_fwd_bwd_nocheck', 'ms')}"
     )
+
+
+def ssd_text(record):
+    """Lesson 8's recorded SSD run (``mamba_edu.data.load("ssd_gpu_h200")``) in one paragraph (the README quotes it).
+
+    Per shape and input type: our best chunk size as called and in GPU time over the official Triton kernel in
+    the same run, the default chunk size's ratios, and the per-kernel GPU time after the last kernel change.
+    """
+    parts = []
+    for s in sorted(record["summary"], key=lambda s: (s["shape"][0] == 1, -s["shape"][1], s["dtype"])):
+        verdict = lambda ok: "met" if ok else "missed"
+        parts.append(f"{tuple(s['shape'])} {s['dtype']}: GPU {s['best_gpu_us']:.0f} µs (Q = {s['best_gpu_chunk']}) vs "
+                     f"official {s['official_gpu_us']:.0f} µs, {s['gpu_ratio']:.2f}× ({verdict(s['gpu_target_met'])}); "
+                     f"as called {s['best_called_us']:.0f} vs {s['official_called_us']:.0f} µs, "
+                     f"{s['called_ratio']:.2f}× ({verdict(s['called_target_met'])})")
+    after = record.get("after_state_passing_fix", {}).get("kernels", {}).get("rows", [])
+    totals = "; ".join(f"{tuple(r['shape'])} {r['dtype']} Q = {r['chunk_size']}: {r['total_gpu_us']:.0f} µs"
+                       for r in after)
+    text = ("our fused CUDA kernels (TF32 tensor cores) through `me.ssd_scan`, beside the official Triton "
+            "`mamba_chunk_scan_combined` in the same run (targets: GPU time ≤ 1.5×, as called ≤ 1.0×): "
+            + " · ".join(parts) + ".")
+    if totals:
+        text += f" After the state-passing rewrite, GPU time per call: {totals}"
+    return text
