@@ -94,6 +94,17 @@ def run_numba(u, delta, A, B, C, D):
     return selective_scan_cpu(u, delta, A, B, C, D)
 
 
+def run_public(u, delta, A, B, C, D):
+    """What users call: :func:`mamba_edu.selective_scan` with default arguments (checks on; lesson 4).
+
+    On torch CPU tensors it checks the inputs (shapes, NaN/inf, the sign of Δ) and dispatches to the
+    fused numba kernel; ``run_numba`` times that kernel alone.
+    """
+    from mamba_edu.scans.selective import selective_scan
+
+    return selective_scan(u, delta, A, B, C, D)
+
+
 def run_mambapy(u, delta, A, B, C, D):
     """The anchor: mambapy's ``MambaBlock.selective_scan`` on our (b, d, l) layout (transposes included)."""
     import torch
@@ -123,7 +134,7 @@ def run_cupy(u, delta, A, B, C, D):
     return selective_scan_cupy(u, delta, A, B, C, D)
 
 
-CPU_METHODS = {"numba": run_numba, "mambapy": run_mambapy, "torch": run_torch}
+CPU_METHODS = {"public": run_public, "numba": run_numba, "mambapy": run_mambapy, "torch": run_torch}
 GPU_METHODS = {"cupy": run_cupy, "torch": run_torch}
 
 
@@ -191,3 +202,16 @@ def format_bench(rows, shape) -> str:
         fb = f"{r['fwd_bwd_ms']:10.2f}" if r["fwd_bwd_ms"] is not None else f"{'-':>10}"
         lines.append(f"{r['device']:<7}{r['method']:<10}{fwd}{fb}  {r['note']}")
     return "\n".join(lines)
+
+
+def cpu_scan_text(record):
+    """The target row of a recorded ``benchmarks/cpu_scan.py`` run in one sentence (the README quotes it)."""
+    row = record["rows"][0]
+    pub, ker, ref = row["public"], row["numba"], row["mambapy"]
+    met = pub["forward_ratio"] <= 0.2 and pub["fwd_bwd_ratio"] <= 0.2
+    return (f"at (b, d, l, n) = {tuple(row['shape'])}: `me.selective_scan` as called (default arguments: the checks, "
+            f"then the fused numba kernel) {pub['forward_ms']:.1f} ms forward / {pub['fwd_bwd_ms']:.1f} ms "
+            f"forward+backward, the kernel alone {ker['forward_ms']:.1f} / {ker['fwd_bwd_ms']:.1f} ms; the PyPI "
+            f"`mambapy` parallel scan {ref['forward_ms']:.1f} / {ref['fwd_bwd_ms']:.1f} ms: "
+            f"{pub['forward_ratio']:.2f}× / {pub['fwd_bwd_ratio']:.2f}× (target ≤ 0.2×: {'met' if met else 'missed'}; "
+            f"load average {record['machine']['load_average'][0]:.1f} on {record['machine']['cores']} cores)")
