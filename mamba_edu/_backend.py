@@ -90,10 +90,11 @@ def float_tensors(named) -> list:
 
     The one rule of every public function that takes tensors (lessons 2, 3 and 6):
 
-    * dtype: the tensors' dtypes promoted as torch does; integers and booleans become torch's default
-      float dtype (as numpy inputs become float64); complex if any value is complex. Numbers, lists and
-      numpy arrays given beside the tensors take that dtype (they do not widen it, as with Python
-      numbers in torch).
+    * dtype: promoted as torch promotes tensors. Tensors, numpy arrays and lists with at least one
+      dimension take part (a float64 numpy array beside a float32 tensor gives float64; a list of Python
+      floats counts as float32, as ``torch.tensor`` makes it); numbers and 0-d values do not widen the
+      result (as Python numbers in torch). Integers and booleans become torch's default float dtype (as
+      numpy inputs become float64); complex if any value is complex (at least complex64).
     * device: the tensors' one device.
 
     ``ValueError`` naming the argument: a non-numeric value, tensors on different devices. Half
@@ -106,19 +107,24 @@ def float_tensors(named) -> list:
         where = ", ".join(f"{name} on {v.device}" for name, v in tensors.items())
         raise ValueError(f"the tensors must be on one device, got {where}")
     device = devices.pop()
-    dtype = functools.reduce(torch.promote_types, [v.dtype for v in tensors.values()])
-    if not (dtype.is_floating_point or dtype.is_complex):
-        dtype = torch.get_default_dtype()  # integers and booleans
-    out = []
+    out, dtypes = [], [v.dtype for v in tensors.values()]
     for name, v in named.items():
         if not is_torch(v):
             arr = np.asarray(v)
             if arr.dtype.kind not in "biufc":
                 raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
-            v = torch.as_tensor(arr, device=device)
+            if isinstance(v, np.ndarray) or arr.ndim == 0:
+                v = torch.as_tensor(arr if arr.ndim == 0 else np.ascontiguousarray(arr), device=device)  # any strides
+            else:  # a list or tuple: the dtype torch.tensor gives it
+                v = torch.as_tensor(v, device=device)
+            if v.dim() >= 1:
+                dtypes.append(v.dtype)
         out.append(v)
-    if any(v.is_complex() for v in out):
-        dtype = dtype.to_complex()
+    dtype = functools.reduce(torch.promote_types, dtypes)
+    if not (dtype.is_floating_point or dtype.is_complex):
+        dtype = torch.get_default_dtype()  # integers and booleans
+    if any(v.is_complex() for v in out) and not dtype.is_complex:
+        dtype = torch.complex64 if dtype in (torch.float16, torch.bfloat16) else dtype.to_complex()
     return [v.to(dtype) for v in out]
 
 

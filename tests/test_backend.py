@@ -5,8 +5,8 @@ floats (numpy: float64; torch: the default dtype), half precision is computed in
 and float64 stays float64 — in every function alike (``me.scan`` used to reject an integer tensor that
 ``me.lti_scan`` accepted). Reference: the same function on the same values as numpy float64 (these
 tests are about agreement between input kinds; each function's numerics are checked against
-independent references in its own test file). Tolerances: 1e-12 relative for float64 and float32
-results of these small integer inputs (exact sums of 0/1 products, up to exp), 2e-3 for float16.
+independent references in its own test file). Tolerances, relative: 1e-12 for float64 results, 1e-6
+for float32 (these small 0/1 inputs give nearly exact sums, up to exp), 2e-3 for float16.
 """
 
 import numpy as np
@@ -65,6 +65,27 @@ def test_numbers_and_arrays_beside_a_tensor_take_its_dtype(case):
     got = func(torch.tensor(first, dtype=torch.float32), *(np.asarray(v) for v in rest))
     assert is_torch(got) and got.dtype == torch.float32, (case, got.dtype)
     np.testing.assert_allclose(got.double().numpy(), _reference(func, values), rtol=1e-6, atol=1e-6)
+
+
+def test_float64_numpy_beside_a_float32_tensor_is_not_narrowed():
+    """A numpy array takes part in the promotion, as a tensor of its dtype would in torch: no silent float32."""
+    A_bar = np.array([0.99999999, 0.5])  # rounds to 1.0 in float32: the state would stop decaying
+    got = me.lti_scan(A_bar, [1, 1], [1, 1], torch.ones(2000))
+    assert got.dtype == torch.float64
+    want = me.lti_scan(A_bar, np.ones(2), np.ones(2), np.ones(2000))
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+    assert float(got[-1]) < 2001.99  # float32 would give 2002.0
+
+
+def test_promotion_of_complex_lists_and_strided_arrays():
+    a, b = float_tensors({"a": torch.ones(2, dtype=torch.float16), "b": np.array([1j])})
+    assert a.dtype == b.dtype == torch.complex128  # the array takes part; never complex32
+    a, b = float_tensors({"a": torch.ones(2, dtype=torch.float16), "b": 1j})
+    assert a.dtype == b.dtype == torch.complex64  # a number does not widen, but complex32 is avoided
+    a, b = float_tensors({"a": torch.ones(3), "b": [1.0, 2.0, 3.0]})
+    assert b.dtype == torch.float32  # a list counts as torch.tensor makes it
+    reversed_view = np.arange(3.0)[::-1]  # negative strides
+    np.testing.assert_allclose(me.scan(reversed_view, torch.ones(3)).numpy(), me.scan(reversed_view, np.ones(3)))
 
 
 def test_float_tensors_rule():

@@ -58,6 +58,8 @@ SSD_CONFIGS += [((8, 16), 64, dict.fromkeys(ALL, "bfloat16")), ((8, 16), 64, dic
                 ((8, 16), 32, dict.fromkeys(ALL, "bfloat16")),  # tests/gpu/test_ssd_gpu.py's bf16 test
                 ((20, 24), 64, FP32), ((70, 140), 64, FP32), ((128, 256), 64, FP32), ((128, 256), 256, FP32)]
 SSD_CONFIGS += [((64, n), Q, types) for n in (64, 128) for Q in (64, 128, 256) for types in (FP32, BF16_BENCH)]
+# sizes whose tiles are padded up to the next power-of-two count of fragments (before: a compile error)
+SSD_CONFIGS += [((48, 48), 64, FP32), ((64, 96), 64, FP32), ((40, 112), 128, FP32), ((16, 80), 256, FP32)]
 _seen = set()
 for (_p, _n), _Q, _types in SSD_CONFIGS:
     for _step in ssd_cuda.KERNEL_FILES:

@@ -202,9 +202,11 @@ def test_torch_matches_numpy_and_keeps_dtype(rng, method):
     for g, r in zip(got, ref):
         assert isinstance(g, torch.Tensor) and g.dtype == torch.float64
         np.testing.assert_allclose(g.numpy(), r, rtol=1e-12, atol=1e-14)
-    got32 = discretize(torch.tensor(A, dtype=torch.float32), B, 0.3, method)
+    got32 = discretize(torch.tensor(A, dtype=torch.float32), B.astype(np.float32), 0.3, method)
     assert all(g.dtype == torch.float32 for g in got32)
     np.testing.assert_allclose(got32[0].numpy(), ref[0], rtol=1e-4, atol=1e-5)
+    # a float64 numpy B beside a float32 tensor takes part in the promotion, as it would in torch
+    assert all(g.dtype == torch.float64 for g in discretize(torch.tensor(A, dtype=torch.float32), B, 0.3, method))
 
     lam = -np.exp(rng.standard_normal((3, 1, 4))) + 1j * rng.standard_normal((3, 1, 4))
     delta = np.exp(rng.uniform(-3, 0, (2, 3, 5, 1)))

@@ -312,8 +312,9 @@ def kernels_emulated(x, dt, A, B, C, Q, D=None, z=None, dt_bias=None, dt_softplu
     Same layouts (dt_out, cs (b, h, c, Q); CB (b, c, g, Q, Q), only its tiles on and below the diagonal
     written; states (b, c, h, p, n), overwritten in place by the state passing), the same tiles
     (``ssd_cuda.tiles`` or ``tile`` to force smaller ones), padding, masks (steps past l, rows/columns
-    past p or n, s ≤ t) and loop bounds (slices up to the diagonal), so the index math is checked
-    without a GPU. ``tf32=True`` also rounds every staged matrix-product operand to TF32 as the
+    past p or n, s ≤ t) and loop bounds (slices up to the diagonal): a check of the decomposition the
+    kernels implement, without a GPU. It is a separate numpy program, so it cannot see the kernels' own
+    index expressions, thread loops or barriers — only the GPU tests check those. ``tf32=True`` also rounds every staged matrix-product operand to TF32 as the
     kernels do (to size the GPU tests' tolerances); otherwise all is float64.
     """
     from mamba_edu.scans import ssd_cuda
@@ -459,12 +460,15 @@ def test_cuda_tiles_and_shared_memory_fit_sm90():
     from mamba_edu.scans.cuda import SMEM_LIMIT
 
     for Q in ssd_cuda.CHUNK_SIZES:
-        for p in (1, 4, 17, 64, 100, ssd_cuda.MAX_P):
-            for n in (1, 5, 64, 128, 200, ssd_cuda.MAX_N):
+        for p in range(1, ssd_cuda.MAX_P + 1):
+            for n in range(1, ssd_cuda.MAX_N + 1):
                 t = ssd_cuda.tiles(p, n, Q)
                 assert Q % t["state"]["KS"] == 0 and Q % t["scan"]["TT"] == 0
                 assert all(v % 16 == 0 for v in (*t["state"].values(), *t["scan"].values()))
                 assert t["bmm"]["TT"] == t["scan"]["TT"]  # step 4 reads the tiles step 2a wrote
+                # the kernels' static_asserts: NWARPS is a multiple of a tile's 16-wide fragment columns
+                for cols in (t["state"]["TN"], t["state"]["TP"], t["scan"]["TP"]):
+                    assert ssd_cuda.NWARPS % (cols // 16) == 0, (p, n, Q, t)
                 for step in ("bmm", "state", "scan"):
                     assert 0 < ssd_cuda.shared_bytes(step, p, n, Q) <= SMEM_LIMIT
 

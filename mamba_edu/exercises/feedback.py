@@ -86,6 +86,21 @@ def numbers(value, what, shape=None):
     return array, None
 
 
+def _not_a_number(value):
+    """Booleans in any container (True, [False], a bool array or tensor), times and bytes: not numbers here."""
+    if isinstance(value, (bool, np.bool_, bytes, bytearray, memoryview)):
+        return True
+    dtype = getattr(value, "dtype", None)  # numpy arrays and scalars, torch tensors
+    if dtype is not None:
+        return str(dtype) == "torch.bool" or getattr(dtype, "kind", None) in ("b", "m", "M")
+    if isinstance(value, (list, tuple)):
+        try:
+            return any(isinstance(x, (bool, np.bool_)) for x in np.asarray(value, dtype=object).ravel())
+        except ValueError:  # ragged: numbers() says so
+            return False
+    return False
+
+
 def number(value, what):
     """``value`` as one finite real number, or ``(None, Feedback.wrong(...))`` saying why not.
 
@@ -93,7 +108,7 @@ def number(value, what):
     several numbers, a complex number (unless its imaginary part is 0), NaN and inf. Returns
     ``(float, None)`` when the value is usable.
     """
-    array = None if isinstance(value, (bool, np.bool_)) else numbers(value, what)[0]
+    array = None if _not_a_number(value) else numbers(value, what)[0]
     if array is None or array.size != 1 or np.any(array.imag):
         return None, Feedback.wrong(f"{what} must be one real, finite number, got {value!r:.80}")
     return float(array.real.item()), None

@@ -84,12 +84,18 @@ def tiles(p, n, Q):
     ``bmm``: TT × TT tiles of each chunk's C Bᵀ (Q × Q);
     ``state``: slices of KS steps, output tiles TP × TN of the (p × n) chunk state;
     ``scan``: TT rows (steps) × TP channels of the output per block (slices of TT steps).
-    Multiples of 16 (the WMMA fragment); p and n are padded up to them (padding is masked).
+    TP and TN are 16 times a power of two (16, 32, 64, 128): the kernels split a tile's 16-wide fragment
+    columns evenly over their NWARPS = 8 warps. p and n are padded up to them (padding is masked).
     """
-    tp = min(_round_up(p, 16), 64)
+    tp = min(_pow2_blocks(p), 64)
     return {"bmm": {"TT": min(Q, 64)},
-            "state": {"KS": min(Q, 64), "TP": tp, "TN": min(_round_up(n, 16), 128)},
+            "state": {"KS": min(Q, 64), "TP": tp, "TN": min(_pow2_blocks(n), 128)},
             "scan": {"TT": min(Q, 64), "TP": tp}}
+
+
+def _pow2_blocks(k):
+    """k rounded up to 16 times a power of two."""
+    return 16 * (1 << (-(-k // 16) - 1).bit_length())
 
 
 def shared_bytes(step, p, n, Q):
@@ -187,12 +193,7 @@ def supports(x, dt, A, B, C, chunk_size=64, D=None, z=None, dt_bias=None, initia
                 return False
         if torch.is_grad_enabled() and any(a is not None and a.requires_grad for a in args):
             return False
-        if isinstance(chunk_size, bool) or chunk_size not in CHUNK_SIZES or x.ndim != 4 or B.ndim != 4:
-            return False
-        b, l, h, p = x.shape
-        if not (1 <= p <= MAX_P and 1 <= B.shape[3] <= MAX_N):
-            return False
-        if b * h > MAX_GRID_YZ or -(-l // chunk_size) > MAX_GRID_YZ:
+        if x.ndim != 4 or B.ndim != 4 or _limit_problem(x, B, chunk_size) is not None:
             return False
         return _cuda_usable()
     except Exception:
@@ -201,6 +202,20 @@ def supports(x, dt, A, B, C, chunk_size=64, D=None, z=None, dt_bias=None, initia
 
 def _signature(args):
     return tuple(None if a is None else (type(a), tuple(a.shape), a.dtype, a.device) for a in args)
+
+
+def _limit_problem(x, B, chunk_size):
+    """Why the kernels cannot take these sizes (a sentence), or None: the one statement of their limits."""
+    if isinstance(chunk_size, bool) or chunk_size not in CHUNK_SIZES:
+        return f"chunk_size is {chunk_size!r}, expected one of {CHUNK_SIZES} for the CUDA kernels"
+    b, l, h, p = x.shape
+    n = B.shape[3]
+    if not (1 <= p <= MAX_P and 1 <= n <= MAX_N):
+        return f"x has p = {p} and B has n = {n}: the CUDA kernels take p ≤ {MAX_P} and n ≤ {MAX_N}"
+    if b * h > MAX_GRID_YZ or -(-l // chunk_size) > MAX_GRID_YZ:
+        return (f"x has shape {tuple(x.shape)}: the CUDA kernels need b·h ≤ {MAX_GRID_YZ} and "
+                f"⌈l/chunk_size⌉ ≤ {MAX_GRID_YZ}")
+    return None
 
 
 _CHECKED = {}  # argument signature → None (the checks passed; they read shapes, dtypes and devices only)
@@ -220,15 +235,9 @@ def _checked(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states):
         if a is not None and _dtype_name(a) not in _DTYPES:
             raise ValueError(f"{name} has dtype {a.dtype}: ssd_scan_cuda takes float32, float16 or bfloat16 "
                              "(it computes in float32; use mamba_edu.ssd_scan for float64)")
-    if chunk_size not in CHUNK_SIZES:
-        raise ValueError(f"chunk_size is {chunk_size}, expected one of {CHUNK_SIZES} for the CUDA kernels")
-    b, l, h, p = x.shape
-    n = B.shape[3]
-    if p > MAX_P or n > MAX_N:
-        raise ValueError(f"x has p = {p} and B has n = {n}: the CUDA kernels take p ≤ {MAX_P} and n ≤ {MAX_N}")
-    if b * h > MAX_GRID_YZ or -(-l // chunk_size) > MAX_GRID_YZ:
-        raise ValueError(f"x has shape {tuple(x.shape)}: the CUDA kernels need b·h ≤ {MAX_GRID_YZ} and "
-                         f"⌈l/chunk_size⌉ ≤ {MAX_GRID_YZ}")
+    problem = _limit_problem(x, B, chunk_size)
+    if problem is not None:
+        raise ValueError(problem)
     if len(_CHECKED) > 1024:
         _CHECKED.clear()
     _CHECKED[sig] = None
@@ -242,7 +251,8 @@ def _plan(device, b, l, h, p, g, n, Q, types):
     c = -(-l // Q)
     kernels = {step: _kernel(cp, step, **defines(step, p, n, Q, types)) for step in STEPS}
     smem = {step: shared_bytes(step, p, n, Q) for step in STEPS}
-    assert max(smem.values()) <= SMEM_LIMIT, smem
+    if max(smem.values()) > SMEM_LIMIT:  # tiles() keeps every supported size below it (tested)
+        raise RuntimeError(f"SSD kernels need {smem} bytes of shared memory, more than {SMEM_LIMIT}")
     for step in ("bmm", "state", "scan"):
         kernels[step].max_dynamic_shared_size_bytes = smem[step]
     t = tiles(p, n, Q)
