@@ -12,7 +12,7 @@ Inputs fp32, or bf16 for x, dt, B, C (A, D, dt_bias fp32), like the official tes
 
 Ours: ``me.ssd_scan(x, dt, A, B, C, D=..., dt_bias=..., dt_softplus=True)`` exactly as a user calls it,
 on CUDA torch tensors — the default chunk_size (64), and chunk_size=128 / 256 — which runs the fused
-CUDA kernels of ``mamba_edu.scans.ssd_cuda`` (four launches, TF32 tensor-core products, no host
+CUDA kernels of ``mamba_edu.scans.ssd_cuda`` (five launches, TF32 tensor-core products, no host
 synchronisation). Official: Triton (its ``tl.dot`` uses TF32 tensor cores for fp32 inputs), chunk 256.
 ``--generic`` adds the array-generic chunked code of ``mamba_edu.scans.ssd`` (CuPy arrays: strict
 fp32 cuBLAS; torch tensors with the kernels switched off: strict fp32 and TF32 cuBLAS).
@@ -29,6 +29,7 @@ different algorithm: one step at a time).
 
 import argparse
 import datetime
+import inspect
 import json
 import statistics
 import sys
@@ -43,6 +44,7 @@ import torch  # noqa: E402
 from mamba_edu.scans import ssd_cuda  # noqa: E402
 from mamba_edu.scans.ssd import ssd_scan  # noqa: E402
 
+DEFAULT_Q = inspect.signature(ssd_scan).parameters["chunk_size"].default  # what a plain call uses
 SHAPES = [(8, 2048, 24, 64, 1, 128), (1, 16384, 24, 64, 1, 128), (4, 1024, 12, 64, 1, 64)]  # (b, l, h, p, g, n)
 OFFICIAL_ISSUE_US = {  # the issue's measurement (2026-12-02, H200, chunk 256), GPU time fp32 / bf16
     (8, 2048, 24, 64, 1, 128): (378.0, 226.0),
@@ -240,7 +242,7 @@ def main():
             if mamba_chunk_scan_combined is not None:
                 mode = "TF32 (tl.dot)" if dtype_name == "fp32" else "bf16 tensor cores"
                 variants.append(("official Triton", 256, mode, call(mamba_chunk_scan_combined, args, kw, 256), False))
-            variants.append(("ours me.ssd_scan (default)", 64, kernels, call(ssd_scan, args, kw), False))
+            variants.append(("ours me.ssd_scan (default)", DEFAULT_Q, kernels, call(ssd_scan, args, kw), False))
             for Q in chunks:
                 variants.append((f"ours me.ssd_scan Q={Q}", Q, kernels, call(ssd_scan, args, kw, Q), False))
             if opts.generic:

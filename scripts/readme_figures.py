@@ -1,4 +1,6 @@
-"""Write the README's GPU "Measured" rows from the recorded runs (tests/test_plot_cuda.py checks they agree).
+"""Write the README's "Measured" rows (GPU scan, SSD, CPU scan, training step) from their recorded runs.
+
+tests/test_readme_figures.py checks that the README and the records agree.
 
     python scripts/readme_figures.py   # after benchmarks/gpu_scan.py wrote mamba_edu/data/gpu_scan_public_h200.json
 """
@@ -19,11 +21,15 @@ TRAIN_ROW = "| `MambaLM` training step on the H200"
 
 
 def train_step_text(record):
-    """The recorded MambaLM training steps (benchmarks/gpu_train_step.py) in one sentence, per configuration."""
+    """The recorded MambaLM training steps (benchmarks/gpu_train_step.py) in one sentence, per configuration.
+
+    Each step's loss after the timed steps is quoted beside its time: a model whose loss runs away is timed,
+    but it is not training the same way.
+    """
     configs = {}
     for r in record["rows"]:
         key = (r["d_model"], r["n_layer"], r["batch"], r["length"])
-        result = f"{r['step_ms']:.1f} ms" if "step_ms" in r else (
+        result = f"{r['step_ms']:.1f} ms (loss {r['loss']:.3g})" if "step_ms" in r else (
             "out of memory" if "out of memory" in r.get("error", "") else "failed")
         configs.setdefault(key, []).append(f"{r['impl']} {result}")
     return ". ".join(f"d_model {d}, {n} layers, batch {b}, l {l}: " + ", ".join(items)
@@ -35,7 +41,7 @@ def main():
     lines = README.read_text().split("\n")
     i = next(k for k, line in enumerate(lines) if line.startswith(ROW))
     first, _, last = lines[i].split(" | ")
-    first = first.split(" (2026")[0].split(", same process")[0]
+    first = first.split(", same process")[0]  # the date is written again below
     lines[i] = " | ".join([f"{first}, same process ({record['date'][:10]})", as_called_text(record), last])
     k = next(k for k, line in enumerate(lines) if line.startswith(SSD_ROW))
     first, _, last = lines[k].split(" | ")
@@ -48,7 +54,7 @@ def main():
     first, _, last = lines[k].split(" | ")
     lines[k] = " | ".join([first, train_step_text(json.loads(TRAIN.read_text())), last])
     README.write_text("\n".join(lines))
-    print(f"README.md: row {i + 1} rewritten from the run of {record['date'][:10]}")
+    print("README.md: the GPU scan, SSD, CPU scan and training-step rows rewritten from their records")
 
 
 if __name__ == "__main__":

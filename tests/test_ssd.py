@@ -314,7 +314,8 @@ def kernels_emulated(x, dt, A, B, C, Q, D=None, z=None, dt_bias=None, dt_softplu
     (``ssd_cuda.tiles`` or ``tile`` to force smaller ones), padding, masks (steps past l, rows/columns
     past p or n, s ≤ t) and loop bounds (slices up to the diagonal): a check of the decomposition the
     kernels implement, without a GPU. It is a separate numpy program, so it cannot see the kernels' own
-    index expressions, thread loops or barriers — only the GPU tests check those. ``tf32=True`` also rounds every staged matrix-product operand to TF32 as the
+    index expressions, thread loops or barriers — only the GPU tests check those.
+    ``tf32=True`` also rounds every staged matrix-product operand to TF32 as the
     kernels do (to size the GPU tests' tolerances); otherwise all is float64.
     """
     from mamba_edu.scans import ssd_cuda

@@ -84,7 +84,8 @@ def as_called_text(record):
     """The recorded run in one paragraph of text (the README's "Measured" row is this text, checked by a test).
 
     Medians over the rounds, per shape in the record's order; ratios are ours as called over the official
-    kernel in the same run (ratio of the medians); "met"/"missed" against the targets recorded with the run.
+    kernel in the same run (ratio of the medians, with the range of the single rounds' ratios where a
+    target is set); "met"/"missed" against the targets recorded with the run.
     """
     summary = as_called_summary(record)
     shapes = list(summary)
@@ -97,9 +98,12 @@ def as_called_text(record):
     def compare(name, ours, ref, key, unit="µs"):
         ratios = [summary[s][ours] / summary[s][ref] if ours in summary[s] and ref in summary[s] else None
                   for s in shapes]
+        rounds = [[rnd[i][ours] / rnd[i][ref] for rnd in record["rounds"] if ours in rnd[i] and ref in rnd[i]]
+                  for i in range(len(shapes))]
         verdicts = ["–" if row.get(f"target_{key}") is None or q is None
                     else f"≤ {row[f'target_{key}']:g}×: {'met' if q <= row[f'target_{key}'] else 'missed'}"
-                    for row, q in zip(targets, ratios)]
+                    + (f", rounds {min(r):.2f}–{max(r):.2f}" if len(r) > 1 else "")
+                    for row, q, r in zip(targets, ratios, rounds)]
         return (f"{name} {times(ours, unit)} vs official {times(ref, unit)}, {_joined(ratios, '.2f')}× "
                 f"({'; '.join(verdicts)}). ")
 
@@ -117,22 +121,24 @@ def as_called_text(record):
 def ssd_text(record):
     """Lesson 8's recorded SSD run (``mamba_edu.data.load("ssd_gpu_h200")``) in one paragraph (the README quotes it).
 
-    Per shape and input type: our best chunk size as called and in GPU time over the official Triton kernel in
-    the same run, the default chunk size's ratios, and the per-kernel GPU time after the last kernel change.
+    Which code was measured (the record's ``code``), then per shape and input type: our best chunk size
+    and the default chunk size (what a plain ``me.ssd_scan(...)`` call meets), in GPU time and as called,
+    over the official Triton kernel in the same run; then the GPU time per call of the code measured after
+    the last kernel change, where the record has it.
     """
+    verdict = lambda ok: "met" if ok else "missed"
     parts = []
     for s in sorted(record["summary"], key=lambda s: (s["shape"][0] == 1, -s["shape"][1], s["dtype"])):
-        verdict = lambda ok: "met" if ok else "missed"
         parts.append(f"{tuple(s['shape'])} {s['dtype']}: GPU {s['best_gpu_us']:.0f} µs (Q = {s['best_gpu_chunk']}) vs "
                      f"official {s['official_gpu_us']:.0f} µs, {s['gpu_ratio']:.2f}× ({verdict(s['gpu_target_met'])}); "
                      f"as called {s['best_called_us']:.0f} vs {s['official_called_us']:.0f} µs, "
-                     f"{s['called_ratio']:.2f}× ({verdict(s['called_target_met'])})")
+                     f"{s['called_ratio']:.2f}× ({verdict(s['called_target_met'])}); default chunk size: "
+                     f"{s['default_gpu_ratio']:.2f}× GPU, {s['default_called_ratio']:.2f}× as called")
+    text = (f"{record.get('code', 'our fused CUDA kernels')}. Our fused CUDA kernels (TF32 tensor cores) through "
+            "`me.ssd_scan`, beside the official Triton `mamba_chunk_scan_combined` in the same run (targets: GPU "
+            "time ≤ 1.5×, as called ≤ 1.0×): " + " · ".join(parts) + ".")
     after = record.get("after_state_passing_fix", {}).get("kernels", {}).get("rows", [])
-    totals = "; ".join(f"{tuple(r['shape'])} {r['dtype']} Q = {r['chunk_size']}: {r['total_gpu_us']:.0f} µs"
-                       for r in after)
-    text = ("our fused CUDA kernels (TF32 tensor cores) through `me.ssd_scan`, beside the official Triton "
-            "`mamba_chunk_scan_combined` in the same run (targets: GPU time ≤ 1.5×, as called ≤ 1.0×): "
-            + " · ".join(parts) + ".")
-    if totals:
-        text += f" After the state-passing rewrite, GPU time per call: {totals}"
+    if after:
+        text += " GPU time per call of the code in this repository: " + "; ".join(
+            f"{tuple(r['shape'])} {r['dtype']} Q = {r['chunk_size']}: {r['total_gpu_us']:.0f} µs" for r in after)
     return text

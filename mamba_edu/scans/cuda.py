@@ -561,7 +561,8 @@ def _torch_call_plan(args):
 
 
 def _launch_forward(plan, ins, delta_softplus, check, need_last, need_chk, in_dtype="float32"):
-    """v2 forward on contiguous float32 torch CUDA tensors ``ins`` (u, delta, A, B, C, D, z, delta_bias).
+    """v2 forward on contiguous torch CUDA tensors ``ins`` (u, delta, A, B, C, D, z, delta_bias): float32, or with
+    ``in_dtype`` "bfloat16"/"float16" u, delta, B, C, z in that dtype (read natively; A, D, delta_bias float32).
 
     Returns (out, last, h_chk, zeros), None where not asked for. With ``check`` it waits for the
     kernel and raises if the kernel saw NaN/inf. With ``need_chk`` (a backward will follow) it also

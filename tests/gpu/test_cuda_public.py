@@ -282,3 +282,28 @@ def test_half_input_nan_is_a_clear_error(name, rng):
     x[name].view(-1)[7] = float("inf")
     with pytest.raises(ValueError, match=f"{name} \\(shape"):
         me.selective_scan(**x, delta_softplus=True)
+
+
+def test_native_half_path_is_taken_only_without_grad(monkeypatch, rng):
+    """The forward is planned for bf16 inputs when no gradient is wanted, for float32 when one is."""
+    seen = []
+    original = cuda._forward_plan
+    monkeypatch.setattr(cuda, "_forward_plan", lambda *a: seen.append(a[-1]) or original(*a))
+    x = _torch(make_inputs(rng, 2, 6, 256, 16), half=torch.bfloat16)
+    me.selective_scan(**x, delta_softplus=True)
+    assert seen == ["bfloat16"]
+    seen.clear()
+    me.selective_scan(**{k: v.clone().requires_grad_() for k, v in x.items()}, delta_softplus=True)
+    assert seen == ["float32"]
+
+
+@pytest.mark.parametrize("b, d, l, n", [(2, 5, 300, 1), (2, 5, 300, 4), (2, 5, 300, 48), (2, 5, 300, 128),
+                                        (2, 5, 300, 256), (1, 3, 5000, 16)])  # the last splits time into segments
+def test_native_bf16_every_tile_shape(b, d, l, n, rng):
+    """The natively read bf16 forward at the other tile shapes (lanes per channel, tile lengths, segments)."""
+    x = _torch(make_inputs(rng, b, d, l, n), half=torch.bfloat16)
+    out, last = me.selective_scan(**x, delta_softplus=True, return_last_state=True)
+    want, h = reference_scan(**{k: v.double().cpu() for k, v in x.items()}, delta_softplus=True)
+    assert out.dtype == torch.bfloat16
+    assert rel_err(out.float().cpu(), want) < 2e-2
+    assert rel_err(last.cpu(), h) < 1e-5
