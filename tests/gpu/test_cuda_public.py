@@ -306,4 +306,4 @@ def test_native_bf16_every_tile_shape(b, d, l, n, rng):
     want, h = reference_scan(**{k: v.double().cpu() for k, v in x.items()}, delta_softplus=True)
     assert out.dtype == torch.bfloat16
     assert rel_err(out.float().cpu(), want) < 2e-2
-    assert rel_err(last.cpu(), h) < 1e-5
+    assert rel_err(last.cpu(), h) < 1e-4  # float32 arithmetic over up to 5000 steps
