@@ -375,7 +375,7 @@ def ssd_scan(
     in x's dtype and final states in float32. Everything else — numpy, CPU tensors, CuPy arrays,
     gradients, float64, other sizes, the other methods — runs the array-generic code of this module
     (strict float32 matrix products on CuPy; torch's TF32 setting applies to CUDA tensors).
-    Neither path checks NaN/inf or A ≤ 0 on a GPU (that would cost a synchronisation).
+    Neither path checks NaN/inf, A ≤ 0 or a negative Δ on a GPU (that would cost a synchronisation).
 
     Explained in lesson 8.
     """
