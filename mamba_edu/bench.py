@@ -215,3 +215,19 @@ def cpu_scan_text(record):
             f"`mambapy` parallel scan {ref['forward_ms']:.1f} / {ref['fwd_bwd_ms']:.1f} ms: "
             f"{pub['forward_ratio']:.2f}× / {pub['fwd_bwd_ratio']:.2f}× (target ≤ 0.2×: {'met' if met else 'missed'}; "
             f"load average {record['machine']['load_average'][0]:.1f} on {record['machine']['cores']} cores)")
+
+
+def train_step_text(record):
+    """The recorded MambaLM training steps (``benchmarks/gpu_train_step.py``) in one sentence (the README quotes it).
+
+    Each step's loss after the timed steps is quoted beside its time: a model whose loss runs away is timed,
+    but it is not training the same way.
+    """
+    configs = {}
+    for r in record["rows"]:
+        key = (r["d_model"], r["n_layer"], r["batch"], r["length"])
+        result = f"{r['step_ms']:.1f} ms (loss {r['loss']:.3g})" if "step_ms" in r else (
+            "out of memory" if "out of memory" in r.get("error", "") else "failed")
+        configs.setdefault(key, []).append(f"{r['impl']} {result}")
+    return ". ".join(f"d_model {d}, {n} layers, batch {b}, l {l}: " + ", ".join(items)
+                     for (d, n, b, l), items in configs.items()) + f" ({record['date'][:10]})"

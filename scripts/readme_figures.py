@@ -8,7 +8,7 @@ tests/test_readme_figures.py checks that the README and the records agree.
 import json
 from pathlib import Path
 
-from mamba_edu.bench import cpu_scan_text
+from mamba_edu.bench import cpu_scan_text, train_step_text
 from mamba_edu.data import load
 from mamba_edu.plot.cuda import as_called_text, ssd_text
 
@@ -18,22 +18,6 @@ ROW = "| GPU selective scan **as called**"
 SSD_ROW = "| SSD (lesson 8) on an NVIDIA H200"
 CPU_ROW = "| CPU selective scan,"
 TRAIN_ROW = "| `MambaLM` training step on the H200"
-
-
-def train_step_text(record):
-    """The recorded MambaLM training steps (benchmarks/gpu_train_step.py) in one sentence, per configuration.
-
-    Each step's loss after the timed steps is quoted beside its time: a model whose loss runs away is timed,
-    but it is not training the same way.
-    """
-    configs = {}
-    for r in record["rows"]:
-        key = (r["d_model"], r["n_layer"], r["batch"], r["length"])
-        result = f"{r['step_ms']:.1f} ms (loss {r['loss']:.3g})" if "step_ms" in r else (
-            "out of memory" if "out of memory" in r.get("error", "") else "failed")
-        configs.setdefault(key, []).append(f"{r['impl']} {result}")
-    return ". ".join(f"d_model {d}, {n} layers, batch {b}, l {l}: " + ", ".join(items)
-                     for (d, n, b, l), items in configs.items()) + f" ({record['date'][:10]})"
 
 
 def main():

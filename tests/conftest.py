@@ -17,10 +17,12 @@ def rng():
 
 
 def _gpu_available() -> bool:
+    """A CUDA GPU that both CuPy and torch can use (the gpu-marked tests need both)."""
     try:
         import cupy
+        import torch
 
-        return cupy.cuda.runtime.getDeviceCount() > 0
+        return cupy.cuda.runtime.getDeviceCount() > 0 and torch.cuda.is_available()
     except Exception:
         return False
 

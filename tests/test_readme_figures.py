@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mamba_edu.bench import cpu_scan_text
+from mamba_edu.bench import cpu_scan_text, train_step_text
 from mamba_edu.data import load
 from mamba_edu.plot.cuda import as_called_text, ssd_text
 
@@ -27,12 +27,8 @@ def test_cpu_verdict_follows_the_public_call():
 
 
 def test_readme_quotes_the_recorded_training_step():
-    import importlib.util
     import json
 
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("readme_figures", root / "scripts" / "readme_figures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    record = json.loads((root / "benchmarks" / "results" / "gpu_train_step.json").read_text())
-    assert module.train_step_text(record) in README, "run python scripts/readme_figures.py"
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "gpu_train_step.json"
+    record = json.loads(path.read_text())
+    assert train_step_text(record) in README, "run python scripts/readme_figures.py"
