@@ -83,14 +83,23 @@ def tiles(p, n, Q):
 
     ``bmm``: TT × TT tiles of each chunk's C Bᵀ (Q × Q);
     ``state``: slices of KS steps, output tiles TP × TN of the (p × n) chunk state;
-    ``scan``: TT rows (steps) × TP channels of the output per block (slices of TT steps).
-    TP and TN are 16 times a power of two (16, 32, 64, 128): the kernels split a tile's 16-wide fragment
+    ``scan``: TT rows (steps) × TP channels of the output per block, its diagonal part in slices of KS
+    steps (its state part in slices of :func:`scan_depth_slice` columns of n).
+    TP and TN are 16 times a power of two (16, 32, 64): the kernels split a tile's 16-wide fragment
     columns evenly over their NWARPS = 8 warps. p and n are padded up to them (padding is masked).
+    Slices are short (32 steps) because the kernels copy the next slice while they multiply the current
+    one (two buffers); TN ≤ 64 keeps the state kernel at two accumulator fragments per warp.
     """
     tp = min(_pow2_blocks(p), 64)
-    return {"bmm": {"TT": min(Q, 64)},
-            "state": {"KS": min(Q, 64), "TP": tp, "TN": min(_pow2_blocks(n), 128)},
-            "scan": {"TT": min(Q, 64), "TP": tp}}
+    tt = min(Q, 64)
+    return {"bmm": {"TT": tt},
+            "state": {"KS": min(Q, 32), "TP": tp, "TN": min(_pow2_blocks(n), 64)},
+            "scan": {"TT": tt, "TP": tp, "KS": min(tt, 32)}}
+
+
+def scan_depth_slice(n):
+    """Columns of n per phase-1 slice of ``ssd_chunk_scan`` (its KN): 32, or n padded to 8 when smaller."""
+    return min(32, _round_up(n, 8))
 
 
 def _pow2_blocks(k):
@@ -106,12 +115,13 @@ def shared_bytes(step, p, n, Q):
         return 4 * 2 * t["bmm"]["TT"] * (nk + 4)
     if step == "state":
         ks, tp, tn = t["state"]["KS"], t["state"]["TP"], t["state"]["TN"]
-        return 4 * (ks * (tp + 4) + max(ks, tp) * (tn + 4) + Q)
+        stage = _round_up(ks * (tp + 4) + ks * (tn + 4), 8)  # x and B slices
+        return 4 * (Q + 2 * max(stage, _round_up(tp * (tn + 4), 8) // 2))  # w; two stages (then the output tile)
     if step == "scan":
-        tt, tp = t["scan"]["TT"], t["scan"]["TP"]
-        phase1 = (tt + tp) * (nk + 4)  # C and S
-        phase2 = tt * (tp + 4) + tt * (max(tt, tp) + 4)  # x and M (then the output)
-        return 4 * max(phase1, phase2)
+        tt, tp, ks = t["scan"]["TT"], t["scan"]["TP"], t["scan"]["KS"]
+        kn = scan_depth_slice(n)
+        stage = _round_up(max((tt + tp) * (kn + 4), ks * (tp + 4) + tt * (ks + 4)), 8)  # C, S or x, M slices
+        return 4 * (2 * Q + tt + 2 * stage)  # cs, Δ, exp(cs_t); two stages (then the output tile)
     return 0
 
 

@@ -6,13 +6,16 @@
 //               = Xw^T B,   Xw[s, :] = w_s x_s,  w_s = exp(cs_last - cs_s) delta_s  (exponent <= 0)
 // a (p x Q)(Q x n) product per (batch, chunk, head), with cs and delta from step 1.
 //
-// One block computes a TP x TN tile of it. It walks the chunk in slices of KS steps: each slice of x
-// is scaled by w_s while it is staged into shared memory (sX[s][i] = w_s x[s, i]) next to the slice of
-// B (sB[s][j]), then the warps multiply on tensor cores with the WMMA API: TF32 inputs (10-bit
-// mantissa, like the official kernel's tl.dot on fp32), float32 accumulation, fragments of 16 x 16
-// outputs and depth 8. Xw^T is read from sX as a column-major matrix (no transpose copy). Warp w owns
-// the output fragments w, w + NWARPS, ... . The tile goes through shared memory to global memory so
-// that rows/columns past p or n (padding) are never written.
+// One block computes a TP x TN tile of it. It walks the chunk in slices of KS steps, pipelined through
+// two shared-memory buffers: while the warps multiply slice k, the copies of slice k+1 are in flight
+// (cp.async; 16-byte copies when rows are aligned, else 4-byte ones). After the wait, each thread scales
+// the x elements it copied itself by w_s (sX[s][i] = w_s x[s, i]) and rounds them and its B elements
+// (sB[s][j]) to TF32; half-precision inputs are read and converted at that point instead (plain loads).
+// Then the warps multiply on tensor cores with the WMMA API: TF32 inputs (10-bit mantissa, like the
+// official kernel's tl.dot on fp32), float32 accumulation, fragments of 16 x 16 outputs and depth 8.
+// Xw^T is read from sX as a column-major matrix (no transpose copy). Warp w owns the output fragments
+// w, w + NWARPS, ... . The tile goes through shared memory to global memory so that rows/columns past
+// p or n (padding) are never written.
 //
 // Compile-time sizes (-D): P, N (head dim, state size), Q (chunk), KS (steps per slice, a multiple
 // of 8 dividing Q), TP, TN (tile, multiples of 16), NWARPS, T_X, T_B (input types: float, __half,
@@ -36,13 +39,13 @@ using namespace nvcuda;
 #define Q 256
 #endif
 #ifndef KS
-#define KS 64
+#define KS 32
 #endif
 #ifndef TP
 #define TP 64
 #endif
 #ifndef TN
-#define TN 128
+#define TN 64
 #endif
 #ifndef NWARPS
 #define NWARPS 8
@@ -58,20 +61,85 @@ using namespace nvcuda;
 #define LDB (TN + 4)  // and multiples of 4 as WMMA requires for 32-bit types
 #define FRAGS ((TP / 16) * (TN / 16))
 #define PER_WARP ((FRAGS + NWARPS - 1) / NWARPS)
-#define ROWS_B (KS > TP ? KS : TP)  // sB also holds the finished TP x TN tile
 #define THREADS (NWARPS * 32)
+#define STAGE ((KS * LDX + KS * LDB + 7) / 8 * 8)  // floats of a stage (x and B slices), a 32-byte multiple
+
+static_assert(Q % KS == 0 && KS % 8 == 0, "KS must be a multiple of 8 dividing Q");
+static_assert(TP * LDB <= 2 * STAGE, "the output tile must fit in the two stage buffers");
+static_assert(Q % 8 == 0, "stage buffers must start 32-byte aligned");
 
 __device__ __forceinline__ float to_f(float v) { return v; }
 __device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
 __device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <typename T> struct is_f32 { static constexpr bool value = false; };
+template <> struct is_f32<float> { static constexpr bool value = true; };
+
+__device__ __forceinline__ void cp_async4(float* dst, const float* src, bool valid) {
+    const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 4 : 0));
+}
+__device__ __forceinline__ void cp_async16(float* dst, const float* src, bool valid) {
+    const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<unsigned long long>(p) & 15) == 0; }
+
+// A tile of R rows x W columns (W a multiple of 4) goes to shared rows of stride LD. Thread tid owns
+// the quads (4 consecutive columns) tid, tid + THREADS, ...; row(r) points at column 0 of the tile's
+// row r in global memory (nullptr past the sequence), columns >= ncols are zeros.
+// issue: float rows start their cp.async copies (16 bytes a quad if vec, else 4 per element);
+// finish: after the wait, each thread turns its own elements v into tf32(f(r, j, v)) (half rows are
+// read here, with plain loads).
+template <int R, int W, int LD, typename T, typename RowFn>
+__device__ __forceinline__ void tile_issue(float* dst, RowFn row, int ncols, bool vec, const T* any) {
+    if constexpr (is_f32<T>::value) {
+#pragma unroll
+        for (int m = 0; m < (R * W / 4 + THREADS - 1) / THREADS; ++m) {
+            const int q = threadIdx.x + m * THREADS;
+            if (R * W / 4 % THREADS != 0 && q >= R * W / 4) break;
+            const int r = q / (W / 4), j = 4 * (q % (W / 4));
+            const T* src = row(r);
+            if (vec) {
+                const bool ok = src != nullptr && j < ncols;
+                cp_async16(dst + r * LD + j, ok ? src + j : any, ok);
+            } else {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const bool ok = src != nullptr && j + e < ncols;
+                    cp_async4(dst + r * LD + j + e, ok ? src + j + e : any, ok);
+                }
+            }
+        }
+    }
+}
+template <int R, int W, int LD, typename T, typename RowFn, typename F>
+__device__ __forceinline__ void tile_finish(float* dst, RowFn row, int ncols, F f) {
+#pragma unroll
+    for (int m = 0; m < (R * W / 4 + THREADS - 1) / THREADS; ++m) {
+        const int q = threadIdx.x + m * THREADS;
+        if (R * W / 4 % THREADS != 0 && q >= R * W / 4) break;
+        const int r = q / (W / 4), j = 4 * (q % (W / 4));
+        const T* src = nullptr;
+        if constexpr (!is_f32<T>::value) src = row(r);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            float v;
+            if constexpr (is_f32<T>::value) v = dst[r * LD + j + e];  // this thread's own copy (zero if outside)
+            else v = (src != nullptr && j + e < ncols) ? to_f(src[j + e]) : 0.f;
+            dst[r * LD + j + e] = wmma::__float_to_tf32(f(r, j + e, v));
+        }
+    }
+}
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const float* __restrict__ dt_out,
                 const float* __restrict__ cs, float* __restrict__ states, int l, int h, int g, int nchunks) {
     extern __shared__ __align__(128) float smem[];  // WMMA wants 32-byte aligned tiles
-    float* sX = smem;                // KS x LDX: w_s x[s, p0 + i]
-    float* sB = sX + KS * LDX;       // ROWS_B x LDB: B[s, n0 + j], at the end the output tile
-    float* sW = sB + ROWS_B * LDB;   // Q: w_s
+    float* sW = smem;                // Q: w_s
+    float* buf = smem + Q;           // two stages of STAGE floats: sX (KS x LDX), sB (KS x LDB); then the output
 
     const int tiles_n = (N + TN - 1) / TN;
     const int p0 = (blockIdx.x / tiles_n) * TP, n0 = (blockIdx.x % tiles_n) * TN;
@@ -79,9 +147,30 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
     const int tid = threadIdx.x, warp = tid >> 5;
     const long chunk0 = (long)c * Q;                       // first step of the chunk
     const long cs_base = ((long)bh * nchunks + c) * Q;
+    const bool vec_x = (P % 4 == 0) && aligned16(x), vec_b = (N % 4 == 0) && aligned16(B);
+
+    auto x_row = [&](int s0) {
+        return [=](int s) -> const T_X* {
+            const long t = chunk0 + s0 + s;
+            return t < l ? x + (((long)bi * l + t) * h + hi) * P + p0 : nullptr;
+        };
+    };
+    auto b_row = [&](int s0) {
+        return [=](int s) -> const T_B* {
+            const long t = chunk0 + s0 + s;
+            return t < l ? B + (((long)bi * l + t) * g + gi) * N + n0 : nullptr;
+        };
+    };
+    auto issue = [&](int s0, float* dst) {
+        tile_issue<KS, TP, LDX, T_X>(dst, x_row(s0), P - p0, vec_x, x);
+        tile_issue<KS, TN, LDB, T_B>(dst + KS * LDX, b_row(s0), N - n0, vec_b, B);
+    };
 
     const float cs_last = cs[cs_base + Q - 1];
     for (int s = tid; s < Q; s += THREADS) sW[s] = __expf(cs_last - cs[cs_base + s]) * dt_out[cs_base + s];
+    issue(0, buf);
+    cp_async_commit();
+    __syncthreads();  // sW is ready
 
     // NWARPS is a multiple of the fragment columns (TN/16), so all of a warp's fragments lie in one
     // column fj: its B fragment is loaded once per depth step and reused for each of them.
@@ -92,51 +181,49 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
     for (int k = 0; k < PER_WARP; ++k) wmma::fill_fragment(acc[k], 0.f);
 
     for (int s0 = 0; s0 < Q; s0 += KS) {
-        __syncthreads();  // sW is ready; the previous slice is no longer read
-        for (int e = tid; e < KS * TP; e += THREADS) {
-            const int s = e / TP, i = e % TP;
-            const long t = chunk0 + s0 + s;
-            float v = 0.f;
-            if (t < l && p0 + i < P) v = to_f(x[(((long)bi * l + t) * h + hi) * P + p0 + i]) * sW[s0 + s];
-            sX[s * LDX + i] = wmma::__float_to_tf32(v);
+        float* sX = buf + ((s0 / KS) & 1) * STAGE;
+        float* sB = sX + KS * LDX;
+        if (s0 + KS < Q) {  // the next slice's copies fly while this one is multiplied
+            issue(s0 + KS, buf + ((s0 / KS + 1) & 1) * STAGE);
+            cp_async_commit();
+            cp_async_wait_all_but_one();
+        } else {
+            cp_async_wait_all();
         }
-        for (int e = tid; e < KS * TN; e += THREADS) {
-            const int s = e / TN, j = e % TN;
-            const long t = chunk0 + s0 + s;
-            float v = 0.f;
-            if (t < l && n0 + j < N) v = to_f(B[(((long)bi * l + t) * g + gi) * N + n0 + j]);
-            sB[s * LDB + j] = wmma::__float_to_tf32(v);
-        }
-        __syncthreads();
+        tile_finish<KS, TP, LDX, T_X>(sX, x_row(s0), P - p0, [&](int s, int, float v) { return v * sW[s0 + s]; });
+        tile_finish<KS, TN, LDB, T_B>(sB, b_row(s0), N - n0, [](int, int, float v) { return v; });
+        __syncthreads();  // the slice, scaled and rounded by every thread, is visible to all
+        if (warp < FRAGS) {  // (only false when the tile has fewer fragments than warps)
 #pragma unroll
-        for (int kk = 0; kk < KS; kk += 8) {
-            if (warp >= FRAGS) break;  // (only when the tile has fewer fragments than warps)
-            wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b;
-            wmma::load_matrix_sync(b, sB + kk * LDB + fj * 16, LDB);  // (s, j) at sB[s][j]
+            for (int kk = 0; kk < KS; kk += 8) {
+                wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b;
+                wmma::load_matrix_sync(b, sB + kk * LDB + fj * 16, LDB);  // (s, j) at sB[s][j]
 #pragma unroll
-            for (int k = 0; k < PER_WARP; ++k) {
-                const int f = warp + k * NWARPS;
-                if (f < FRAGS) {
-                    wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> a;
-                    wmma::load_matrix_sync(a, sX + kk * LDX + (f / (TN / 16)) * 16, LDX);  // (i, s) at sX[s][i]
-                    wmma::mma_sync(acc[k], a, b, acc[k]);
+                for (int k = 0; k < PER_WARP; ++k) {
+                    const int f = warp + k * NWARPS;
+                    if (f < FRAGS) {
+                        wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> a;
+                        wmma::load_matrix_sync(a, sX + kk * LDX + (f / (TN / 16)) * 16, LDX);  // (i, s) at sX[s][i]
+                        wmma::mma_sync(acc[k], a, b, acc[k]);
+                    }
                 }
             }
         }
+        __syncthreads();  // this buffer is no longer read: the copies of slice k + 2 may go in
     }
-    __syncthreads();
+    float* sO = buf;  // TP x LDB: the finished tile
 #pragma unroll
     for (int k = 0; k < PER_WARP; ++k) {
         const int f = warp + k * NWARPS;
         if (f < FRAGS) {
             const int fi = f / (TN / 16);  // (its column is fj)
-            wmma::store_matrix_sync(sB + fi * 16 * LDB + fj * 16, acc[k], LDB, wmma::mem_row_major);
+            wmma::store_matrix_sync(sO + fi * 16 * LDB + fj * 16, acc[k], LDB, wmma::mem_row_major);
         }
     }
     __syncthreads();
     float* out = states + (((long)bi * nchunks + c) * h + hi) * (long)(P * N);
     for (int e = tid; e < TP * TN; e += THREADS) {
         const int i = e / TN, j = e % TN;
-        if (p0 + i < P && n0 + j < N) out[(long)(p0 + i) * N + n0 + j] = sB[i * LDB + j];
+        if (p0 + i < P && n0 + j < N) out[(long)(p0 + i) * N + n0 + j] = sO[i * LDB + j];
     }
 }
