@@ -61,6 +61,10 @@ SSD_CONFIGS += [((64, n), Q, types) for n in (64, 128) for Q in (64, 128, 256) f
 # sizes whose tiles are padded up to the next power-of-two count of fragments (before: a compile error)
 SSD_CONFIGS += [((48, 48), 64, FP32), ((64, 96), 64, FP32), ((40, 112), 128, FP32), ((16, 80), 256, FP32)]
 _seen = set()
+# the register-budget knob (ssd_cuda.MIN_BLOCKS) at the benchmark's sizes, for the GPU session's A/B runs
+for _mb in (3, 4):
+    CASES.append(("ssd:scan", {**ssd_cuda.defines("scan", 64, 128, 64), "MIN_BLOCKS": _mb}))
+    CASES.append(("ssd:state", {**ssd_cuda.defines("state", 64, 128, 256), "MIN_BLOCKS": _mb}))
 for (_p, _n), _Q, _types in SSD_CONFIGS:
     for _step in ssd_cuda.KERNEL_FILES:
         _defs = ssd_cuda.defines(_step, _p, _n, _Q, _types)

@@ -50,6 +50,10 @@ MAX_N = 256  # state size n
 MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z (chunks, b·h)
 NWARPS = 8  # warps per block of the two matrix-product kernels
 PASSING_THREADS = 256
+# blocks per SM the register budget of a kernel must allow (``__launch_bounds__``'s second argument; 0: the
+# compiler's choice). ptxas for sm_90 at (p, n) = (64, 128): state 64 registers with 4 (76 without), no spills;
+# scan 64 (Q = 256) / 80 (Q = 64) without, and it spills a few bytes with 3 or 4.
+MIN_BLOCKS = {"state": 4, "scan": 0}
 _DTYPES = {"float32": "float", "float16": "__half", "bfloat16": "__nv_bfloat16"}  # input dtype → C type
 _ARG_NAMES = ("x", "dt", "A", "B", "C", "D", "z", "dt_bias", "initial_states")
 
@@ -140,10 +144,12 @@ def defines(step, p, n, Q, types=None):
     t = tiles(p, n, Q)[step]
     if step == "bmm":
         return {"N": n, "Q": Q, **t, "NWARPS": NWARPS, "T_B": ty("B"), "T_C": ty("C")}
+    bounds = {"MIN_BLOCKS": MIN_BLOCKS[step]} if MIN_BLOCKS.get(step) else {}
     if step == "state":
-        return {"P": p, "N": n, "Q": Q, **t, "NWARPS": NWARPS, "T_X": ty("x"), "T_B": ty("B")}
+        return {"P": p, "N": n, "Q": Q, **t, "NWARPS": NWARPS, **bounds, "T_X": ty("x"), "T_B": ty("B")}
     if step == "scan":
-        return {"P": p, "N": n, "Q": Q, **t, "NWARPS": NWARPS, "T_X": ty("x"), "T_C": ty("C"), "T_Z": ty("z")}
+        return {"P": p, "N": n, "Q": Q, **t, "NWARPS": NWARPS, **bounds, "T_X": ty("x"), "T_C": ty("C"),
+                "T_Z": ty("z")}
     raise ValueError(f"step must be one of {sorted(KERNEL_FILES)}, got {step!r}")
 
 
@@ -274,7 +280,7 @@ def _plan(device, b, l, h, p, g, n, Q, types):
         "cumsum": ((c, b * h), (max(Q, 32),)),
         "bmm": (((Q // tt_b) ** 2, c, b * g), threads),
         "state": ((-(-p // tp_s) * -(-n // tn_s), c, b * h), threads),
-        "passing": ((-(-p * n // PASSING_THREADS), b * h), (PASSING_THREADS,)),
+        "passing": ((-(-p * n // (4 * PASSING_THREADS)), b * h), (PASSING_THREADS,)),  # 4 elements a thread
         "scan": (((Q // tt) * -(-p // tp), c, b * h), threads),
     }
     return tuple((kernels[step], *grids[step], smem[step]) for step in STEPS)

@@ -58,6 +58,11 @@ using namespace nvcuda;
 #ifndef NWARPS
 #define NWARPS 8
 #endif
+#ifdef MIN_BLOCKS                  // blocks per SM the register budget must allow (else the compiler's choice)
+#define BOUNDS __launch_bounds__(THREADS, MIN_BLOCKS)
+#else
+#define BOUNDS __launch_bounds__(THREADS)
+#endif
 #ifndef T_X
 #define T_X float
 #endif
@@ -161,7 +166,7 @@ __device__ __forceinline__ void tile_finish(float* dst, RowFn row, int ncols, F 
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
+extern "C" __global__ void BOUNDS
 ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float* __restrict__ CB,
                const T_Z* __restrict__ z, const float* __restrict__ D, const float* __restrict__ dt_out,
                const float* __restrict__ cs, const float* __restrict__ states, T_X* __restrict__ out,

@@ -50,6 +50,11 @@ using namespace nvcuda;
 #ifndef NWARPS
 #define NWARPS 8
 #endif
+#ifdef MIN_BLOCKS                  // blocks per SM the register budget must allow (else the compiler's choice)
+#define BOUNDS __launch_bounds__(THREADS, MIN_BLOCKS)
+#else
+#define BOUNDS __launch_bounds__(THREADS)
+#endif
 #ifndef T_X
 #define T_X float
 #endif
@@ -134,7 +139,7 @@ __device__ __forceinline__ void tile_finish(float* dst, RowFn row, int ncols, F 
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
+extern "C" __global__ void BOUNDS
 ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const float* __restrict__ dt_out,
                 const float* __restrict__ cs, float* __restrict__ states, int l, int h, int g, int nchunks) {
     extern __shared__ __align__(128) float smem[];  // WMMA wants 32-byte aligned tiles
