@@ -16,10 +16,10 @@
 //      mask is applied before the exp: no inf);
 //   3. add D x, gate with silu(z), write the tile once in x's type.
 // The stages are pipelined through two shared-memory buffers: while the warps multiply stage k, the
-// copies of stage k+1 are in flight (cp.async, which needs no registers). Float inputs are copied raw
-// (16-byte copies when rows are aligned, else 4-byte ones), then each thread scales/masks and rounds to
-// TF32 the elements it copied itself (cp.async.wait_group makes a thread's own copies visible to it);
-// half-precision inputs are read and converted at that point instead (plain loads).
+// copies of stage k+1 are in flight (cp.async, which needs no registers). Inputs are copied raw, 4
+// elements at a time (16 bytes of float, 8 of half, when rows are aligned; otherwise float goes 4 bytes at
+// a time and half is read with plain loads later), then each thread widens, scales/masks and rounds to
+// TF32 the elements it copied itself (cp.async.wait_group makes a thread's own copies visible to it).
 // Tensor-core products use the WMMA API with TF32 inputs and float32 accumulation (16 x 16 x 8
 // fragments), like the official kernel's tl.dot on fp32. Warp w owns the output fragments w, w + NWARPS, ... .
 //
@@ -110,6 +110,10 @@ __device__ __forceinline__ void cp_async4(float* dst, const float* src, bool val
     const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 4 : 0));
 }
+__device__ __forceinline__ void cp_async8(float* dst, const void* src, bool valid) {
+    const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 8 : 0));
+}
 __device__ __forceinline__ void cp_async16(float* dst, const float* src, bool valid) {
     const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 16 : 0));
@@ -117,23 +121,29 @@ __device__ __forceinline__ void cp_async16(float* dst, const float* src, bool va
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
-__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<unsigned long long>(p) & 15) == 0; }
+// rows of `dim` elements of type T at p can be copied 4 elements at a time (16 bytes of float, 8 of half)
+template <typename T>
+__device__ __forceinline__ bool quads_ok(const T* p, int dim) {
+    return dim % 4 == 0 && (reinterpret_cast<unsigned long long>(p) & (4 * sizeof(T) - 1)) == 0;
+}
 
 // A tile of R rows x W columns (W a multiple of 4) goes to shared rows of stride LD. Thread tid owns
 // the quads (4 consecutive columns) tid, tid + THREADS, ...; row(r) points at column 0 of the tile's
-// row r in global memory (nullptr past the sequence), columns >= ncols are zeros.
-// issue: float rows start their cp.async copies (16 bytes a quad if vec, else 4 per element);
-// finish: after the wait, each thread turns its own elements v into tf32(f(r, j, v)) (half rows are
-// read here, with plain loads).
+// row r in global memory (nullptr past the sequence); columns >= ncols are zeros.
+// issue: start the cp.async copies. Float quads: 16 bytes (vec) or four copies of 4 bytes. Half quads
+//   (vec only): their 8 raw bytes go to the front of the quad's own 16-byte float slot.
+// finish: after the wait, each thread turns its own elements v into tf32(f(r, j, v)) in place (a
+//   thread's own cp.async copies are visible to it after cp.async.wait_group); half quads are widened
+//   from their raw bytes or, without vec, read here with plain loads.
 template <int R, int W, int LD, typename T, typename RowFn>
 __device__ __forceinline__ void tile_issue(float* dst, RowFn row, int ncols, bool vec, const T* any) {
-    if constexpr (is_f32<T>::value) {
 #pragma unroll
-        for (int m = 0; m < (R * W / 4 + THREADS - 1) / THREADS; ++m) {
-            const int q = threadIdx.x + m * THREADS;
-            if (R * W / 4 % THREADS != 0 && q >= R * W / 4) break;
-            const int r = q / (W / 4), j = 4 * (q % (W / 4));
-            const T* src = row(r);
+    for (int m = 0; m < (R * W / 4 + THREADS - 1) / THREADS; ++m) {
+        const int q = threadIdx.x + m * THREADS;
+        if (R * W / 4 % THREADS != 0 && q >= R * W / 4) break;
+        const int r = q / (W / 4), j = 4 * (q % (W / 4));
+        const T* src = row(r);
+        if constexpr (is_f32<T>::value) {
             if (vec) {
                 const bool ok = src != nullptr && j < ncols;
                 cp_async16(dst + r * LD + j, ok ? src + j : any, ok);
@@ -144,25 +154,35 @@ __device__ __forceinline__ void tile_issue(float* dst, RowFn row, int ncols, boo
                     cp_async4(dst + r * LD + j + e, ok ? src + j + e : any, ok);
                 }
             }
+        } else if (vec) {
+            const bool ok = src != nullptr && j < ncols;
+            cp_async8(dst + r * LD + j, ok ? src + j : any, ok);
         }
     }
 }
 template <int R, int W, int LD, typename T, typename RowFn, typename F>
-__device__ __forceinline__ void tile_finish(float* dst, RowFn row, int ncols, F f) {
+__device__ __forceinline__ void tile_finish(float* dst, RowFn row, int ncols, bool vec, F f) {
 #pragma unroll
     for (int m = 0; m < (R * W / 4 + THREADS - 1) / THREADS; ++m) {
         const int q = threadIdx.x + m * THREADS;
         if (R * W / 4 % THREADS != 0 && q >= R * W / 4) break;
         const int r = q / (W / 4), j = 4 * (q % (W / 4));
-        const T* src = nullptr;
-        if constexpr (!is_f32<T>::value) src = row(r);
+        float* slot = dst + r * LD + j;
+        float v[4];
+        if constexpr (is_f32<T>::value) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            float v;
-            if constexpr (is_f32<T>::value) v = dst[r * LD + j + e];  // this thread's own copy (zero if outside)
-            else v = (src != nullptr && j + e < ncols) ? to_f(src[j + e]) : 0.f;
-            dst[r * LD + j + e] = wmma::__float_to_tf32(f(r, j + e, v));
+            for (int e = 0; e < 4; ++e) v[e] = slot[e];  // this thread's own copy (zero if outside)
+        } else if (vec) {
+            const T* raw = reinterpret_cast<const T*>(slot);  // all four are read before the slot is overwritten
+#pragma unroll
+            for (int e = 0; e < 4; ++e) v[e] = to_f(raw[e]);
+        } else {
+            const T* src = row(r);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) v[e] = (src != nullptr && j + e < ncols) ? to_f(src[j + e]) : 0.f;
         }
+#pragma unroll
+        for (int e = 0; e < 4; ++e) slot[e] = wmma::__float_to_tf32(f(r, j + e, v[e]));
     }
 }
 
@@ -187,8 +207,7 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
     const int K2 = (t0 + TT) / KS;                         // phase-2 stages: slices up to the diagonal
     const float* S = states + (((long)bi * nchunks + c) * h + hi) * (long)(P * N);
     const float* cb = CB + (((long)bi * nchunks + c) * g + gi) * (long)(Q * Q);
-    const bool vec_c = (N % 4 == 0) && aligned16(C), vec_s = (N % 4 == 0) && aligned16(states);
-    const bool vec_x = (P % 4 == 0) && aligned16(x), vec_cb = aligned16(CB);
+    const bool vec_c = quads_ok(C, N), vec_s = quads_ok(states, N), vec_x = quads_ok(x, P), vec_cb = quads_ok(CB, Q);
 
     // row pointers of the staged tiles (nullptr: a row past the sequence, staged as zeros)
     auto c_row = [&](int k0) {
@@ -224,13 +243,13 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
     auto finish = [&](int k, float* dst) {
         if (k < K1) {
             const int k0 = k * KN;
-            tile_finish<TT, KN, LDK, T_C>(dst, c_row(k0), N - k0, [&](int r, int, float v) { return v * sE[r]; });
-            tile_finish<TP, KN, LDK, float>(dst + TT * LDK, s_row(k0), N - k0, [](int, int, float v) { return v; });
+            tile_finish<TT, KN, LDK, T_C>(dst, c_row(k0), N - k0, vec_c, [&](int r, int, float v) { return v * sE[r]; });
+            tile_finish<TP, KN, LDK, float>(dst + TT * LDK, s_row(k0), N - k0, vec_s, [](int, int, float v) { return v; });
         } else {
             const int s0 = (k - K1) * KS;
-            tile_finish<KS, TP, LDX, T_X>(dst, x_row(s0), P - p0, [](int, int, float v) { return v; });
+            tile_finish<KS, TP, LDX, T_X>(dst, x_row(s0), P - p0, vec_x, [](int, int, float v) { return v; });
             // M[t, s] = CB[t, s] exp(cs_t - cs_s) delta_s for s <= t, else 0 (masked before the exp)
-            tile_finish<TT, KS, LDM, float>(dst + KS * LDX, cb_row(s0), KS, [&](int r, int s, float v) {
+            tile_finish<TT, KS, LDM, float>(dst + KS * LDX, cb_row(s0), KS, vec_cb, [&](int r, int s, float v) {
                 return s0 + s <= t0 + r ? v * __expf(sCs[t0 + r] - sCs[s0 + s]) * sDt[s0 + s] : 0.f;
             });
         }

@@ -8,9 +8,10 @@
 //
 // One block computes a TP x TN tile of it. It walks the chunk in slices of KS steps, pipelined through
 // two shared-memory buffers: while the warps multiply slice k, the copies of slice k+1 are in flight
-// (cp.async; 16-byte copies when rows are aligned, else 4-byte ones). After the wait, each thread scales
-// the x elements it copied itself by w_s (sX[s][i] = w_s x[s, i]) and rounds them and its B elements
-// (sB[s][j]) to TF32; half-precision inputs are read and converted at that point instead (plain loads).
+// (cp.async, 4 elements at a time: 16 bytes of float, 8 of half, when rows are aligned; otherwise float
+// goes 4 bytes at a time and half is read with plain loads later). After the wait, each thread widens
+// and scales the x elements it copied itself by w_s (sX[s][i] = w_s x[s, i]) and rounds them and its B
+// elements (sB[s][j]) to TF32.
 // Then the warps multiply on tensor cores with the WMMA API: TF32 inputs (10-bit mantissa, like the
 // official kernel's tl.dot on fp32), float32 accumulation, fragments of 16 x 16 outputs and depth 8.
 // Xw^T is read from sX as a column-major matrix (no transpose copy). Warp w owns the output fragments
@@ -83,6 +84,10 @@ __device__ __forceinline__ void cp_async4(float* dst, const float* src, bool val
     const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 4 : 0));
 }
+__device__ __forceinline__ void cp_async8(float* dst, const void* src, bool valid) {
+    const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 8 : 0));
+}
 __device__ __forceinline__ void cp_async16(float* dst, const float* src, bool valid) {
     const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 16 : 0));
@@ -90,23 +95,29 @@ __device__ __forceinline__ void cp_async16(float* dst, const float* src, bool va
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
-__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<unsigned long long>(p) & 15) == 0; }
+// rows of `dim` elements of type T at p can be copied 4 elements at a time (16 bytes of float, 8 of half)
+template <typename T>
+__device__ __forceinline__ bool quads_ok(const T* p, int dim) {
+    return dim % 4 == 0 && (reinterpret_cast<unsigned long long>(p) & (4 * sizeof(T) - 1)) == 0;
+}
 
 // A tile of R rows x W columns (W a multiple of 4) goes to shared rows of stride LD. Thread tid owns
 // the quads (4 consecutive columns) tid, tid + THREADS, ...; row(r) points at column 0 of the tile's
-// row r in global memory (nullptr past the sequence), columns >= ncols are zeros.
-// issue: float rows start their cp.async copies (16 bytes a quad if vec, else 4 per element);
-// finish: after the wait, each thread turns its own elements v into tf32(f(r, j, v)) (half rows are
-// read here, with plain loads).
+// row r in global memory (nullptr past the sequence); columns >= ncols are zeros.
+// issue: start the cp.async copies. Float quads: 16 bytes (vec) or four copies of 4 bytes. Half quads
+//   (vec only): their 8 raw bytes go to the front of the quad's own 16-byte float slot.
+// finish: after the wait, each thread turns its own elements v into tf32(f(r, j, v)) in place (a
+//   thread's own cp.async copies are visible to it after cp.async.wait_group); half quads are widened
+//   from their raw bytes or, without vec, read here with plain loads.
 template <int R, int W, int LD, typename T, typename RowFn>
 __device__ __forceinline__ void tile_issue(float* dst, RowFn row, int ncols, bool vec, const T* any) {
-    if constexpr (is_f32<T>::value) {
 #pragma unroll
-        for (int m = 0; m < (R * W / 4 + THREADS - 1) / THREADS; ++m) {
-            const int q = threadIdx.x + m * THREADS;
-            if (R * W / 4 % THREADS != 0 && q >= R * W / 4) break;
-            const int r = q / (W / 4), j = 4 * (q % (W / 4));
-            const T* src = row(r);
+    for (int m = 0; m < (R * W / 4 + THREADS - 1) / THREADS; ++m) {
+        const int q = threadIdx.x + m * THREADS;
+        if (R * W / 4 % THREADS != 0 && q >= R * W / 4) break;
+        const int r = q / (W / 4), j = 4 * (q % (W / 4));
+        const T* src = row(r);
+        if constexpr (is_f32<T>::value) {
             if (vec) {
                 const bool ok = src != nullptr && j < ncols;
                 cp_async16(dst + r * LD + j, ok ? src + j : any, ok);
@@ -117,25 +128,35 @@ __device__ __forceinline__ void tile_issue(float* dst, RowFn row, int ncols, boo
                     cp_async4(dst + r * LD + j + e, ok ? src + j + e : any, ok);
                 }
             }
+        } else if (vec) {
+            const bool ok = src != nullptr && j < ncols;
+            cp_async8(dst + r * LD + j, ok ? src + j : any, ok);
         }
     }
 }
 template <int R, int W, int LD, typename T, typename RowFn, typename F>
-__device__ __forceinline__ void tile_finish(float* dst, RowFn row, int ncols, F f) {
+__device__ __forceinline__ void tile_finish(float* dst, RowFn row, int ncols, bool vec, F f) {
 #pragma unroll
     for (int m = 0; m < (R * W / 4 + THREADS - 1) / THREADS; ++m) {
         const int q = threadIdx.x + m * THREADS;
         if (R * W / 4 % THREADS != 0 && q >= R * W / 4) break;
         const int r = q / (W / 4), j = 4 * (q % (W / 4));
-        const T* src = nullptr;
-        if constexpr (!is_f32<T>::value) src = row(r);
+        float* slot = dst + r * LD + j;
+        float v[4];
+        if constexpr (is_f32<T>::value) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            float v;
-            if constexpr (is_f32<T>::value) v = dst[r * LD + j + e];  // this thread's own copy (zero if outside)
-            else v = (src != nullptr && j + e < ncols) ? to_f(src[j + e]) : 0.f;
-            dst[r * LD + j + e] = wmma::__float_to_tf32(f(r, j + e, v));
+            for (int e = 0; e < 4; ++e) v[e] = slot[e];  // this thread's own copy (zero if outside)
+        } else if (vec) {
+            const T* raw = reinterpret_cast<const T*>(slot);  // all four are read before the slot is overwritten
+#pragma unroll
+            for (int e = 0; e < 4; ++e) v[e] = to_f(raw[e]);
+        } else {
+            const T* src = row(r);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) v[e] = (src != nullptr && j + e < ncols) ? to_f(src[j + e]) : 0.f;
         }
+#pragma unroll
+        for (int e = 0; e < 4; ++e) slot[e] = wmma::__float_to_tf32(f(r, j + e, v[e]));
     }
 }
 
@@ -152,7 +173,7 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
     const int tid = threadIdx.x, warp = tid >> 5;
     const long chunk0 = (long)c * Q;                       // first step of the chunk
     const long cs_base = ((long)bh * nchunks + c) * Q;
-    const bool vec_x = (P % 4 == 0) && aligned16(x), vec_b = (N % 4 == 0) && aligned16(B);
+    const bool vec_x = quads_ok(x, P), vec_b = quads_ok(B, N);
 
     auto x_row = [&](int s0) {
         return [=](int s) -> const T_X* {
@@ -195,8 +216,8 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
         } else {
             cp_async_wait_all();
         }
-        tile_finish<KS, TP, LDX, T_X>(sX, x_row(s0), P - p0, [&](int s, int, float v) { return v * sW[s0 + s]; });
-        tile_finish<KS, TN, LDB, T_B>(sB, b_row(s0), N - n0, [](int, int, float v) { return v; });
+        tile_finish<KS, TP, LDX, T_X>(sX, x_row(s0), P - p0, vec_x, [&](int s, int, float v) { return v * sW[s0 + s]; });
+        tile_finish<KS, TN, LDB, T_B>(sB, b_row(s0), N - n0, vec_b, [](int, int, float v) { return v; });
         __syncthreads();  // the slice, scaled and rounded by every thread, is visible to all
         if (warp < FRAGS) {  // (only false when the tile has fewer fragments than warps)
 #pragma unroll
