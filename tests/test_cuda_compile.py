@@ -56,7 +56,8 @@ SSD_CONFIGS = [((8, 16), Q, FP32) for Q in ssd_cuda.CHUNK_SIZES]
 SSD_CONFIGS += [((8, 16), 64, dict.fromkeys(ALL, "bfloat16")), ((8, 16), 64, dict.fromkeys(ALL, "float16")),
                 ((8, 16), 64, BF16_BENCH), ((4, 8), 16, FP32),
                 ((8, 16), 32, dict.fromkeys(ALL, "bfloat16")),  # tests/gpu/test_ssd_gpu.py's bf16 test
-                ((20, 24), 64, FP32), ((70, 140), 64, FP32), ((128, 256), 64, FP32), ((128, 256), 256, FP32)]
+                ((20, 24), 64, FP32), ((70, 140), 64, FP32), ((128, 256), 64, FP32), ((128, 256), 256, FP32),
+                ((6, 10), 64, FP32), ((6, 10), 64, dict.fromkeys(ALL, "bfloat16"))]  # element-wise copies
 SSD_CONFIGS += [((64, n), Q, types) for n in (64, 128) for Q in (64, 128, 256) for types in (FP32, BF16_BENCH)]
 # sizes whose tiles are padded up to the next power-of-two count of fragments (before: a compile error)
 SSD_CONFIGS += [((48, 48), 64, FP32), ((64, 96), 64, FP32), ((40, 112), 128, FP32), ((16, 80), 256, FP32)]
