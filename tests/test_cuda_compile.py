@@ -66,6 +66,11 @@ _seen = set()
 for _mb in (3, 4):
     CASES.append(("ssd:scan", {**ssd_cuda.defines("scan", 64, 128, 64), "MIN_BLOCKS": _mb}))
     CASES.append(("ssd:state", {**ssd_cuda.defines("state", 64, 128, 256), "MIN_BLOCKS": _mb}))
+# and slices of 64 (ssd_cuda.SLICE = 64), the other setting the GPU session compares
+for _Q in (64, 256):
+    CASES.append(("ssd:scan", {**ssd_cuda.defines("scan", 64, 128, _Q), "KS": 64, "KN": 64}))
+    CASES.append(("ssd:state", {**ssd_cuda.defines("state", 64, 128, _Q), "KS": 64}))
+CASES.append(("ssd:scan", {**ssd_cuda.defines("scan", 64, 128, 256, BF16_BENCH), "KS": 64, "KN": 64}))
 for (_p, _n), _Q, _types in SSD_CONFIGS:
     for _step in ssd_cuda.KERNEL_FILES:
         _defs = ssd_cuda.defines(_step, _p, _n, _Q, _types)

@@ -54,6 +54,7 @@ PASSING_THREADS = 256
 # compiler's choice). ptxas for sm_90 at (p, n) = (64, 128): state 64 registers with 4 (76 without), no spills;
 # scan 64 (Q = 256) / 80 (Q = 64) without, and it spills a few bytes with 3 or 4.
 MIN_BLOCKS = {"state": 4, "scan": 0}
+SLICE = 32  # steps (state, scan) and columns of n (scan's phase 1) per pipelined slice: 16 times a power of two
 _DTYPES = {"float32": "float", "float16": "__half", "bfloat16": "__nv_bfloat16"}  # input dtype → C type
 _ARG_NAMES = ("x", "dt", "A", "B", "C", "D", "z", "dt_bias", "initial_states")
 
@@ -97,13 +98,13 @@ def tiles(p, n, Q):
     tp = min(_pow2_blocks(p), 64)
     tt = min(Q, 64)
     return {"bmm": {"TT": tt},
-            "state": {"KS": min(Q, 32), "TP": tp, "TN": min(_pow2_blocks(n), 64)},
-            "scan": {"TT": tt, "TP": tp, "KS": min(tt, 32)}}
+            "state": {"KS": min(Q, SLICE), "TP": tp, "TN": min(_pow2_blocks(n), 64)},
+            "scan": {"TT": tt, "TP": tp, "KS": min(tt, SLICE)}}
 
 
 def scan_depth_slice(n):
-    """Columns of n per phase-1 slice of ``ssd_chunk_scan`` (its KN): 32, or n padded to 8 when smaller."""
-    return min(32, _round_up(n, 8))
+    """Columns of n per phase-1 slice of ``ssd_chunk_scan`` (its KN): :data:`SLICE`, or n padded to 8 when smaller."""
+    return min(SLICE, _round_up(n, 8))
 
 
 def _pow2_blocks(k):
@@ -148,8 +149,8 @@ def defines(step, p, n, Q, types=None):
     if step == "state":
         return {"P": p, "N": n, "Q": Q, **t, "NWARPS": NWARPS, **bounds, "T_X": ty("x"), "T_B": ty("B")}
     if step == "scan":
-        return {"P": p, "N": n, "Q": Q, **t, "NWARPS": NWARPS, **bounds, "T_X": ty("x"), "T_C": ty("C"),
-                "T_Z": ty("z")}
+        return {"P": p, "N": n, "Q": Q, **t, "KN": scan_depth_slice(n), "NWARPS": NWARPS, **bounds,
+                "T_X": ty("x"), "T_C": ty("C"), "T_Z": ty("z")}
     raise ValueError(f"step must be one of {sorted(KERNEL_FILES)}, got {step!r}")
 
 

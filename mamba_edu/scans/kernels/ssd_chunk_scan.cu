@@ -25,7 +25,7 @@
 //
 // Compile-time sizes (-D): P, N, Q, TT (rows per block, a multiple of 16 dividing Q), TP (channels
 // per block, a multiple of 16), KS (steps per slice of the diagonal part, a multiple of 16 dividing TT),
-// NWARPS; input types T_X, T_C, T_Z (float, __half, __nv_bfloat16); the output has x's type.
+// KN (columns of n per slice of phase 1, a multiple of 8), NWARPS, MIN_BLOCKS (optional); input types T_X, T_C, T_Z (float, __half, __nv_bfloat16); the output has x's type.
 // Grid: ((Q/TT) * ceil(P/TP), chunks, b*h).
 // Layout: x, z, out (b, l, h, p); C (b, l, g, n), head hi uses group hi / (h/g); CB (b, chunks, g, Q, Q);
 // D (h,) or (h, p) float32; dt_out, cs (b, h, chunks, Q); states (b, chunks, h, p, n) = the state
@@ -74,7 +74,9 @@ using namespace nvcuda;
 #endif
 
 #define NK ((N + 7) / 8 * 8)               // n padded to the MMA depth (8)
-#define KN (NK < 32 ? NK : 32)             // depth of a phase-1 slice
+#ifndef KN
+#define KN (NK < 32 ? NK : 32)             // depth of a phase-1 slice (columns of n, a multiple of 8)
+#endif
 #define K1 ((NK + KN - 1) / KN)            // phase-1 stages (columns past n are zeros)
 #define LDK (KN + 4)                       // row strides in shared memory (floats, multiples of 4)
 #define LDX (TP + 4)
@@ -89,6 +91,7 @@ using namespace nvcuda;
 #define THREADS (NWARPS * 32)
 
 static_assert(TT % KS == 0 && KS % 16 == 0, "KS must be a multiple of 16 dividing TT");
+static_assert(KN % 8 == 0, "KN must be a multiple of the MMA depth (8)");
 static_assert(TT * LDO <= 2 * STAGE, "the output tile must fit in the two stage buffers");
 static_assert(SMALL % 8 == 0, "stage buffers must start 32-byte aligned");
 
