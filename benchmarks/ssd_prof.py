@@ -3,8 +3,9 @@
 Run on a GPU from the repository root: ``python benchmarks/ssd_prof.py`` (about a minute). Prints, for each
 shape, dtype and chunk size, the GPU µs per call of every kernel (ssd_chunk_scan, ssd_chunk_state, ...) and
 their total. ``--min-blocks scan=4,state=3`` overrides ``ssd_cuda.MIN_BLOCKS`` (the register budget of the two
-matrix-product kernels) and ``--slice 64`` ``ssd_cuda.SLICE`` (the pipelined slices' length) for A/B
-comparisons; ``--shapes small`` runs the smallest shape only.
+matrix-product kernels), ``--slice 64`` ``ssd_cuda.SLICE`` (the pipelined slices' length) and
+``--buffers 3`` ``ssd_cuda.BUFFERS`` (stage buffers) for A/B comparisons; ``--shapes small`` runs the
+smallest shape only.
 """
 
 import argparse
@@ -45,14 +46,15 @@ def main():
     ap.add_argument("--dtypes", default="fp32,bf16")
     ap.add_argument("--min-blocks", default="", help="e.g. scan=4,state=3 (0: the compiler's choice)")
     ap.add_argument("--slice", type=int, default=ssd_cuda.SLICE, help="ssd_cuda.SLICE (32 or 64)")
+    ap.add_argument("--buffers", type=int, default=ssd_cuda.BUFFERS, help="ssd_cuda.BUFFERS (2 or 3)")
     opts = ap.parse_args()
     for item in filter(None, opts.min_blocks.split(",")):
         step, value = item.split("=")
         ssd_cuda.MIN_BLOCKS[step] = int(value)
-    ssd_cuda.SLICE = opts.slice
+    ssd_cuda.SLICE, ssd_cuda.BUFFERS = opts.slice, opts.buffers
     ssd_cuda.tiles.cache_clear()
     ssd_cuda._plan.cache_clear()
-    print("MIN_BLOCKS", ssd_cuda.MIN_BLOCKS, "SLICE", ssd_cuda.SLICE, flush=True)
+    print("MIN_BLOCKS", ssd_cuda.MIN_BLOCKS, "SLICE", ssd_cuda.SLICE, "BUFFERS", ssd_cuda.BUFFERS, flush=True)
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     for name in opts.shapes.split(","):
         shape = SHAPES[name]

@@ -71,6 +71,10 @@ for _Q in (64, 256):
     CASES.append(("ssd:scan", {**ssd_cuda.defines("scan", 64, 128, _Q), "KS": 64, "KN": 64}))
     CASES.append(("ssd:state", {**ssd_cuda.defines("state", 64, 128, _Q), "KS": 64}))
 CASES.append(("ssd:scan", {**ssd_cuda.defines("scan", 64, 128, 256, BF16_BENCH), "KS": 64, "KN": 64}))
+# and three stage buffers (ssd_cuda.BUFFERS = 3), also where a chunk has fewer slices than buffers ahead
+for _step, (_p, _n, _Q) in [("scan", (64, 128, 256)), ("scan", (64, 128, 64)), ("state", (64, 128, 256)),
+                            ("state", (8, 16, 16)), ("scan", (8, 16, 16))]:
+    CASES.append((f"ssd:{_step}", {**ssd_cuda.defines(_step, _p, _n, _Q), "NBUF": 3}))
 for (_p, _n), _Q, _types in SSD_CONFIGS:
     for _step in ssd_cuda.KERNEL_FILES:
         _defs = ssd_cuda.defines(_step, _p, _n, _Q, _types)

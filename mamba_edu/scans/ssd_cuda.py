@@ -55,6 +55,7 @@ PASSING_THREADS = 256
 # scan 64 (Q = 256) / 80 (Q = 64) without, and it spills a few bytes with 3 or 4.
 MIN_BLOCKS = {"state": 4, "scan": 0}
 SLICE = 32  # steps (state, scan) and columns of n (scan's phase 1) per pipelined slice: 16 times a power of two
+BUFFERS = 2  # shared-memory stage buffers of the state and scan kernels (BUFFERS - 1 slices copied ahead)
 _DTYPES = {"float32": "float", "float16": "__half", "bfloat16": "__nv_bfloat16"}  # input dtype → C type
 _ARG_NAMES = ("x", "dt", "A", "B", "C", "D", "z", "dt_bias", "initial_states")
 
@@ -121,12 +122,12 @@ def shared_bytes(step, p, n, Q):
     if step == "state":
         ks, tp, tn = t["state"]["KS"], t["state"]["TP"], t["state"]["TN"]
         stage = _round_up(ks * (tp + 4) + ks * (tn + 4), 8)  # x and B slices
-        return 4 * (Q + 2 * max(stage, _round_up(tp * (tn + 4), 8) // 2))  # w; two stages (then the output tile)
+        return 4 * (Q + BUFFERS * stage)  # w; the stage buffers (then the output tile: a static_assert checks it fits)
     if step == "scan":
         tt, tp, ks = t["scan"]["TT"], t["scan"]["TP"], t["scan"]["KS"]
         kn = scan_depth_slice(n)
         stage = _round_up(max((tt + tp) * (kn + 4), ks * (tp + 4) + tt * (ks + 4)), 8)  # C, S or x, M slices
-        return 4 * (2 * Q + tt + 2 * stage)  # cs, Δ, exp(cs_t); two stages (then the output tile)
+        return 4 * (2 * Q + tt + BUFFERS * stage)  # cs, Δ, exp(cs_t); the stage buffers (then the output tile)
     return 0
 
 
@@ -145,7 +146,7 @@ def defines(step, p, n, Q, types=None):
     t = tiles(p, n, Q)[step]
     if step == "bmm":
         return {"N": n, "Q": Q, **t, "NWARPS": NWARPS, "T_B": ty("B"), "T_C": ty("C")}
-    bounds = {"MIN_BLOCKS": MIN_BLOCKS[step]} if MIN_BLOCKS.get(step) else {}
+    bounds = {"NBUF": BUFFERS, **({"MIN_BLOCKS": MIN_BLOCKS[step]} if MIN_BLOCKS.get(step) else {})}
     if step == "state":
         return {"P": p, "N": n, "Q": Q, **t, "NWARPS": NWARPS, **bounds, "T_X": ty("x"), "T_B": ty("B")}
     if step == "scan":

@@ -15,8 +15,8 @@
 //      acc += M[t, s] x[s, i], M[t, s] = CB[t, s] exp(cs_t - cs_s) delta_s for s <= t, 0 above (the
 //      mask is applied before the exp: no inf);
 //   3. add D x, gate with silu(z), write the tile once in x's type.
-// The stages are pipelined through two shared-memory buffers: while the warps multiply stage k, the
-// copies of stage k+1 are in flight (cp.async, which needs no registers). Inputs are copied raw, 4
+// The stages are pipelined through NBUF shared-memory buffers (default 2): while the warps multiply
+// stage k, the copies of stages k+1 .. k+NBUF-1 are in flight (cp.async, which needs no registers). Inputs are copied raw, 4
 // elements at a time (16 bytes of float, 8 of half, when rows are aligned; otherwise float goes 4 bytes at
 // a time and half is read with plain loads later), then each thread widens, scales/masks and rounds to
 // TF32 the elements it copied itself (cp.async.wait_group makes a thread's own copies visible to it).
@@ -25,7 +25,7 @@
 //
 // Compile-time sizes (-D): P, N, Q, TT (rows per block, a multiple of 16 dividing Q), TP (channels
 // per block, a multiple of 16), KS (steps per slice of the diagonal part, a multiple of 16 dividing TT),
-// KN (columns of n per slice of phase 1, a multiple of 8), NWARPS, MIN_BLOCKS (optional); input types T_X, T_C, T_Z (float, __half, __nv_bfloat16); the output has x's type.
+// KN (columns of n per slice of phase 1, a multiple of 8), NWARPS, NBUF, MIN_BLOCKS (optional); input types T_X, T_C, T_Z (float, __half, __nv_bfloat16); the output has x's type.
 // Grid: ((Q/TT) * ceil(P/TP), chunks, b*h).
 // Layout: x, z, out (b, l, h, p); C (b, l, g, n), head hi uses group hi / (h/g); CB (b, chunks, g, Q, Q);
 // D (h,) or (h, p) float32; dt_out, cs (b, h, chunks, Q); states (b, chunks, h, p, n) = the state
@@ -57,6 +57,9 @@ using namespace nvcuda;
 #endif
 #ifndef NWARPS
 #define NWARPS 8
+#endif
+#ifndef NBUF
+#define NBUF 2                             // stage buffers: NBUF - 1 stages are copied ahead
 #endif
 #ifdef MIN_BLOCKS                  // blocks per SM the register budget must allow (else the compiler's choice)
 #define BOUNDS __launch_bounds__(THREADS, MIN_BLOCKS)
@@ -92,7 +95,8 @@ using namespace nvcuda;
 
 static_assert(TT % KS == 0 && KS % 16 == 0, "KS must be a multiple of 16 dividing TT");
 static_assert(KN % 8 == 0, "KN must be a multiple of the MMA depth (8)");
-static_assert(TT * LDO <= 2 * STAGE, "the output tile must fit in the two stage buffers");
+static_assert(NBUF >= 2, "NBUF: at least two stage buffers");
+static_assert(TT * LDO <= NBUF * STAGE, "the output tile must fit in the stage buffers");
 static_assert(SMALL % 8 == 0, "stage buffers must start 32-byte aligned");
 
 typedef wmma::fragment<wmma::accumulator, 16, 16, 8, float> FragAcc;
@@ -122,8 +126,9 @@ __device__ __forceinline__ void cp_async16(float* dst, const float* src, bool va
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+// wait until at most `pending` of this thread's committed copy groups are still in flight
+template <int pending>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(pending)); }
 // rows of `dim` elements of type T at p can be copied 4 elements at a time (16 bytes of float, 8 of half)
 template <typename T>
 __device__ __forceinline__ bool quads_ok(const T* p, int dim) {
@@ -198,7 +203,7 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
     float* sCs = smem;                // Q: cs of the chunk
     float* sDt = sCs + Q;             // Q: delta of the chunk
     float* sE = sDt + Q;              // TT: exp(cs_t) of the block's rows
-    float* buf = smem + SMALL;        // two stage buffers of STAGE floats; at the end the output tile
+    float* buf = smem + SMALL;        // NBUF stage buffers of STAGE floats; at the end the output tile
 
     const int tiles_p = (P + TP - 1) / TP;
     const int rt = blockIdx.x / tiles_p, p0 = (blockIdx.x % tiles_p) * TP;
@@ -263,8 +268,11 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
         sDt[s] = dt_out[cs_base + s];
     }
     for (int r = tid; r < TT; r += THREADS) sE[r] = __expf(cs[cs_base + t0 + r]);
-    issue(0, buf);
-    cp_async_commit();
+    const int stages = K1 + K2;
+    for (int k = 0; k < NBUF - 1; ++k) {  // the first NBUF - 1 stages' copies (always NBUF - 1 groups)
+        if (k < stages) issue(k, buf + k * STAGE);
+        cp_async_commit();
+    }
     __syncthreads();  // sCs, sDt, sE are ready
 
     // NWARPS is a multiple of the fragment columns (TP/16), so all of a warp's output fragments lie in
@@ -275,16 +283,13 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
 #pragma unroll
     for (int k = 0; k < OUT_PER_WARP; ++k) wmma::fill_fragment(acc[k], 0.f);
 
-    const int stages = K1 + K2;
     for (int k = 0; k < stages; ++k) {
-        float* cur = buf + (k & 1) * STAGE;
-        if (k + 1 < stages) {  // the next stage's copies fly while this one is multiplied
-            issue(k + 1, buf + ((k + 1) & 1) * STAGE);
-            cp_async_commit();
-            cp_async_wait_all_but_one();
-        } else {
-            cp_async_wait_all();
-        }
+        float* cur = buf + (k % NBUF) * STAGE;
+        // the copies of stage k + NBUF - 1 fly while this one is multiplied (its buffer was last read by
+        // stage k - 1, before the barrier that ended it); one group per stage, empty past the last
+        if (k + NBUF - 1 < stages) issue(k + NBUF - 1, buf + ((k + NBUF - 1) % NBUF) * STAGE);
+        cp_async_commit();
+        cp_async_wait<NBUF - 1>();  // stage k's group is complete
         finish(k, cur);
         __syncthreads();  // the stage, scaled and rounded by every thread, is visible to all
         if (warp < OUT_FRAGS) {  // (only false when the tile has fewer fragments than warps)
@@ -324,7 +329,7 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
                 }
             }
         }
-        __syncthreads();  // this buffer is no longer read: the copies of stage k + 2 may go in
+        __syncthreads();  // this buffer is no longer read: the copies of stage k + NBUF may go in
     }
 
     // ---- 3. D skip, silu(z) gate, one write in x's type (the stage buffers hold the output tile now)

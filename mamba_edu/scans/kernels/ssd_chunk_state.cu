@@ -7,7 +7,8 @@
 // a (p x Q)(Q x n) product per (batch, chunk, head), with cs and delta from step 1.
 //
 // One block computes a TP x TN tile of it. It walks the chunk in slices of KS steps, pipelined through
-// two shared-memory buffers: while the warps multiply slice k, the copies of slice k+1 are in flight
+// NBUF shared-memory buffers (default 2): while the warps multiply slice k, the copies of slices
+// k+1 .. k+NBUF-1 are in flight
 // (cp.async, 4 elements at a time: 16 bytes of float, 8 of half, when rows are aligned; otherwise float
 // goes 4 bytes at a time and half is read with plain loads later). After the wait, each thread widens
 // and scales the x elements it copied itself by w_s (sX[s][i] = w_s x[s, i]) and rounds them and its B
@@ -19,7 +20,8 @@
 // p or n (padding) are never written.
 //
 // Compile-time sizes (-D): P, N (head dim, state size), Q (chunk), KS (steps per slice, a multiple
-// of 8 dividing Q), TP, TN (tile, multiples of 16), NWARPS, T_X, T_B (input types: float, __half,
+// of 8 dividing Q), TP, TN (tile, multiples of 16), NWARPS, NBUF (stage buffers, default 2),
+// MIN_BLOCKS (optional), T_X, T_B (input types: float, __half,
 // __nv_bfloat16). Grid: (ceil(P/TP) * ceil(N/TN), chunks, b*h).
 // Layout: x (b, l, h, p); B (b, l, g, n), head hi uses group hi / (h/g); dt_out, cs (b, h, chunks, Q);
 // states (b, chunks, h, p, n) float32.
@@ -51,6 +53,9 @@ using namespace nvcuda;
 #ifndef NWARPS
 #define NWARPS 8
 #endif
+#ifndef NBUF
+#define NBUF 2                             // stage buffers: NBUF - 1 stages are copied ahead
+#endif
 #ifdef MIN_BLOCKS                  // blocks per SM the register budget must allow (else the compiler's choice)
 #define BOUNDS __launch_bounds__(THREADS, MIN_BLOCKS)
 #else
@@ -71,7 +76,8 @@ using namespace nvcuda;
 #define STAGE ((KS * LDX + KS * LDB + 7) / 8 * 8)  // floats of a stage (x and B slices), a 32-byte multiple
 
 static_assert(Q % KS == 0 && KS % 8 == 0, "KS must be a multiple of 8 dividing Q");
-static_assert(TP * LDB <= 2 * STAGE, "the output tile must fit in the two stage buffers");
+static_assert(NBUF >= 2, "NBUF: at least two stage buffers");
+static_assert(TP * LDB <= NBUF * STAGE, "the output tile must fit in the stage buffers");
 static_assert(Q % 8 == 0, "stage buffers must start 32-byte aligned");
 
 __device__ __forceinline__ float to_f(float v) { return v; }
@@ -93,8 +99,9 @@ __device__ __forceinline__ void cp_async16(float* dst, const float* src, bool va
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+// wait until at most `pending` of this thread's committed copy groups are still in flight
+template <int pending>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(pending)); }
 // rows of `dim` elements of type T at p can be copied 4 elements at a time (16 bytes of float, 8 of half)
 template <typename T>
 __device__ __forceinline__ bool quads_ok(const T* p, int dim) {
@@ -165,7 +172,7 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
                 const float* __restrict__ cs, float* __restrict__ states, int l, int h, int g, int nchunks) {
     extern __shared__ __align__(128) float smem[];  // WMMA wants 32-byte aligned tiles
     float* sW = smem;                // Q: w_s
-    float* buf = smem + Q;           // two stages of STAGE floats: sX (KS x LDX), sB (KS x LDB); then the output
+    float* buf = smem + Q;           // NBUF stages of STAGE floats: sX (KS x LDX), sB (KS x LDB); then the output
 
     const int tiles_n = (N + TN - 1) / TN;
     const int p0 = (blockIdx.x / tiles_n) * TP, n0 = (blockIdx.x % tiles_n) * TN;
@@ -194,8 +201,11 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
 
     const float cs_last = cs[cs_base + Q - 1];
     for (int s = tid; s < Q; s += THREADS) sW[s] = __expf(cs_last - cs[cs_base + s]) * dt_out[cs_base + s];
-    issue(0, buf);
-    cp_async_commit();
+    constexpr int slices = Q / KS;
+    for (int k = 0; k < NBUF - 1; ++k) {  // the first NBUF - 1 slices' copies (always NBUF - 1 groups)
+        if (k < slices) issue(k * KS, buf + k * STAGE);
+        cp_async_commit();
+    }
     __syncthreads();  // sW is ready
 
     // NWARPS is a multiple of the fragment columns (TN/16), so all of a warp's fragments lie in one
@@ -206,16 +216,15 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
 #pragma unroll
     for (int k = 0; k < PER_WARP; ++k) wmma::fill_fragment(acc[k], 0.f);
 
-    for (int s0 = 0; s0 < Q; s0 += KS) {
-        float* sX = buf + ((s0 / KS) & 1) * STAGE;
+    for (int k = 0; k < slices; ++k) {
+        const int s0 = k * KS;
+        float* sX = buf + (k % NBUF) * STAGE;
         float* sB = sX + KS * LDX;
-        if (s0 + KS < Q) {  // the next slice's copies fly while this one is multiplied
-            issue(s0 + KS, buf + ((s0 / KS + 1) & 1) * STAGE);
-            cp_async_commit();
-            cp_async_wait_all_but_one();
-        } else {
-            cp_async_wait_all();
-        }
+        // the copies of slice k + NBUF - 1 fly while this one is multiplied (its buffer was last read by
+        // slice k - 1, before the barrier that ended it); one group per slice, empty past the last
+        if (k + NBUF - 1 < slices) issue((k + NBUF - 1) * KS, buf + ((k + NBUF - 1) % NBUF) * STAGE);
+        cp_async_commit();
+        cp_async_wait<NBUF - 1>();  // slice k's group is complete
         tile_finish<KS, TP, LDX, T_X>(sX, x_row(s0), P - p0, vec_x, [&](int s, int, float v) { return v * sW[s0 + s]; });
         tile_finish<KS, TN, LDB, T_B>(sB, b_row(s0), N - n0, vec_b, [](int, int, float v) { return v; });
         __syncthreads();  // the slice, scaled and rounded by every thread, is visible to all
@@ -235,7 +244,7 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
                 }
             }
         }
-        __syncthreads();  // this buffer is no longer read: the copies of slice k + 2 may go in
+        __syncthreads();  // this buffer is no longer read: the copies of slice k + NBUF may go in
     }
     float* sO = buf;  // TP x LDB: the finished tile
 #pragma unroll
