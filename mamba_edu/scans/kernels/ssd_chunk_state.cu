@@ -234,12 +234,12 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
                 wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b;
                 wmma::load_matrix_sync(b, sB + kk * LDB + fj * 16, LDB);  // (s, j) at sB[s][j]
 #pragma unroll
-                for (int k = 0; k < PER_WARP; ++k) {
-                    const int f = warp + k * NWARPS;
+                for (int m = 0; m < PER_WARP; ++m) {
+                    const int f = warp + m * NWARPS;
                     if (f < FRAGS) {
                         wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> a;
                         wmma::load_matrix_sync(a, sX + kk * LDX + (f / (TN / 16)) * 16, LDX);  // (i, s) at sX[s][i]
-                        wmma::mma_sync(acc[k], a, b, acc[k]);
+                        wmma::mma_sync(acc[m], a, b, acc[m]);
                     }
                 }
             }
