@@ -7,7 +7,8 @@
 #   memcheck   compute-sanitizer memcheck on small kernel tests (vector, scalar, half copies)   ≤ 45 s
 #   racecheck  compute-sanitizer racecheck on one small test (the double buffers)                ≤ 25 s
 #   bench      benchmarks/ssd_gpu.py --quick beside the official Triton kernel (smallest shape)  ≤ 45 s
-#   ab         A/B (not in the default): scan MIN_BLOCKS=4, SLICE=64, BUFFERS=3; first shape fp32 ≤ 150 s
+#   ab         A/B, not in the default (first shape, fp32): scan MIN_BLOCKS=4, state MIN_BLOCKS=3,
+#              SLICE=64, BUFFERS=3, one at a time                                             ≤ 180 s
 #   bench-full the whole table (3 shapes), as in benchmarks/run_ssd_h200.sh                      ≤ 240 s
 # The official sources (benchmarks/official/triton, git-ignored) must be carried by the caller.
 # Each step prints the tail of its log; the script goes on after a failure and exits non-zero if any failed.
@@ -33,7 +34,7 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || true
 git log --oneline -1 2>/dev/null || true
 want tests && step tests 150 $PY -m pytest -q -p no:cacheprovider -rfE tests/gpu/test_ssd_cuda.py tests/gpu/test_ssd_gpu.py
 want prof && step prof 50 $PY benchmarks/ssd_prof.py --shapes first,small --chunks 256,64 --dtypes fp32,bf16
-want ab && step ab 150 bash -c "$PY benchmarks/ssd_prof.py --shapes first --dtypes fp32 --min-blocks scan=4; $PY benchmarks/ssd_prof.py --shapes first --dtypes fp32 --slice 64; $PY benchmarks/ssd_prof.py --shapes first --dtypes fp32 --buffers 3"
+want ab && step ab 180 bash -c "$PY benchmarks/ssd_prof.py --shapes first --dtypes fp32 --min-blocks scan=4; $PY benchmarks/ssd_prof.py --shapes first --dtypes fp32 --min-blocks state=3; $PY benchmarks/ssd_prof.py --shapes first --dtypes fp32 --slice 64; $PY benchmarks/ssd_prof.py --shapes first --dtypes fp32 --buffers 3"
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n 1)
 if want memcheck || want racecheck; then
     if [ -z "$SAN" ]; then echo "=== compute-sanitizer not found: sanitizers skipped"; status=1; fi
