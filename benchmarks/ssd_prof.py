@@ -48,13 +48,21 @@ def main():
     ap.add_argument("--slice", type=int, default=ssd_cuda.SLICE, help="ssd_cuda.SLICE (32 or 64)")
     ap.add_argument("--buffers", type=int, default=ssd_cuda.BUFFERS, help="ssd_cuda.BUFFERS (2 or 3)")
     opts = ap.parse_args()
+    defaults = (dict(ssd_cuda.MIN_BLOCKS), ssd_cuda.SLICE, ssd_cuda.BUFFERS)
+
+    def knobs(min_blocks, slice_, buffers):
+        ssd_cuda.MIN_BLOCKS.clear()
+        ssd_cuda.MIN_BLOCKS.update(min_blocks)
+        ssd_cuda.SLICE, ssd_cuda.BUFFERS = slice_, buffers
+        ssd_cuda.tiles.cache_clear()
+        ssd_cuda._plan.cache_clear()
+
+    chosen = dict(defaults[0])
     for item in filter(None, opts.min_blocks.split(",")):
         step, value = item.split("=")
-        ssd_cuda.MIN_BLOCKS[step] = int(value)
-    ssd_cuda.SLICE, ssd_cuda.BUFFERS = opts.slice, opts.buffers
-    ssd_cuda.tiles.cache_clear()
-    ssd_cuda._plan.cache_clear()
-    print("MIN_BLOCKS", ssd_cuda.MIN_BLOCKS, "SLICE", ssd_cuda.SLICE, "BUFFERS", ssd_cuda.BUFFERS, flush=True)
+        chosen[step] = int(value)
+    chosen = (chosen, opts.slice, opts.buffers)
+    print("MIN_BLOCKS", chosen[0], "SLICE", chosen[1], "BUFFERS", chosen[2], "(defaults:", defaults, ")", flush=True)
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     for name in opts.shapes.split(","):
         shape = SHAPES[name]
@@ -62,12 +70,21 @@ def main():
             args, extras = ssd_gpu.make_inputs(shape, dtypes[dname])
             kw = dict(D=extras["D"], dt_bias=extras["dt_bias"], dt_softplus=True)
             for Q in (int(q) for q in opts.chunks.split(",")):
-                times = per_kernel_us(lambda: me.ssd_scan(**args, chunk_size=Q, **kw))  # noqa: B023
+                fn = lambda: me.ssd_scan(**args, chunk_size=Q, **kw)  # noqa: B023, E731
+                same = ""
+                if chosen != defaults:  # the knobs change no arithmetic: the output must keep its bits
+                    knobs(*defaults)
+                    ref = fn()
+                    knobs(*chosen)
+                    out = fn()
+                    diff = (out.float() - ref.float()).abs().max().item()
+                    same = "  same bits as the defaults" if torch.equal(out, ref) else f"  DIFFERS by {diff:.2e}"
+                times = per_kernel_us(fn)
                 ours = {k: v for k, v in times.items() if k.startswith("ssd_")}
                 parts = " | ".join(f"{k[4:]} {v:6.1f}" for k, v in sorted(ours.items(), key=lambda kv: -kv[1]))
                 print(f"{name:5s} {str(shape):26s} {dname} Q={Q:3d}  total {sum(ours.values()):7.1f} µs  "
-                      f"(all GPU work {sum(times.values()):7.1f})  {parts}", flush=True)
-            args = None
+                      f"(all GPU work {sum(times.values()):7.1f})  {parts}{same}", flush=True)
+            args = ref = out = None
             torch.cuda.empty_cache()
 
 
