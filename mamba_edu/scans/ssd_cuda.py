@@ -51,8 +51,9 @@ MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z (chunks, b·h)
 NWARPS = 8  # warps per block of the two matrix-product kernels
 PASSING_THREADS = 256
 # blocks per SM the register budget of a kernel must allow (``__launch_bounds__``'s second argument; 0: the
-# compiler's choice). ptxas for sm_90 at (p, n) = (64, 128): state 64 registers with 4 (76 without), no spills;
-# scan 64 (Q = 256) / 80 (Q = 64) without, and it spills a few bytes with 3 or 4.
+# compiler's choice). ptxas for sm_90 at (p, n) = (64, 128): state 64 registers with 4 (8 bytes spilled at Q = 256;
+# 80 and none with 3); scan 64 (Q = 256) / 80 (Q = 64) without, and it spills a few bytes with 3 or 4.
+# MIN_BLOCKS, SLICE and BUFFERS change no arithmetic (benchmarks/ssd_prof.py compares them on a GPU).
 MIN_BLOCKS = {"state": 4, "scan": 0}
 SLICE = 32  # steps (state, scan) and columns of n (scan's phase 1) per pipelined slice: 16 times a power of two
 BUFFERS = 2  # shared-memory stage buffers of the state and scan kernels (BUFFERS - 1 slices copied ahead)
@@ -93,8 +94,9 @@ def tiles(p, n, Q):
     steps (its state part in slices of :func:`scan_depth_slice` columns of n).
     TP and TN are 16 times a power of two (16, 32, 64): the kernels split a tile's 16-wide fragment
     columns evenly over their NWARPS = 8 warps. p and n are padded up to them (padding is masked).
-    Slices are short (32 steps) because the kernels copy the next slice while they multiply the current
-    one (two buffers); TN ≤ 64 keeps the state kernel at two accumulator fragments per warp.
+    Slices are short (:data:`SLICE` = 32 steps) because the kernels copy the next slices while they multiply
+    the current one (:data:`BUFFERS` shared-memory buffers); TN ≤ 64 keeps the state kernel at two
+    accumulator fragments per warp.
     """
     tp = min(_pow2_blocks(p), 64)
     tt = min(Q, 64)
