@@ -56,11 +56,25 @@ SSD_CONFIGS = [((8, 16), Q, FP32) for Q in ssd_cuda.CHUNK_SIZES]
 SSD_CONFIGS += [((8, 16), 64, dict.fromkeys(ALL, "bfloat16")), ((8, 16), 64, dict.fromkeys(ALL, "float16")),
                 ((8, 16), 64, BF16_BENCH), ((4, 8), 16, FP32),
                 ((8, 16), 32, dict.fromkeys(ALL, "bfloat16")),  # tests/gpu/test_ssd_gpu.py's bf16 test
-                ((20, 24), 64, FP32), ((70, 140), 64, FP32), ((128, 256), 64, FP32), ((128, 256), 256, FP32)]
+                ((20, 24), 64, FP32), ((70, 140), 64, FP32), ((128, 256), 64, FP32), ((128, 256), 256, FP32),
+                ((6, 10), 64, FP32), ((6, 10), 64, dict.fromkeys(ALL, "bfloat16"))]  # element-wise copies
 SSD_CONFIGS += [((64, n), Q, types) for n in (64, 128) for Q in (64, 128, 256) for types in (FP32, BF16_BENCH)]
 # sizes whose tiles are padded up to the next power-of-two count of fragments (before: a compile error)
 SSD_CONFIGS += [((48, 48), 64, FP32), ((64, 96), 64, FP32), ((40, 112), 128, FP32), ((16, 80), 256, FP32)]
 _seen = set()
+# the register-budget knob (ssd_cuda.MIN_BLOCKS) at the benchmark's sizes, for the GPU session's A/B runs
+for _mb in (3, 4):
+    CASES.append(("ssd:scan", {**ssd_cuda.defines("scan", 64, 128, 64), "MIN_BLOCKS": _mb}))
+    CASES.append(("ssd:state", {**ssd_cuda.defines("state", 64, 128, 256), "MIN_BLOCKS": _mb}))
+# and slices of 64 (ssd_cuda.SLICE = 64), the other setting the GPU session compares
+for _Q in (64, 256):
+    CASES.append(("ssd:scan", {**ssd_cuda.defines("scan", 64, 128, _Q), "KS": 64, "KN": 64}))
+    CASES.append(("ssd:state", {**ssd_cuda.defines("state", 64, 128, _Q), "KS": 64}))
+CASES.append(("ssd:scan", {**ssd_cuda.defines("scan", 64, 128, 256, BF16_BENCH), "KS": 64, "KN": 64}))
+# and three stage buffers (ssd_cuda.BUFFERS = 3), also where a chunk has fewer slices than buffers ahead
+for _step, (_p, _n, _Q) in [("scan", (64, 128, 256)), ("scan", (64, 128, 64)), ("state", (64, 128, 256)),
+                            ("state", (8, 16, 16)), ("scan", (8, 16, 16))]:
+    CASES.append((f"ssd:{_step}", {**ssd_cuda.defines(_step, _p, _n, _Q), "NBUF": 3}))
 for (_p, _n), _Q, _types in SSD_CONFIGS:
     for _step in ssd_cuda.KERNEL_FILES:
         _defs = ssd_cuda.defines(_step, _p, _n, _Q, _types)

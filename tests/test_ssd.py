@@ -390,8 +390,11 @@ def kernels_emulated(x, dt, A, B, C, Q, D=None, z=None, dt_bias=None, dt_softplu
         chunk_state = states[:, ci].copy()
         states[:, ci] = final
         final = np.exp(cs[:, :, ci, Q - 1])[..., None, None] * final + chunk_state
-    # 4. ssd_chunk_scan: blocks (row tile × p tile, chunk, b·h); slices of TT steps up to the diagonal
-    TT, TP = t["scan"]["TT"], t["scan"]["TP"]
+    # 4. ssd_chunk_scan: blocks (row tile × p tile, chunk, b·h); phase 1 in slices of KN columns of n,
+    # phase 2 in slices of KS steps up to the diagonal
+    TT, TP, KS2 = t["scan"]["TT"], t["scan"]["TP"], t["scan"]["KS"]
+    KN = ssd_cuda.scan_depth_slice(n)
+    NKP = r16(NK, KN)
     out = np.full((b, l, h, p), np.nan)
     for bh in range(b * h):
         bi, hi = divmod(bh, h)
@@ -402,16 +405,20 @@ def kernels_emulated(x, dt, A, B, C, Q, D=None, z=None, dt_bias=None, dt_softplu
                 p0 *= TP
                 t0 = rt * TT
                 csT = cs[bi, hi, ci, t0:t0 + TT]
-                sC = r32(rows(C, bi, ci, t0, TT, 0, NK, gi=gi) * np.exp(csT)[:, None])  # decay folded into C's rows
-                S = np.zeros((TP, NK))
+                # phase 1: slices of KN columns of n (zeros past n)
+                sC = r32(rows(C, bi, ci, t0, TT, 0, NKP, gi=gi) * np.exp(csT)[:, None])  # decay folded into C's rows
+                S = np.zeros((TP, NKP))
                 S[:min(TP, p - p0), :n] = states[bi, ci, hi, p0:p0 + TP]
-                acc = sC @ r32(S).T
-                for sb in range(rt + 1):
-                    s0 = sb * TT
-                    sX = r32(rows(x, bi, ci, s0, TT, p0, TP, hi=hi))
-                    csS, dtS = cs[bi, hi, ci, s0:s0 + TT], dt_out[bi, hi, ci, s0:s0 + TT]
-                    causal = (s0 + np.arange(TT))[None, :] <= (t0 + np.arange(TT))[:, None]
-                    cb = CB[bi, ci, gi, t0:t0 + TT, s0:s0 + TT]
+                acc = np.zeros((TT, TP))
+                for k0 in range(0, NKP, KN):
+                    acc += sC[:, k0:k0 + KN] @ r32(S[:, k0:k0 + KN]).T
+                # phase 2: slices of KS steps up to the diagonal
+                for sb in range((t0 + TT) // KS2):
+                    s0 = sb * KS2
+                    sX = r32(rows(x, bi, ci, s0, KS2, p0, TP, hi=hi))
+                    csS, dtS = cs[bi, hi, ci, s0:s0 + KS2], dt_out[bi, hi, ci, s0:s0 + KS2]
+                    causal = (s0 + np.arange(KS2))[None, :] <= (t0 + np.arange(TT))[:, None]
+                    cb = CB[bi, ci, gi, t0:t0 + TT, s0:s0 + KS2]
                     M = np.where(causal, cb * np.exp(np.where(causal, csT[:, None] - csS[None, :], -np.inf))
                                  * dtS[None, :], 0.0)
                     acc += r32(M) @ sX
@@ -430,7 +437,7 @@ def kernels_emulated(x, dt, A, B, C, Q, D=None, z=None, dt_bias=None, dt_softplu
     return out, final
 
 
-SMALL_TILES = {"bmm": {"TT": 16}, "state": {"KS": 16, "TP": 16, "TN": 16}, "scan": {"TT": 16, "TP": 16}}
+SMALL_TILES = {"bmm": {"TT": 16}, "state": {"KS": 16, "TP": 16, "TN": 16}, "scan": {"TT": 16, "TP": 16, "KS": 16}}
 
 
 @pytest.mark.parametrize("l, Q, tile", [(1, 16, None), (63, 64, None), (64, 64, None), (65, 64, None),
@@ -464,7 +471,7 @@ def test_cuda_tiles_and_shared_memory_fit_sm90():
         for p in range(1, ssd_cuda.MAX_P + 1):
             for n in range(1, ssd_cuda.MAX_N + 1):
                 t = ssd_cuda.tiles(p, n, Q)
-                assert Q % t["state"]["KS"] == 0 and Q % t["scan"]["TT"] == 0
+                assert Q % t["state"]["KS"] == 0 and Q % t["scan"]["TT"] == 0 and t["scan"]["TT"] % t["scan"]["KS"] == 0
                 assert all(v % 16 == 0 for v in (*t["state"].values(), *t["scan"].values()))
                 assert t["bmm"]["TT"] == t["scan"]["TT"]  # step 4 reads the tiles step 2a wrote
                 # the kernels' static_asserts: NWARPS is a multiple of a tile's 16-wide fragment columns

@@ -50,6 +50,13 @@ MAX_N = 256  # state size n
 MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z (chunks, b·h)
 NWARPS = 8  # warps per block of the two matrix-product kernels
 PASSING_THREADS = 256
+# blocks per SM the register budget of a kernel must allow (``__launch_bounds__``'s second argument; 0: the
+# compiler's choice). ptxas for sm_90 at (p, n) = (64, 128): state 64 registers with 4 (8 bytes spilled at Q = 256;
+# 80 and none with 3); scan 64 (Q = 256) / 80 (Q = 64) without, and it spills a few bytes with 3 or 4.
+# MIN_BLOCKS, SLICE and BUFFERS change no arithmetic (benchmarks/ssd_prof.py compares them on a GPU).
+MIN_BLOCKS = {"state": 4, "scan": 0}
+SLICE = 32  # steps (state, scan) and columns of n (scan's phase 1) per pipelined slice: 16 times a power of two
+BUFFERS = 2  # shared-memory stage buffers of the state and scan kernels (BUFFERS - 1 slices copied ahead)
 _DTYPES = {"float32": "float", "float16": "__half", "bfloat16": "__nv_bfloat16"}  # input dtype → C type
 _ARG_NAMES = ("x", "dt", "A", "B", "C", "D", "z", "dt_bias", "initial_states")
 
@@ -83,14 +90,24 @@ def tiles(p, n, Q):
 
     ``bmm``: TT × TT tiles of each chunk's C Bᵀ (Q × Q);
     ``state``: slices of KS steps, output tiles TP × TN of the (p × n) chunk state;
-    ``scan``: TT rows (steps) × TP channels of the output per block (slices of TT steps).
-    TP and TN are 16 times a power of two (16, 32, 64, 128): the kernels split a tile's 16-wide fragment
+    ``scan``: TT rows (steps) × TP channels of the output per block, its diagonal part in slices of KS
+    steps (its state part in slices of :func:`scan_depth_slice` columns of n).
+    TP and TN are 16 times a power of two (16, 32, 64): the kernels split a tile's 16-wide fragment
     columns evenly over their NWARPS = 8 warps. p and n are padded up to them (padding is masked).
+    Slices are short (:data:`SLICE` = 32 steps) because the kernels copy the next slices while they multiply
+    the current one (:data:`BUFFERS` shared-memory buffers); TN ≤ 64 keeps the state kernel at two
+    accumulator fragments per warp.
     """
     tp = min(_pow2_blocks(p), 64)
-    return {"bmm": {"TT": min(Q, 64)},
-            "state": {"KS": min(Q, 64), "TP": tp, "TN": min(_pow2_blocks(n), 128)},
-            "scan": {"TT": min(Q, 64), "TP": tp}}
+    tt = min(Q, 64)
+    return {"bmm": {"TT": tt},
+            "state": {"KS": min(Q, SLICE), "TP": tp, "TN": min(_pow2_blocks(n), 64)},
+            "scan": {"TT": tt, "TP": tp, "KS": min(tt, SLICE)}}
+
+
+def scan_depth_slice(n):
+    """Columns of n per phase-1 slice of ``ssd_chunk_scan`` (its KN): :data:`SLICE`, or n padded to 8 when smaller."""
+    return min(SLICE, _round_up(n, 8))
 
 
 def _pow2_blocks(k):
@@ -106,12 +123,13 @@ def shared_bytes(step, p, n, Q):
         return 4 * 2 * t["bmm"]["TT"] * (nk + 4)
     if step == "state":
         ks, tp, tn = t["state"]["KS"], t["state"]["TP"], t["state"]["TN"]
-        return 4 * (ks * (tp + 4) + max(ks, tp) * (tn + 4) + Q)
+        stage = _round_up(ks * (tp + 4) + ks * (tn + 4), 8)  # x and B slices
+        return 4 * (Q + BUFFERS * stage)  # w; the stage buffers (then the output tile: a static_assert checks it fits)
     if step == "scan":
-        tt, tp = t["scan"]["TT"], t["scan"]["TP"]
-        phase1 = (tt + tp) * (nk + 4)  # C and S
-        phase2 = tt * (tp + 4) + tt * (max(tt, tp) + 4)  # x and M (then the output)
-        return 4 * max(phase1, phase2)
+        tt, tp, ks = t["scan"]["TT"], t["scan"]["TP"], t["scan"]["KS"]
+        kn = scan_depth_slice(n)
+        stage = _round_up(max((tt + tp) * (kn + 4), ks * (tp + 4) + tt * (ks + 4)), 8)  # C, S or x, M slices
+        return 4 * (2 * Q + tt + BUFFERS * stage)  # cs, Δ, exp(cs_t); the stage buffers (then the output tile)
     return 0
 
 
@@ -130,10 +148,12 @@ def defines(step, p, n, Q, types=None):
     t = tiles(p, n, Q)[step]
     if step == "bmm":
         return {"N": n, "Q": Q, **t, "NWARPS": NWARPS, "T_B": ty("B"), "T_C": ty("C")}
+    bounds = {"NBUF": BUFFERS, **({"MIN_BLOCKS": MIN_BLOCKS[step]} if MIN_BLOCKS.get(step) else {})}
     if step == "state":
-        return {"P": p, "N": n, "Q": Q, **t, "NWARPS": NWARPS, "T_X": ty("x"), "T_B": ty("B")}
+        return {"P": p, "N": n, "Q": Q, **t, "NWARPS": NWARPS, **bounds, "T_X": ty("x"), "T_B": ty("B")}
     if step == "scan":
-        return {"P": p, "N": n, "Q": Q, **t, "NWARPS": NWARPS, "T_X": ty("x"), "T_C": ty("C"), "T_Z": ty("z")}
+        return {"P": p, "N": n, "Q": Q, **t, "KN": scan_depth_slice(n), "NWARPS": NWARPS, **bounds,
+                "T_X": ty("x"), "T_C": ty("C"), "T_Z": ty("z")}
     raise ValueError(f"step must be one of {sorted(KERNEL_FILES)}, got {step!r}")
 
 
@@ -264,7 +284,7 @@ def _plan(device, b, l, h, p, g, n, Q, types):
         "cumsum": ((c, b * h), (max(Q, 32),)),
         "bmm": (((Q // tt_b) ** 2, c, b * g), threads),
         "state": ((-(-p // tp_s) * -(-n // tn_s), c, b * h), threads),
-        "passing": ((-(-p * n // PASSING_THREADS), b * h), (PASSING_THREADS,)),
+        "passing": ((-(-p * n // (4 * PASSING_THREADS)), b * h), (PASSING_THREADS,)),  # 4 elements a thread
         "scan": (((Q // tt) * -(-p // tp), c, b * h), threads),
     }
     return tuple((kernels[step], *grids[step], smem[step]) for step in STEPS)

@@ -110,6 +110,29 @@ def test_small_padded_and_tiled_sizes(p, n):
         check(on_gpu(make(b=1, l=300, h=2, p=p, g=2, n=n, seed=1)), 256)
 
 
+def misaligned(t):
+    """The same values in a contiguous tensor whose data starts one element past an aligned address."""
+    buf = torch.empty(t.numel() + 1, dtype=t.dtype, device=t.device)
+    view = buf[1:].view(t.shape)
+    view.copy_(t)
+    return view
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_small_odd_sizes_and_misaligned_rows(dtype):
+    """Rows that cannot be copied 4 elements at a time (p, n not multiples of 4; data not 16/8-byte aligned)
+    take the kernels' element-wise copies: right, and bit-for-bit the results of the aligned copies."""
+    args = make(b=2, l=130, h=4, p=6, g=2, n=10, seed=8)
+    args["initial_states"] = args["initial_states"] * 0.1
+    check(on_gpu(args, dtype), 64, dtype)
+    dev = on_gpu(make(b=2, l=130, h=4, p=8, g=2, n=16, seed=9), dtype)
+    ref = ssd_cuda.ssd_scan_cuda(**dev, chunk_size=64, dt_softplus=True)
+    shifted = {k: misaligned(v) if k in ("x", "B", "C") else v for k, v in dev.items()}
+    assert shifted["x"].is_contiguous() and shifted["x"].data_ptr() % 8 != 0
+    out = ssd_cuda.ssd_scan_cuda(**shifted, chunk_size=64, dt_softplus=True)
+    assert torch.equal(out, ref)
+
+
 def test_small_non_contiguous_inputs():
     args = on_gpu(make(b=2, l=70, h=4, p=8, g=2, n=16, seed=6))
     ref = ssd_cuda.ssd_scan_cuda(**args, chunk_size=64, dt_softplus=True)

@@ -7,21 +7,25 @@
 //         + D x_t,                      then   out_t = y_t * silu(z_t)   (D, z optional).
 // The exponents cs_t and cs_t - cs_s (s <= t) are <= 0: nothing here grows (exp(+cs) is never formed).
 //
-// One block computes TT rows (steps t0 .. t0+TT-1 of the chunk) x TP columns (channels p0 ..) of y:
-//   1. stage the rows of C, each scaled by its decay exp(cs_t), and S (TP x n) in shared memory;
-//      acc = (exp(cs) C) S^T on tensor cores;
-//   2. for every slice of KS = TT steps s up to the diagonal (causality: later slices contribute 0):
-//      stage x of the slice and the TT x KS block M[t, s] = CB[t, s] exp(cs_t - cs_s) delta_s for
-//      s <= t, 0 above (the mask is applied before the exp: no inf); acc += M x_slice;
+// One block computes TT rows (steps t0 .. t0+TT-1 of the chunk) x TP columns (channels p0 ..) of y,
+// as one accumulation over a sequence of stages, each a small matrix product on tensor cores:
+//   1. stages 0 .. K1-1: slices of KN columns j of the state's depth n:
+//      acc += (exp(cs_t) C[t, j]) S[i, j]^T;
+//   2. stages K1 .. : slices of KS steps s up to the diagonal (causality: later slices contribute 0):
+//      acc += M[t, s] x[s, i], M[t, s] = CB[t, s] exp(cs_t - cs_s) delta_s for s <= t, 0 above (the
+//      mask is applied before the exp: no inf);
 //   3. add D x, gate with silu(z), write the tile once in x's type.
-// Shared memory: phase 1's tiles (C, S) and phase 2's (x, M; later the output) share one buffer.
+// The stages are pipelined through NBUF shared-memory buffers (default 2): while the warps multiply
+// stage k, the copies of stages k+1 .. k+NBUF-1 are in flight (cp.async, which needs no registers). Inputs are copied raw, 4
+// elements at a time (16 bytes of float, 8 of half, when rows are aligned; otherwise float goes 4 bytes at
+// a time and half is read with plain loads later), then each thread widens, scales/masks and rounds to
+// TF32 the elements it copied itself (cp.async.wait_group makes a thread's own copies visible to it).
 // Tensor-core products use the WMMA API with TF32 inputs and float32 accumulation (16 x 16 x 8
-// fragments), like the official kernel's tl.dot on fp32; values are rounded to TF32 as they are
-// staged. Warp w owns the output fragments w, w + NWARPS, ... .
+// fragments), like the official kernel's tl.dot on fp32. Warp w owns the output fragments w, w + NWARPS, ... .
 //
 // Compile-time sizes (-D): P, N, Q, TT (rows per block, a multiple of 16 dividing Q), TP (channels
-// per block, a multiple of 16), NWARPS (THREADS = 32 NWARPS must be a multiple of TT); input types
-// T_X, T_C, T_Z (float, __half, __nv_bfloat16); the output has x's type.
+// per block, a multiple of 16), KS (steps per slice of the diagonal part, a multiple of 16 dividing TT),
+// KN (columns of n per slice of phase 1, a multiple of 8), NWARPS, NBUF, MIN_BLOCKS (optional); input types T_X, T_C, T_Z (float, __half, __nv_bfloat16); the output has x's type.
 // Grid: ((Q/TT) * ceil(P/TP), chunks, b*h).
 // Layout: x, z, out (b, l, h, p); C (b, l, g, n), head hi uses group hi / (h/g); CB (b, chunks, g, Q, Q);
 // D (h,) or (h, p) float32; dt_out, cs (b, h, chunks, Q); states (b, chunks, h, p, n) = the state
@@ -48,8 +52,19 @@ using namespace nvcuda;
 #ifndef TP
 #define TP 64
 #endif
+#ifndef KS
+#define KS (TT < 32 ? TT : 32)
+#endif
 #ifndef NWARPS
 #define NWARPS 8
+#endif
+#ifndef NBUF
+#define NBUF 2                             // stage buffers: NBUF - 1 stages are copied ahead
+#endif
+#ifdef MIN_BLOCKS                  // blocks per SM the register budget must allow (else the compiler's choice)
+#define BOUNDS __launch_bounds__(THREADS, MIN_BLOCKS)
+#else
+#define BOUNDS __launch_bounds__(THREADS)
 #endif
 #ifndef T_X
 #define T_X float
@@ -61,16 +76,28 @@ using namespace nvcuda;
 #define T_Z float
 #endif
 
-#define KS TT                              // steps per slice of the diagonal part
 #define NK ((N + 7) / 8 * 8)               // n padded to the MMA depth (8)
-#define LDC (NK + 4)                       // row strides in shared memory (floats, multiples of 4)
+#ifndef KN
+#define KN (NK < 32 ? NK : 32)             // depth of a phase-1 slice (columns of n, a multiple of 8)
+#endif
+#define K1 ((NK + KN - 1) / KN)            // phase-1 stages (columns past n are zeros)
+#define LDK (KN + 4)                       // row strides in shared memory (floats, multiples of 4)
 #define LDX (TP + 4)
-#define LDM ((KS > TP ? KS : TP) + 4)      // M (TT x KS), later the output tile (TT x TP)
-#define PHASE1 (TT * LDC + TP * LDC)       // floats of phase 1's tiles
-#define PHASE2 (KS * LDX + TT * LDM)       // floats of phase 2's tiles
+#define LDM (KS + 4)
+#define LDO (TP + 4)                       // the output tile, at the end
+#define STAGE1 ((TT + TP) * LDK)           // floats of a phase-1 stage: C slice, S slice
+#define STAGE2 (KS * LDX + TT * LDM)       // floats of a phase-2 stage: x slice, M slice
+#define STAGE ((((STAGE1 > STAGE2) ? STAGE1 : STAGE2) + 7) / 8 * 8)  // 32-byte multiple
+#define SMALL (2 * Q + TT)                 // cs, delta of the chunk, exp(cs_t) of the block's rows
 #define OUT_FRAGS ((TT / 16) * (TP / 16))
 #define OUT_PER_WARP ((OUT_FRAGS + NWARPS - 1) / NWARPS)
 #define THREADS (NWARPS * 32)
+
+static_assert(TT % KS == 0 && KS % 16 == 0, "KS must be a multiple of 16 dividing TT");
+static_assert(KN % 8 == 0, "KN must be a multiple of the MMA depth (8)");
+static_assert(NBUF >= 2, "NBUF: at least two stage buffers");
+static_assert(TT * LDO <= NBUF * STAGE, "the output tile must fit in the stage buffers");
+static_assert(SMALL % 8 == 0, "stage buffers must start 32-byte aligned");
 
 typedef wmma::fragment<wmma::accumulator, 16, 16, 8, float> FragAcc;
 typedef wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> FragRowA;
@@ -83,17 +110,100 @@ __device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float
 __device__ __forceinline__ void put(float* p, float v) { *p = v; }
 __device__ __forceinline__ void put(__half* p, float v) { *p = __float2half_rn(v); }
 __device__ __forceinline__ void put(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+template <typename T> struct is_f32 { static constexpr bool value = false; };
+template <> struct is_f32<float> { static constexpr bool value = true; };
 
-extern "C" __global__ void __launch_bounds__(THREADS)
+__device__ __forceinline__ void cp_async4(float* dst, const float* src, bool valid) {
+    const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 4 : 0));
+}
+__device__ __forceinline__ void cp_async8(float* dst, const void* src, bool valid) {
+    const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 8 : 0));
+}
+__device__ __forceinline__ void cp_async16(float* dst, const float* src, bool valid) {
+    const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+// wait until at most `pending` of this thread's committed copy groups are still in flight
+template <int pending>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(pending)); }
+// rows of `dim` elements of type T at p can be copied 4 elements at a time (16 bytes of float, 8 of half)
+template <typename T>
+__device__ __forceinline__ bool quads_ok(const T* p, int dim) {
+    return dim % 4 == 0 && (reinterpret_cast<unsigned long long>(p) & (4 * sizeof(T) - 1)) == 0;
+}
+
+// A tile of R rows x W columns (W a multiple of 4) goes to shared rows of stride LD. Thread tid owns
+// the quads (4 consecutive columns) tid, tid + THREADS, ...; row(r) points at column 0 of the tile's
+// row r in global memory (nullptr past the sequence); columns >= ncols are zeros.
+// issue: start the cp.async copies. Float quads: 16 bytes (vec) or four copies of 4 bytes. Half quads
+//   (vec only): their 8 raw bytes go to the front of the quad's own 16-byte float slot.
+// finish: after the wait, each thread turns its own elements v into tf32(f(r, j, v)) in place (a
+//   thread's own cp.async copies are visible to it after cp.async.wait_group); half quads are widened
+//   from their raw bytes or, without vec, read here with plain loads.
+template <int R, int W, int LD, typename T, typename RowFn>
+__device__ __forceinline__ void tile_issue(float* dst, RowFn row, int ncols, bool vec, const T* any) {
+#pragma unroll
+    for (int m = 0; m < (R * W / 4 + THREADS - 1) / THREADS; ++m) {
+        const int q = threadIdx.x + m * THREADS;
+        if (R * W / 4 % THREADS != 0 && q >= R * W / 4) break;
+        const int r = q / (W / 4), j = 4 * (q % (W / 4));
+        const T* src = row(r);
+        if constexpr (is_f32<T>::value) {
+            if (vec) {
+                const bool ok = src != nullptr && j < ncols;
+                cp_async16(dst + r * LD + j, ok ? src + j : any, ok);
+            } else {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const bool ok = src != nullptr && j + e < ncols;
+                    cp_async4(dst + r * LD + j + e, ok ? src + j + e : any, ok);
+                }
+            }
+        } else if (vec) {
+            const bool ok = src != nullptr && j < ncols;
+            cp_async8(dst + r * LD + j, ok ? src + j : any, ok);
+        }
+    }
+}
+template <int R, int W, int LD, typename T, typename RowFn, typename F>
+__device__ __forceinline__ void tile_finish(float* dst, RowFn row, int ncols, bool vec, F f) {
+#pragma unroll
+    for (int m = 0; m < (R * W / 4 + THREADS - 1) / THREADS; ++m) {
+        const int q = threadIdx.x + m * THREADS;
+        if (R * W / 4 % THREADS != 0 && q >= R * W / 4) break;
+        const int r = q / (W / 4), j = 4 * (q % (W / 4));
+        float* slot = dst + r * LD + j;
+        float v[4];
+        if constexpr (is_f32<T>::value) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) v[e] = slot[e];  // this thread's own copy (zero if outside)
+        } else if (vec) {
+            const T* raw = reinterpret_cast<const T*>(slot);  // all four are read before the slot is overwritten
+#pragma unroll
+            for (int e = 0; e < 4; ++e) v[e] = to_f(raw[e]);
+        } else {
+            const T* src = row(r);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) v[e] = (src != nullptr && j + e < ncols) ? to_f(src[j + e]) : 0.f;
+        }
+#pragma unroll
+        for (int e = 0; e < 4; ++e) slot[e] = wmma::__float_to_tf32(f(r, j + e, v[e]));
+    }
+}
+
+extern "C" __global__ void BOUNDS
 ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float* __restrict__ CB,
                const T_Z* __restrict__ z, const float* __restrict__ D, const float* __restrict__ dt_out,
                const float* __restrict__ cs, const float* __restrict__ states, T_X* __restrict__ out,
                int l, int h, int g, int nchunks, int flags) {
     extern __shared__ __align__(128) float smem[];  // WMMA wants 32-byte aligned tiles
-    float* sC = smem;                 // phase 1: TT x LDC, exp(cs_t) C_t of the block's rows
-    float* sS = sC + TT * LDC;        // phase 1: TP x LDC, the state entering the chunk
-    float* sX = smem;                 // phase 2: KS x LDX, x of the slice
-    float* sM = sX + KS * LDX;        // phase 2: TT x LDM, the masked block of M; then the output tile
+    float* sCs = smem;                // Q: cs of the chunk
+    float* sDt = sCs + Q;             // Q: delta of the chunk
+    float* sE = sDt + Q;              // TT: exp(cs_t) of the block's rows
+    float* buf = smem + SMALL;        // NBUF stage buffers of STAGE floats; at the end the output tile
 
     const int tiles_p = (P + TP - 1) / TP;
     const int rt = blockIdx.x / tiles_p, p0 = (blockIdx.x % tiles_p) * TP;
@@ -102,92 +212,134 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
     const int t0 = rt * TT;                                // first row of the tile inside the chunk
     const long chunk0 = (long)c * Q;                       // first step of the chunk
     const long cs_base = ((long)bh * nchunks + c) * Q;
-
-    // ---- 1. acc = (exp(cs_t) C_t) S^T
-    for (int e = tid; e < TT * NK; e += THREADS) {
-        const int r = e / NK, j = e % NK;
-        const long t = chunk0 + t0 + r;
-        float v = 0.f;
-        if (t < l && j < N) v = to_f(C[(((long)bi * l + t) * g + gi) * N + j]) * __expf(cs[cs_base + t0 + r]);
-        sC[r * LDC + j] = wmma::__float_to_tf32(v);
-    }
+    const int K2 = (t0 + TT) / KS;                         // phase-2 stages: slices up to the diagonal
     const float* S = states + (((long)bi * nchunks + c) * h + hi) * (long)(P * N);
-    for (int e = tid; e < TP * NK; e += THREADS) {
-        const int i = e / NK, j = e % NK;
-        float v = 0.f;
-        if (p0 + i < P && j < N) v = S[(long)(p0 + i) * N + j];
-        sS[i * LDC + j] = wmma::__float_to_tf32(v);
+    const float* cb = CB + (((long)bi * nchunks + c) * g + gi) * (long)(Q * Q);
+    const bool vec_c = quads_ok(C, N), vec_s = quads_ok(states, N), vec_x = quads_ok(x, P), vec_cb = quads_ok(CB, Q);
+
+    // row pointers of the staged tiles (nullptr: a row past the sequence, staged as zeros)
+    auto c_row = [&](int k0) {
+        return [=](int r) -> const T_C* {
+            const long t = chunk0 + t0 + r;
+            return t < l ? C + (((long)bi * l + t) * g + gi) * N + k0 : nullptr;
+        };
+    };
+    auto s_row = [&](int k0) {
+        return [=](int i) -> const float* { return p0 + i < P ? S + (long)(p0 + i) * N + k0 : nullptr; };
+    };
+    auto x_row = [&](int s0) {
+        return [=](int s) -> const T_X* {
+            const long t = chunk0 + s0 + s;
+            return t < l ? x + (((long)bi * l + t) * h + hi) * P + p0 : nullptr;
+        };
+    };
+    auto cb_row = [&](int s0) { return [=](int r) -> const float* { return cb + (long)(t0 + r) * Q + s0; }; };
+
+    // stage k's copies into buffer `dst`
+    auto issue = [&](int k, float* dst) {
+        if (k < K1) {
+            const int k0 = k * KN;
+            tile_issue<TT, KN, LDK, T_C>(dst, c_row(k0), N - k0, vec_c, C);
+            tile_issue<TP, KN, LDK, float>(dst + TT * LDK, s_row(k0), N - k0, vec_s, states);
+        } else {
+            const int s0 = (k - K1) * KS;
+            tile_issue<KS, TP, LDX, T_X>(dst, x_row(s0), P - p0, vec_x, x);
+            tile_issue<TT, KS, LDM, float>(dst + KS * LDX, cb_row(s0), KS, vec_cb, CB);
+        }
+    };
+    // stage k's own elements: scale, mask, round to tf32
+    auto finish = [&](int k, float* dst) {
+        if (k < K1) {
+            const int k0 = k * KN;
+            tile_finish<TT, KN, LDK, T_C>(dst, c_row(k0), N - k0, vec_c, [&](int r, int, float v) { return v * sE[r]; });
+            tile_finish<TP, KN, LDK, float>(dst + TT * LDK, s_row(k0), N - k0, vec_s, [](int, int, float v) { return v; });
+        } else {
+            const int s0 = (k - K1) * KS;
+            tile_finish<KS, TP, LDX, T_X>(dst, x_row(s0), P - p0, vec_x, [](int, int, float v) { return v; });
+            // M[t, s] = CB[t, s] exp(cs_t - cs_s) delta_s for s <= t, else 0 (masked before the exp)
+            tile_finish<TT, KS, LDM, float>(dst + KS * LDX, cb_row(s0), KS, vec_cb, [&](int r, int s, float v) {
+                return s0 + s <= t0 + r ? v * __expf(sCs[t0 + r] - sCs[s0 + s]) * sDt[s0 + s] : 0.f;
+            });
+        }
+    };
+
+    for (int s = tid; s < Q; s += THREADS) {
+        sCs[s] = cs[cs_base + s];
+        sDt[s] = dt_out[cs_base + s];
     }
-    __syncthreads();
+    for (int r = tid; r < TT; r += THREADS) sE[r] = __expf(cs[cs_base + t0 + r]);
+    const int stages = K1 + K2;
+    for (int k = 0; k < NBUF - 1; ++k) {  // the first NBUF - 1 stages' copies (always NBUF - 1 groups)
+        if (k < stages) issue(k, buf + k * STAGE);
+        cp_async_commit();
+    }
+    __syncthreads();  // sCs, sDt, sE are ready
 
     // NWARPS is a multiple of the fragment columns (TP/16), so all of a warp's output fragments lie in
     // one column fj: its right-hand fragment is loaded once per depth step and reused for each of them.
     static_assert(NWARPS % (TP / 16) == 0, "NWARPS must be a multiple of TP/16");
-    static_assert(THREADS % KS == 0, "THREADS must be a multiple of KS");
     const int fj = warp % (TP / 16);
     FragAcc acc[OUT_PER_WARP];
 #pragma unroll
     for (int k = 0; k < OUT_PER_WARP; ++k) wmma::fill_fragment(acc[k], 0.f);
-    for (int kk = 0; kk < NK; kk += 8) {
-        if (warp >= OUT_FRAGS) break;  // (only when the tile has fewer fragments than warps)
-        FragColB b;
-        wmma::load_matrix_sync(b, sS + fj * 16 * LDC + kk, LDC);  // S^T: (j, i) at sS[i][j]
-#pragma unroll
-        for (int k = 0; k < OUT_PER_WARP; ++k) {
-            const int f = warp + k * NWARPS;
-            if (f < OUT_FRAGS) {
-                FragRowA a;
-                wmma::load_matrix_sync(a, sC + (f / (TP / 16)) * 16 * LDC + kk, LDC);  // (t, j) at sC[t][j]
-                wmma::mma_sync(acc[k], a, b, acc[k]);
-            }
-        }
-    }
 
-    // ---- 2. the diagonal block, one slice of KS steps at a time, up to the diagonal
-    const int s_mine = tid % KS;  // THREADS is a multiple of KS: each thread stages one column of M
-    for (int sb = 0; sb <= rt; ++sb) {
-        const int s0 = sb * KS;
-        __syncthreads();  // the previous phase's tiles are no longer read
-        for (int e = tid; e < KS * TP; e += THREADS) {
-            const int s = e / TP, i = e % TP;
-            const long t = chunk0 + s0 + s;
-            float v = 0.f;
-            if (t < l && p0 + i < P) v = to_f(x[(((long)bi * l + t) * h + hi) * P + p0 + i]);
-            sX[s * LDX + i] = wmma::__float_to_tf32(v);
-        }
-        const float cs_s = cs[cs_base + s0 + s_mine], dt_s = dt_out[cs_base + s0 + s_mine];
-        const float* cb = CB + (((long)bi * nchunks + c) * g + gi) * (long)(Q * Q) + (long)t0 * Q + s0 + s_mine;
-        for (int r = tid / KS; r < TT; r += THREADS / KS) {
-            float v = 0.f;  // M[t, s] = CB[t, s] exp(cs_t - cs_s) delta_s for s <= t, else 0 (masked before the exp)
-            if (s0 + s_mine <= t0 + r) v = cb[(long)r * Q] * __expf(cs[cs_base + t0 + r] - cs_s) * dt_s;
-            sM[r * LDM + s_mine] = wmma::__float_to_tf32(v);
-        }
-        __syncthreads();
+    for (int k = 0; k < stages; ++k) {
+        float* cur = buf + (k % NBUF) * STAGE;
+        // the copies of stage k + NBUF - 1 fly while this one is multiplied (its buffer was last read by
+        // stage k - 1, before the barrier that ended it); one group per stage, empty past the last
+        if (k + NBUF - 1 < stages) issue(k + NBUF - 1, buf + ((k + NBUF - 1) % NBUF) * STAGE);
+        cp_async_commit();
+        cp_async_wait<NBUF - 1>();  // stage k's group is complete
+        finish(k, cur);
+        __syncthreads();  // the stage, scaled and rounded by every thread, is visible to all
+        if (warp < OUT_FRAGS) {  // (only false when the tile has fewer fragments than warps)
+            if (k < K1) {
+                const float* sC = cur;                  // TT x LDK: (t, j) at sC[t][j]
+                const float* sS = cur + TT * LDK;       // TP x LDK: S^T, (j, i) at sS[i][j]
 #pragma unroll
-        for (int kk = 0; kk < KS; kk += 8) {
-            if (warp >= OUT_FRAGS) break;
-            FragRowB b;
-            wmma::load_matrix_sync(b, sX + kk * LDX + fj * 16, LDX);  // (s, i) at sX[s][i]
+                for (int kk = 0; kk < KN; kk += 8) {
+                    FragColB b;
+                    wmma::load_matrix_sync(b, sS + fj * 16 * LDK + kk, LDK);
 #pragma unroll
-            for (int k = 0; k < OUT_PER_WARP; ++k) {
-                const int f = warp + k * NWARPS;
-                if (f < OUT_FRAGS) {
-                    FragRowA a;
-                    wmma::load_matrix_sync(a, sM + (f / (TP / 16)) * 16 * LDM + kk, LDM);  // (t, s) at sM[t][s]
-                    wmma::mma_sync(acc[k], a, b, acc[k]);
+                    for (int m = 0; m < OUT_PER_WARP; ++m) {
+                        const int f = warp + m * NWARPS;
+                        if (f < OUT_FRAGS) {
+                            FragRowA a;
+                            wmma::load_matrix_sync(a, sC + (f / (TP / 16)) * 16 * LDK + kk, LDK);
+                            wmma::mma_sync(acc[m], a, b, acc[m]);
+                        }
+                    }
+                }
+            } else {
+                const float* sX = cur;                  // KS x LDX: (s, i) at sX[s][i]
+                const float* sM = cur + KS * LDX;       // TT x LDM: (t, s) at sM[t][s]
+#pragma unroll
+                for (int kk = 0; kk < KS; kk += 8) {
+                    FragRowB b;
+                    wmma::load_matrix_sync(b, sX + kk * LDX + fj * 16, LDX);
+#pragma unroll
+                    for (int m = 0; m < OUT_PER_WARP; ++m) {
+                        const int f = warp + m * NWARPS;
+                        if (f < OUT_FRAGS) {
+                            FragRowA a;
+                            wmma::load_matrix_sync(a, sM + (f / (TP / 16)) * 16 * LDM + kk, LDM);
+                            wmma::mma_sync(acc[m], a, b, acc[m]);
+                        }
+                    }
                 }
             }
         }
+        __syncthreads();  // this buffer is no longer read: the copies of stage k + NBUF may go in
     }
 
-    // ---- 3. D skip, silu(z) gate, one write in x's type
-    __syncthreads();
+    // ---- 3. D skip, silu(z) gate, one write in x's type (the stage buffers hold the output tile now)
+    float* sO = buf;
 #pragma unroll
-    for (int k = 0; k < OUT_PER_WARP; ++k) {
-        const int f = warp + k * NWARPS;
+    for (int m = 0; m < OUT_PER_WARP; ++m) {
+        const int f = warp + m * NWARPS;
         if (f < OUT_FRAGS) {
             const int fi = f / (TP / 16);  // (its column is fj)
-            wmma::store_matrix_sync(sM + fi * 16 * LDM + fj * 16, acc[k], LDM, wmma::mem_row_major);
+            wmma::store_matrix_sync(sO + fi * 16 * LDO + fj * 16, acc[m], LDO, wmma::mem_row_major);
         }
     }
     __syncthreads();
@@ -196,7 +348,7 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
         const long t = chunk0 + t0 + r;
         if (t >= l || p0 + i >= P) continue;
         const long o = (((long)bi * l + t) * h + hi) * P + p0 + i;
-        float v = sM[r * LDM + i];
+        float v = sO[r * LDO + i];
         if (flags & 1) v += ((flags & 2) ? D[hi * P + p0 + i] : D[hi]) * to_f(x[o]);
         if (flags & 4) {
             const float zz = to_f(z[o]);

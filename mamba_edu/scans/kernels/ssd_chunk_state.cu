@@ -6,16 +6,22 @@
 //               = Xw^T B,   Xw[s, :] = w_s x_s,  w_s = exp(cs_last - cs_s) delta_s  (exponent <= 0)
 // a (p x Q)(Q x n) product per (batch, chunk, head), with cs and delta from step 1.
 //
-// One block computes a TP x TN tile of it. It walks the chunk in slices of KS steps: each slice of x
-// is scaled by w_s while it is staged into shared memory (sX[s][i] = w_s x[s, i]) next to the slice of
-// B (sB[s][j]), then the warps multiply on tensor cores with the WMMA API: TF32 inputs (10-bit
-// mantissa, like the official kernel's tl.dot on fp32), float32 accumulation, fragments of 16 x 16
-// outputs and depth 8. Xw^T is read from sX as a column-major matrix (no transpose copy). Warp w owns
-// the output fragments w, w + NWARPS, ... . The tile goes through shared memory to global memory so
-// that rows/columns past p or n (padding) are never written.
+// One block computes a TP x TN tile of it. It walks the chunk in slices of KS steps, pipelined through
+// NBUF shared-memory buffers (default 2): while the warps multiply slice k, the copies of slices
+// k+1 .. k+NBUF-1 are in flight
+// (cp.async, 4 elements at a time: 16 bytes of float, 8 of half, when rows are aligned; otherwise float
+// goes 4 bytes at a time and half is read with plain loads later). After the wait, each thread widens
+// and scales the x elements it copied itself by w_s (sX[s][i] = w_s x[s, i]) and rounds them and its B
+// elements (sB[s][j]) to TF32.
+// Then the warps multiply on tensor cores with the WMMA API: TF32 inputs (10-bit mantissa, like the
+// official kernel's tl.dot on fp32), float32 accumulation, fragments of 16 x 16 outputs and depth 8.
+// Xw^T is read from sX as a column-major matrix (no transpose copy). Warp w owns the output fragments
+// w, w + NWARPS, ... . The tile goes through shared memory to global memory so that rows/columns past
+// p or n (padding) are never written.
 //
 // Compile-time sizes (-D): P, N (head dim, state size), Q (chunk), KS (steps per slice, a multiple
-// of 8 dividing Q), TP, TN (tile, multiples of 16), NWARPS, T_X, T_B (input types: float, __half,
+// of 8 dividing Q), TP, TN (tile, multiples of 16), NWARPS, NBUF (stage buffers, default 2),
+// MIN_BLOCKS (optional), T_X, T_B (input types: float, __half,
 // __nv_bfloat16). Grid: (ceil(P/TP) * ceil(N/TN), chunks, b*h).
 // Layout: x (b, l, h, p); B (b, l, g, n), head hi uses group hi / (h/g); dt_out, cs (b, h, chunks, Q);
 // states (b, chunks, h, p, n) float32.
@@ -36,16 +42,24 @@ using namespace nvcuda;
 #define Q 256
 #endif
 #ifndef KS
-#define KS 64
+#define KS 32
 #endif
 #ifndef TP
 #define TP 64
 #endif
 #ifndef TN
-#define TN 128
+#define TN 64
 #endif
 #ifndef NWARPS
 #define NWARPS 8
+#endif
+#ifndef NBUF
+#define NBUF 2                             // stage buffers: NBUF - 1 stages are copied ahead
+#endif
+#ifdef MIN_BLOCKS                  // blocks per SM the register budget must allow (else the compiler's choice)
+#define BOUNDS __launch_bounds__(THREADS, MIN_BLOCKS)
+#else
+#define BOUNDS __launch_bounds__(THREADS)
 #endif
 #ifndef T_X
 #define T_X float
@@ -58,20 +72,107 @@ using namespace nvcuda;
 #define LDB (TN + 4)  // and multiples of 4 as WMMA requires for 32-bit types
 #define FRAGS ((TP / 16) * (TN / 16))
 #define PER_WARP ((FRAGS + NWARPS - 1) / NWARPS)
-#define ROWS_B (KS > TP ? KS : TP)  // sB also holds the finished TP x TN tile
 #define THREADS (NWARPS * 32)
+#define STAGE ((KS * LDX + KS * LDB + 7) / 8 * 8)  // floats of a stage (x and B slices), a 32-byte multiple
+
+static_assert(Q % KS == 0 && KS % 8 == 0, "KS must be a multiple of 8 dividing Q");
+static_assert(NBUF >= 2, "NBUF: at least two stage buffers");
+static_assert(TP * LDB <= NBUF * STAGE, "the output tile must fit in the stage buffers");
+static_assert(Q % 8 == 0, "stage buffers must start 32-byte aligned");
 
 __device__ __forceinline__ float to_f(float v) { return v; }
 __device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
 __device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <typename T> struct is_f32 { static constexpr bool value = false; };
+template <> struct is_f32<float> { static constexpr bool value = true; };
 
-extern "C" __global__ void __launch_bounds__(THREADS)
+__device__ __forceinline__ void cp_async4(float* dst, const float* src, bool valid) {
+    const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 4 : 0));
+}
+__device__ __forceinline__ void cp_async8(float* dst, const void* src, bool valid) {
+    const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 8 : 0));
+}
+__device__ __forceinline__ void cp_async16(float* dst, const float* src, bool valid) {
+    const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+// wait until at most `pending` of this thread's committed copy groups are still in flight
+template <int pending>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(pending)); }
+// rows of `dim` elements of type T at p can be copied 4 elements at a time (16 bytes of float, 8 of half)
+template <typename T>
+__device__ __forceinline__ bool quads_ok(const T* p, int dim) {
+    return dim % 4 == 0 && (reinterpret_cast<unsigned long long>(p) & (4 * sizeof(T) - 1)) == 0;
+}
+
+// A tile of R rows x W columns (W a multiple of 4) goes to shared rows of stride LD. Thread tid owns
+// the quads (4 consecutive columns) tid, tid + THREADS, ...; row(r) points at column 0 of the tile's
+// row r in global memory (nullptr past the sequence); columns >= ncols are zeros.
+// issue: start the cp.async copies. Float quads: 16 bytes (vec) or four copies of 4 bytes. Half quads
+//   (vec only): their 8 raw bytes go to the front of the quad's own 16-byte float slot.
+// finish: after the wait, each thread turns its own elements v into tf32(f(r, j, v)) in place (a
+//   thread's own cp.async copies are visible to it after cp.async.wait_group); half quads are widened
+//   from their raw bytes or, without vec, read here with plain loads.
+template <int R, int W, int LD, typename T, typename RowFn>
+__device__ __forceinline__ void tile_issue(float* dst, RowFn row, int ncols, bool vec, const T* any) {
+#pragma unroll
+    for (int m = 0; m < (R * W / 4 + THREADS - 1) / THREADS; ++m) {
+        const int q = threadIdx.x + m * THREADS;
+        if (R * W / 4 % THREADS != 0 && q >= R * W / 4) break;
+        const int r = q / (W / 4), j = 4 * (q % (W / 4));
+        const T* src = row(r);
+        if constexpr (is_f32<T>::value) {
+            if (vec) {
+                const bool ok = src != nullptr && j < ncols;
+                cp_async16(dst + r * LD + j, ok ? src + j : any, ok);
+            } else {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const bool ok = src != nullptr && j + e < ncols;
+                    cp_async4(dst + r * LD + j + e, ok ? src + j + e : any, ok);
+                }
+            }
+        } else if (vec) {
+            const bool ok = src != nullptr && j < ncols;
+            cp_async8(dst + r * LD + j, ok ? src + j : any, ok);
+        }
+    }
+}
+template <int R, int W, int LD, typename T, typename RowFn, typename F>
+__device__ __forceinline__ void tile_finish(float* dst, RowFn row, int ncols, bool vec, F f) {
+#pragma unroll
+    for (int m = 0; m < (R * W / 4 + THREADS - 1) / THREADS; ++m) {
+        const int q = threadIdx.x + m * THREADS;
+        if (R * W / 4 % THREADS != 0 && q >= R * W / 4) break;
+        const int r = q / (W / 4), j = 4 * (q % (W / 4));
+        float* slot = dst + r * LD + j;
+        float v[4];
+        if constexpr (is_f32<T>::value) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) v[e] = slot[e];  // this thread's own copy (zero if outside)
+        } else if (vec) {
+            const T* raw = reinterpret_cast<const T*>(slot);  // all four are read before the slot is overwritten
+#pragma unroll
+            for (int e = 0; e < 4; ++e) v[e] = to_f(raw[e]);
+        } else {
+            const T* src = row(r);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) v[e] = (src != nullptr && j + e < ncols) ? to_f(src[j + e]) : 0.f;
+        }
+#pragma unroll
+        for (int e = 0; e < 4; ++e) slot[e] = wmma::__float_to_tf32(f(r, j + e, v[e]));
+    }
+}
+
+extern "C" __global__ void BOUNDS
 ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const float* __restrict__ dt_out,
                 const float* __restrict__ cs, float* __restrict__ states, int l, int h, int g, int nchunks) {
     extern __shared__ __align__(128) float smem[];  // WMMA wants 32-byte aligned tiles
-    float* sX = smem;                // KS x LDX: w_s x[s, p0 + i]
-    float* sB = sX + KS * LDX;       // ROWS_B x LDB: B[s, n0 + j], at the end the output tile
-    float* sW = sB + ROWS_B * LDB;   // Q: w_s
+    float* sW = smem;                // Q: w_s
+    float* buf = smem + Q;           // NBUF stages of STAGE floats: sX (KS x LDX), sB (KS x LDB); then the output
 
     const int tiles_n = (N + TN - 1) / TN;
     const int p0 = (blockIdx.x / tiles_n) * TP, n0 = (blockIdx.x % tiles_n) * TN;
@@ -79,9 +180,33 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
     const int tid = threadIdx.x, warp = tid >> 5;
     const long chunk0 = (long)c * Q;                       // first step of the chunk
     const long cs_base = ((long)bh * nchunks + c) * Q;
+    const bool vec_x = quads_ok(x, P), vec_b = quads_ok(B, N);
+
+    auto x_row = [&](int s0) {
+        return [=](int s) -> const T_X* {
+            const long t = chunk0 + s0 + s;
+            return t < l ? x + (((long)bi * l + t) * h + hi) * P + p0 : nullptr;
+        };
+    };
+    auto b_row = [&](int s0) {
+        return [=](int s) -> const T_B* {
+            const long t = chunk0 + s0 + s;
+            return t < l ? B + (((long)bi * l + t) * g + gi) * N + n0 : nullptr;
+        };
+    };
+    auto issue = [&](int s0, float* dst) {
+        tile_issue<KS, TP, LDX, T_X>(dst, x_row(s0), P - p0, vec_x, x);
+        tile_issue<KS, TN, LDB, T_B>(dst + KS * LDX, b_row(s0), N - n0, vec_b, B);
+    };
 
     const float cs_last = cs[cs_base + Q - 1];
     for (int s = tid; s < Q; s += THREADS) sW[s] = __expf(cs_last - cs[cs_base + s]) * dt_out[cs_base + s];
+    constexpr int slices = Q / KS;
+    for (int k = 0; k < NBUF - 1; ++k) {  // the first NBUF - 1 slices' copies (always NBUF - 1 groups)
+        if (k < slices) issue(k * KS, buf + k * STAGE);
+        cp_async_commit();
+    }
+    __syncthreads();  // sW is ready
 
     // NWARPS is a multiple of the fragment columns (TN/16), so all of a warp's fragments lie in one
     // column fj: its B fragment is loaded once per depth step and reused for each of them.
@@ -91,52 +216,49 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
 #pragma unroll
     for (int k = 0; k < PER_WARP; ++k) wmma::fill_fragment(acc[k], 0.f);
 
-    for (int s0 = 0; s0 < Q; s0 += KS) {
-        __syncthreads();  // sW is ready; the previous slice is no longer read
-        for (int e = tid; e < KS * TP; e += THREADS) {
-            const int s = e / TP, i = e % TP;
-            const long t = chunk0 + s0 + s;
-            float v = 0.f;
-            if (t < l && p0 + i < P) v = to_f(x[(((long)bi * l + t) * h + hi) * P + p0 + i]) * sW[s0 + s];
-            sX[s * LDX + i] = wmma::__float_to_tf32(v);
-        }
-        for (int e = tid; e < KS * TN; e += THREADS) {
-            const int s = e / TN, j = e % TN;
-            const long t = chunk0 + s0 + s;
-            float v = 0.f;
-            if (t < l && n0 + j < N) v = to_f(B[(((long)bi * l + t) * g + gi) * N + n0 + j]);
-            sB[s * LDB + j] = wmma::__float_to_tf32(v);
-        }
-        __syncthreads();
+    for (int k = 0; k < slices; ++k) {
+        const int s0 = k * KS;
+        float* sX = buf + (k % NBUF) * STAGE;
+        float* sB = sX + KS * LDX;
+        // the copies of slice k + NBUF - 1 fly while this one is multiplied (its buffer was last read by
+        // slice k - 1, before the barrier that ended it); one group per slice, empty past the last
+        if (k + NBUF - 1 < slices) issue((k + NBUF - 1) * KS, buf + ((k + NBUF - 1) % NBUF) * STAGE);
+        cp_async_commit();
+        cp_async_wait<NBUF - 1>();  // slice k's group is complete
+        tile_finish<KS, TP, LDX, T_X>(sX, x_row(s0), P - p0, vec_x, [&](int s, int, float v) { return v * sW[s0 + s]; });
+        tile_finish<KS, TN, LDB, T_B>(sB, b_row(s0), N - n0, vec_b, [](int, int, float v) { return v; });
+        __syncthreads();  // the slice, scaled and rounded by every thread, is visible to all
+        if (warp < FRAGS) {  // (only false when the tile has fewer fragments than warps)
 #pragma unroll
-        for (int kk = 0; kk < KS; kk += 8) {
-            if (warp >= FRAGS) break;  // (only when the tile has fewer fragments than warps)
-            wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b;
-            wmma::load_matrix_sync(b, sB + kk * LDB + fj * 16, LDB);  // (s, j) at sB[s][j]
+            for (int kk = 0; kk < KS; kk += 8) {
+                wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b;
+                wmma::load_matrix_sync(b, sB + kk * LDB + fj * 16, LDB);  // (s, j) at sB[s][j]
 #pragma unroll
-            for (int k = 0; k < PER_WARP; ++k) {
-                const int f = warp + k * NWARPS;
-                if (f < FRAGS) {
-                    wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> a;
-                    wmma::load_matrix_sync(a, sX + kk * LDX + (f / (TN / 16)) * 16, LDX);  // (i, s) at sX[s][i]
-                    wmma::mma_sync(acc[k], a, b, acc[k]);
+                for (int m = 0; m < PER_WARP; ++m) {
+                    const int f = warp + m * NWARPS;
+                    if (f < FRAGS) {
+                        wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> a;
+                        wmma::load_matrix_sync(a, sX + kk * LDX + (f / (TN / 16)) * 16, LDX);  // (i, s) at sX[s][i]
+                        wmma::mma_sync(acc[m], a, b, acc[m]);
+                    }
                 }
             }
         }
+        __syncthreads();  // this buffer is no longer read: the copies of slice k + NBUF may go in
     }
-    __syncthreads();
+    float* sO = buf;  // TP x LDB: the finished tile
 #pragma unroll
     for (int k = 0; k < PER_WARP; ++k) {
         const int f = warp + k * NWARPS;
         if (f < FRAGS) {
             const int fi = f / (TN / 16);  // (its column is fj)
-            wmma::store_matrix_sync(sB + fi * 16 * LDB + fj * 16, acc[k], LDB, wmma::mem_row_major);
+            wmma::store_matrix_sync(sO + fi * 16 * LDB + fj * 16, acc[k], LDB, wmma::mem_row_major);
         }
     }
     __syncthreads();
     float* out = states + (((long)bi * nchunks + c) * h + hi) * (long)(P * N);
     for (int e = tid; e < TP * TN; e += THREADS) {
         const int i = e / TN, j = e % TN;
-        if (p0 + i < P && n0 + j < N) out[(long)(p0 + i) * N + n0 + j] = sB[i * LDB + j];
+        if (p0 + i < P && n0 + j < N) out[(long)(p0 + i) * N + n0 + j] = sO[i * LDB + j];
     }
 }
