@@ -33,6 +33,7 @@ D, delta_bias (d,); z gate (b, d, l); h state (b, d, n); y, out (b, d, l).
 import functools
 import json
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -448,13 +449,40 @@ def _grouped(X, shapes_groups):
 _ARG_BITS = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")  # bit i of the kernel's err word
 
 
-@functools.cache
-def _error_word():
-    """A pinned int32 on the host that the kernels can write (unified addressing maps pinned memory)."""
+_THREAD = threading.local()  # per-thread state: the error word of the forward that waits for its kernel
+
+
+def _error_word(fresh=False):
+    """A pinned int32 on the host that the kernels can write (unified addressing maps pinned memory).
+
+    One per thread (two threads calling at once, as DataParallel does, never share a word); ``fresh``: a new
+    word for a check read later (a forward whose backward reads its flag).
+    """
     import torch
 
-    word = torch.zeros(1, dtype=torch.int32, pin_memory=True)
-    return word, word.numpy()
+    if fresh:
+        word = torch.zeros(1, dtype=torch.int32, pin_memory=True)
+        return word, word.numpy()
+    pair = getattr(_THREAD, "error_word", None)
+    if pair is None:
+        word = torch.zeros(1, dtype=torch.int32, pin_memory=True)
+        pair = _THREAD.error_word = (word, word.numpy())
+    return pair
+
+
+class _PendingCheck:
+    """A forward's NaN/inf flag not read yet: the word the kernel writes and an event after the kernel."""
+
+    def __init__(self, word, stream):
+        self.word, self.word_np = word
+        self.event = _cupy().cuda.Event(block=False, disable_timing=True)
+        self.event.record(stream)
+
+    def raise_if_bad(self, ins):
+        """Wait for the forward kernel (not for later work) and raise if it saw NaN/inf in ``ins``."""
+        self.event.synchronize()
+        if self.word_np[0]:
+            _raise_if_bad(int(self.word_np[0]), {k: tuple(v.shape) for k, v in zip(_ARG_BITS, ins) if v is not None})
 
 
 def _raise_if_bad(bits, shapes_of):
@@ -560,14 +588,14 @@ def _torch_call_plan(args):
     return plan
 
 
-def _launch_forward(plan, ins, delta_softplus, check, need_last, need_chk, in_dtype="float32"):
+def _launch_forward(plan, ins, delta_softplus, check, need_last, need_chk, in_dtype="float32", defer=False):
     """v2 forward on contiguous torch CUDA tensors ``ins`` (u, delta, A, B, C, D, z, delta_bias): float32, or with
     ``in_dtype`` "bfloat16"/"float16" u, delta, B, C, z in that dtype (read natively; A, D, delta_bias float32).
 
-    Returns (out, last, h_chk, zeros), None where not asked for. With ``check`` it waits for the
-    kernel and raises if the kernel saw NaN/inf. With ``need_chk`` (a backward will follow) it also
-    queues ``zeros``, the zeroed buffer of the summed gradients, before that wait: the host work
-    overlaps the kernel instead of delaying the backward.
+    Returns (out, last, h_chk, zeros, pending), None where not asked for. With ``check`` it waits for
+    the kernel and raises if the kernel saw NaN/inf; with ``check`` and ``defer`` it does not wait but
+    returns ``pending`` (a :class:`_PendingCheck`) for the backward to read. With ``need_chk`` (a
+    backward will follow) it also queues ``zeros``, the zeroed buffer of the summed gradients.
     """
     import torch
 
@@ -580,7 +608,7 @@ def _launch_forward(plan, ins, delta_softplus, check, need_last, need_chk, in_dt
     seg_buf = u.new_empty(plan.b, plan.d, segments, 2, plan.n, **f32) if segments > 1 else None
     err = 0
     if check:
-        word, word_np = _error_word()
+        word, word_np = _error_word(fresh=defer)
         word_np[0] = 0
         err = word.data_ptr()
     flags = plan.flags | (_FLAGS["softplus"] if delta_softplus else 0) | (_FLAGS["last_state"] if need_last else 0)
@@ -592,11 +620,14 @@ def _launch_forward(plan, ins, delta_softplus, check, need_last, need_chk, in_dt
         first((blocks, 1, segments - 1), threads, args, shared_mem=smem, stream=stream)
     kernel((blocks, 1, segments), threads, args, shared_mem=smem, stream=stream)
     zeros = u.new_zeros(sum(size for _, size, _ in plan.summed)) if need_chk else None  # overlaps the kernel
-    if check:
+    pending = None
+    if check and defer:  # read by the backward, after it has queued its own kernels: the GPU never waits
+        pending = _PendingCheck((word, word_np), stream)
+    elif check:
         stream.synchronize()  # the one cost of the check: wait for the kernel, read one word
         if word_np[0]:
             _raise_if_bad(int(word_np[0]), {k: tuple(v.shape) for k, v in zip(_ARG_BITS, ins) if v is not None})
-    return out, last, h_chk, zeros
+    return out, last, h_chk, zeros, pending
 
 
 def _launch_backward(plan, saved, delta_softplus, dout, dlast, zeros):
@@ -635,10 +666,11 @@ def _make_function():
         @staticmethod
         def forward(ctx, plan, delta_softplus, check, need_last, *ins):
             needs_grad = any(ctx.needs_input_grad[4:])
-            out, last, h_chk, zeros = _launch_forward(plan, ins, delta_softplus, check, need_last, needs_grad)
+            out, last, h_chk, zeros, pending = _launch_forward(plan, ins, delta_softplus, check, need_last,
+                                                               needs_grad, defer=needs_grad)
             if needs_grad:
                 ctx.save_for_backward(*ins, h_chk)
-                ctx.plan, ctx.zeros = plan, zeros
+                ctx.plan, ctx.zeros, ctx.pending = plan, zeros, pending
             ctx.delta_softplus = delta_softplus
             ctx.set_materialize_grads(False)
             return (out, last) if need_last else out
@@ -652,6 +684,8 @@ def _make_function():
             if zeros is None:
                 zeros = saved[0].new_zeros(sum(size for _, size, _ in ctx.plan.summed))
             grads = _launch_backward(ctx.plan, saved, ctx.delta_softplus, dout, dlast, zeros)
+            if ctx.pending is not None:  # the forward's NaN/inf flag, read now that the backward is queued
+                ctx.pending.raise_if_bad(saved[:8])
             return (None, None, None, None, *grads)
 
     return SelectiveScanV2
@@ -676,7 +710,7 @@ def _torch_v2(args, delta_softplus, return_last_state, check):
         if grad:
             result = _make_function().apply(plan, delta_softplus, check, return_last_state, *ins)
         else:  # no gradient wanted: launch directly, no autograd bookkeeping
-            out, last, _, _ = _launch_forward(plan, ins, delta_softplus, check, return_last_state, False,
+            out, last, _, _, _ = _launch_forward(plan, ins, delta_softplus, check, return_last_state, False,
                                               native or "float32")
             result = (out, last) if return_last_state else out
     finally:
@@ -804,9 +838,12 @@ def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
         takes half-precision inputs.
     check_finite : bool, default True, keyword only
         Reject NaN/inf inputs with a ValueError naming the argument (v2). The v2 kernel tests every
-        value as it loads it and sets a flag; the cost is waiting for the kernel before returning
-        (one stream synchronisation) — no extra pass over memory. ``False`` skips it (for callers
-        that validated already) and returns without waiting.
+        value as it loads it and sets a flag — no extra pass over memory. Without gradients the call
+        waits for the kernel and reads the flag before returning (one stream synchronisation). With
+        gradients the flag is read by the backward, after it has queued its kernels, so the GPU never
+        waits for the host: the ValueError then comes from ``loss.backward()`` (and a forward whose
+        backward never runs is not checked: run inference under ``torch.no_grad()``). ``False`` skips
+        the check (for callers that validated already).
 
     Returns
     -------

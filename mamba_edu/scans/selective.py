@@ -165,7 +165,9 @@ def selective_scan(
     ------
     ValueError
         On a wrong shape, a g that does not divide d, a non-floating dtype, mixed array kinds
-        or devices, or NaN/inf values — the message names the argument and the shapes.
+        or devices, or NaN/inf values — the message names the argument and the shapes. On the CUDA
+        kernel with gradients on, the NaN/inf error is raised by the backward (see
+        :func:`mamba_edu.selective_scan_cupy`, ``check_finite``).
 
     Notes
     -----

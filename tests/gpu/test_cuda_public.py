@@ -143,6 +143,44 @@ def test_nan_or_inf_input_is_a_clear_error(name, shape, rng):
     assert out.shape == (b, d, l)
 
 
+@pytest.mark.parametrize("name", ["u", "delta", "B", "z"])
+def test_nan_with_gradients_is_raised_by_the_backward(name, rng):
+    """With gradients on, the forward returns without waiting; the backward reads the flag and names the argument."""
+    inputs = make_inputs(rng, 2, 6, 333, 16)
+    inputs[name].reshape(-1)[5] = np.nan
+    x = _torch(inputs, grad=True)
+    out = me.selective_scan(**x, delta_softplus=True)  # queued, not waited for
+    with pytest.raises(ValueError, match=f"{name} \\(shape"):
+        out.sum().backward()
+    clean = _torch(make_inputs(rng, 2, 6, 333, 16), grad=True)  # the next call is not affected
+    me.selective_scan(**clean, delta_softplus=True).sum().backward()
+    assert torch.isfinite(clean["u"].grad).all()
+
+
+def test_threads_each_read_their_own_error_word(rng):
+    """Two threads calling at once (as DataParallel does): a NaN in one never raises in the other."""
+    import concurrent.futures
+
+    bad = _torch(make_inputs(rng, 4, 64, 2048, 16))
+    bad["u"][0, 0, 0] = float("nan")
+    good = _torch(make_inputs(rng, 4, 64, 2048, 16))
+
+    def calls(x):
+        stream = torch.cuda.Stream()
+        errors = 0
+        with torch.cuda.stream(stream):
+            for _ in range(40):
+                try:
+                    me.selective_scan(**x, delta_softplus=True)
+                except ValueError:
+                    errors += 1
+        return errors
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        bad_errors, good_errors = pool.map(calls, (bad, good))
+    assert (bad_errors, good_errors) == (40, 0)
+
+
 def test_fixed_B_C_nan_is_caught(rng):
     x = _torch(make_inputs(rng, 2, 4, 100, 8, B_groups=None, C_groups=None))
     x["B"][1, 3] = float("inf")
