@@ -37,3 +37,15 @@ def test_as_called_text_verdicts_follow_the_ratios():
     assert "0.60× (≤ 0.6×: met)" in text and "0.95× (≤ 0.9×: missed)" in text
     assert "forward 60 µs vs official 100 µs" in text
 
+
+
+def test_as_called_text_says_when_rounds_disagree():
+    """A median under the target with single rounds above it is not called "met"."""
+    from mamba_edu.plot.cuda import as_called_text
+
+    rounds = [[dict(shape=[1, 2, 3, 4], official_fwd=100.0, scan_call_fwd=ours, target_fwd=1.2)]
+              for ours in (130.0, 112.0, 119.0)]
+    text = as_called_text(dict(rounds=rounds, date="2026-01-01"))
+    assert "1.19× (≤ 1.2×: met in 2 of 3 rounds, rounds 1.12–1.30)" in text
+    rounds = [[dict(rounds[0][0], scan_call_fwd=ours)] for ours in (110.0, 112.0, 119.0)]
+    assert "(≤ 1.2×: met, rounds" in as_called_text(dict(rounds=rounds, date="2026-01-01"))

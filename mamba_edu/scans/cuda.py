@@ -304,13 +304,23 @@ def scan_forward(version, u, delta, A, B, C, D=None, z=None, delta_bias=None, de
         first, kernel, blocks, threads, smem, segments, seg_len, seg = plan
         seg_buf = cp.empty((b, d, segments, 2, n), dtype=cp.float32) if segments > 1 else None
         flags = _flags(D, z, delta_bias, delta_softplus, last_state, h_chk) | (_FLAGS["check"] if err else 0)
-        args = (*map(_arg, (u, delta, A, B, C, D, z, delta_bias, out, last_state, h_chk, seg_buf)),
-                np.int32(seg_len), *ints, np.int32(seg), np.int32(flags), np.uint64(err or 0))
-        if segments > 1:  # pass 1: final state and decay of every segment but the last
-            first((blocks, 1, segments - 1), threads, args, shared_mem=smem)
-        kernel((blocks, 1, segments), threads, args, shared_mem=smem)
+        _run_forward(plan, (u, delta, A, B, C, D, z, delta_bias, out, last_state, h_chk, seg_buf), ints, flags,
+                     err or 0)
     else:
         raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
+
+
+def _run_forward(plan, arrays, ints, flags, err, stream=None):
+    """Launch v2's forward as planned by :func:`_forward_plan` (two passes when time is cut into segments).
+
+    ``arrays``: u, delta, A, B, C, D, z, delta_bias, out, last_state, h_chk, seg_buf (None → NULL);
+    ``ints``: b, d, l and the B/C groups as np.int32; ``err``: the address of the NaN/inf word (0: none).
+    """
+    first, kernel, blocks, threads, smem, segments, seg_len, seg = plan
+    args = (*map(_arg, arrays), np.int32(seg_len), *ints, np.int32(seg), np.int32(flags), np.uint64(err))
+    if segments > 1:  # pass 1: final state and decay of every segment but the last
+        first((blocks, 1, segments - 1), threads, args, shared_mem=smem, stream=stream)
+    kernel((blocks, 1, segments), threads, args, shared_mem=smem, stream=stream)
 
 
 _HALF_DEFINE = {"float32": None, "bfloat16": "IN_BF16", "float16": "IN_FP16"}
@@ -391,17 +401,26 @@ def scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dout, h_c
     nwarps = nwarps_n if nwarps is None else nwarps
     B_groups = B.shape[1] if B.ndim == 4 else None
     C_groups = C.shape[1] if C.ndim == 4 else None
-    first, kernel, blocks, threads, smem, seg, segs, per = _backward_plan(
-        cp.cuda.runtime.getDevice(), b, d, l, n, B_groups, C_groups, chunk, nwarps, segments, min_blocks)
+    plan = _backward_plan(cp.cuda.runtime.getDevice(), b, d, l, n, B_groups, C_groups, chunk, nwarps, segments,
+                          min_blocks)
     flags = _flags(D, z, delta_bias, delta_softplus) | (16 if dlast is not None else 0)
-    seg_adj = cp.empty((b, d, segs, 2, n), dtype=cp.float32) if segs > 1 else None
-    args = (*map(_arg, (u, delta, A, B, C, D, z, delta_bias, dout, h_chk,
-                        du, ddelta, dA, dB, dC, dD, dz, ddelta_bias, dlast)),
-            np.int32(b), np.int32(d), np.int32(l), np.int32(B_groups or 0), np.int32(C_groups or 0),
-            np.int32(seg), np.int32(flags), _arg(seg_adj), np.int32(per))
+    seg_adj = cp.empty((b, d, plan[6], 2, n), dtype=cp.float32) if plan[6] > 1 else None
+    ints = (np.int32(b), np.int32(d), np.int32(l), np.int32(B_groups or 0), np.int32(C_groups or 0))
+    _run_backward(plan, (u, delta, A, B, C, D, z, delta_bias, dout, h_chk,
+                         du, ddelta, dA, dB, dC, dD, dz, ddelta_bias, dlast), ints, flags, seg_adj)
+
+
+def _run_backward(plan, arrays, ints, flags, seg_adj, stream=None):
+    """Launch v2's backward as planned by :func:`_backward_plan` (two passes when time is cut into segments).
+
+    ``arrays``: u, delta, A, B, C, D, z, delta_bias, dout, h_chk, then the 9 gradients (dlast last);
+    ``seg_adj``: the carry maps of the segments (None with one segment).
+    """
+    first, kernel, blocks, threads, smem, seg, segs, per = plan
+    args = (*map(_arg, arrays), *ints, np.int32(seg), np.int32(flags), _arg(seg_adj), np.int32(per))
     if segs > 1:  # pass 1: the adjoint carry map of every segment but the first
-        first((blocks, segs - 1), threads, args, shared_mem=smem)
-    kernel((blocks, segs), threads, args, shared_mem=smem)
+        first((blocks, segs - 1), threads, args, shared_mem=smem, stream=stream)
+    kernel((blocks, segs), threads, args, shared_mem=smem, stream=stream)
 
 
 def _v1_forward(cp, u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, last_state):
@@ -449,40 +468,59 @@ def _grouped(X, shapes_groups):
 _ARG_BITS = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")  # bit i of the kernel's err word
 
 
-_THREAD = threading.local()  # per-thread state: the error word of the forward that waits for its kernel
+_THREAD = threading.local()  # per thread: its error word, and its pool of words for checks read later
 
 
-def _error_word(fresh=False):
-    """A pinned int32 on the host that the kernels can write (unified addressing maps pinned memory).
-
-    One per thread (two threads calling at once, as DataParallel does, never share a word); ``fresh``: a new
-    word for a check read later (a forward whose backward reads its flag).
-    """
+def _pinned_word():
+    """A pinned int32 on the host that the kernels can write (unified addressing maps pinned memory)."""
     import torch
 
-    if fresh:
-        word = torch.zeros(1, dtype=torch.int32, pin_memory=True)
-        return word, word.numpy()
+    word = torch.zeros(1, dtype=torch.int32, pin_memory=True)
+    return word, word.numpy()
+
+
+def _error_word():
+    """This thread's word for a check read right after the kernel (two threads never share one)."""
     pair = getattr(_THREAD, "error_word", None)
     if pair is None:
-        word = torch.zeros(1, dtype=torch.int32, pin_memory=True)
-        pair = _THREAD.error_word = (word, word.numpy())
+        pair = _THREAD.error_word = _pinned_word()
     return pair
 
 
 class _PendingCheck:
-    """A forward's NaN/inf flag not read yet: the word the kernel writes and an event after the kernel."""
+    """A forward's NaN/inf flag that the backward reads: a word of its own and an event after the kernel.
 
-    def __init__(self, word, stream):
-        self.word, self.word_np = word
-        self.event = _cupy().cuda.Event(block=False, disable_timing=True)
+    The words come from a pool per thread and device and never go back to torch's allocator: a word is
+    reused only once its event says the kernel that may write it has finished, even if no backward ran.
+    """
+
+    def __init__(self, device):
+        pool = _THREAD.__dict__.setdefault("pending", {}).setdefault(device, [])  # events belong to a device
+        for i, (_, _, event) in enumerate(pool):
+            if event.done:  # that kernel has finished (or the event was never recorded)
+                self.word, self.word_np, self.event = pool.pop(i)
+                break
+        else:
+            self.word, self.word_np = _pinned_word()
+            self.event = _cupy().cuda.Event(block=False, disable_timing=True)
+        self.word_np[0] = 0
+        self._pool = pool
+
+    def recorded(self, stream):
+        """Mark the end of the forward kernel on ``stream``; returns self."""
         self.event.record(stream)
+        return self
 
     def raise_if_bad(self, ins):
         """Wait for the forward kernel (not for later work) and raise if it saw NaN/inf in ``ins``."""
         self.event.synchronize()
         if self.word_np[0]:
             _raise_if_bad(int(self.word_np[0]), {k: tuple(v.shape) for k, v in zip(_ARG_BITS, ins) if v is not None})
+
+    def __del__(self):
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.append((self.word, self.word_np, self.event))
 
 
 def _raise_if_bad(bits, shapes_of):
@@ -520,11 +558,6 @@ def _torch_stream(device_index):
     raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
     ptr = raw(device_index) if raw is not None else torch.cuda.current_stream(device_index).cuda_stream
     return _stream(ptr)
-
-
-def _ptr(x):
-    """A torch tensor's device pointer as a kernel argument (None → NULL)."""
-    return _NULL if x is None else np.uint64(x.data_ptr())
 
 
 class _Call:
@@ -566,8 +599,11 @@ _CALLS = {}  # argument signature → _Call (or the error it raised)
 
 
 def _signature(args):
-    """(shape, dtype, device) of each torch tensor argument: what the host-side checks depend on."""
-    return tuple(None if x is None else (x.shape, x.dtype, x.device) for x in args)
+    """Kind, shape, dtype and device of each argument: all that the host-side checks and plans depend on.
+
+    The key of every per-signature cache (:data:`_CALLS`, :data:`_CHECKED`, :data:`_SUPPORTS` and ssd_cuda's).
+    """
+    return tuple(None if x is None else (type(x), tuple(x.shape), x.dtype, _device_key(x.device)) for x in args)
 
 
 def _torch_call_plan(args):
@@ -604,25 +640,24 @@ def _launch_forward(plan, ins, delta_softplus, check, need_last, need_chk, in_dt
     out = torch.empty_like(u)  # in u's dtype
     last = u.new_empty(plan.b, plan.d, plan.n, **f32) if need_last else None
     h_chk = u.new_empty(plan.b, plan.d, n_tiles(plan.l, plan.chunk), plan.n, **f32) if need_chk else None
-    first, kernel, blocks, threads, smem, segments, seg_len, seg = plan.forward_plan(in_dtype)
+    launch = plan.forward_plan(in_dtype)
+    segments = launch[5]
     seg_buf = u.new_empty(plan.b, plan.d, segments, 2, plan.n, **f32) if segments > 1 else None
-    err = 0
-    if check:
-        word, word_np = _error_word(fresh=defer)
+    err, pending = 0, None
+    if check and defer:  # read by the backward, after it has queued its own kernels: the GPU never waits
+        pending = _PendingCheck(plan.device)
+        err = pending.word.data_ptr()
+    elif check:
+        word, word_np = _error_word()
         word_np[0] = 0
         err = word.data_ptr()
     flags = plan.flags | (_FLAGS["softplus"] if delta_softplus else 0) | (_FLAGS["last_state"] if need_last else 0)
     flags |= (_FLAGS["checkpoint"] if need_chk else 0) | (_FLAGS["check"] if check else 0)
-    args = (*map(_ptr, ins), _ptr(out), _ptr(last), _ptr(h_chk), _ptr(seg_buf), np.int32(seg_len), *plan.ints,
-            np.int32(seg), np.int32(flags), np.uint64(err))
     stream = _torch_stream(plan.device)
-    if segments > 1:  # pass 1: final state and decay of every segment but the last
-        first((blocks, 1, segments - 1), threads, args, shared_mem=smem, stream=stream)
-    kernel((blocks, 1, segments), threads, args, shared_mem=smem, stream=stream)
+    _run_forward(launch, (*ins, out, last, h_chk, seg_buf), plan.ints, flags, err, stream)
     zeros = u.new_zeros(sum(size for _, size, _ in plan.summed)) if need_chk else None  # overlaps the kernel
-    pending = None
-    if check and defer:  # read by the backward, after it has queued its own kernels: the GPU never waits
-        pending = _PendingCheck((word, word_np), stream)
+    if pending is not None:
+        pending.recorded(stream)
     elif check:
         stream.synchronize()  # the one cost of the check: wait for the kernel, read one word
         if word_np[0]:
@@ -641,18 +676,14 @@ def _launch_backward(plan, saved, delta_softplus, dout, dlast, zeros):
     for i, size, shape in plan.summed:  # views of the zeroed buffer queued by the forward
         grads[i] = zeros[start:start + size].view(shape)
         start += size
-    first, kernel, blocks, threads, smem, seg, segs, per = plan.backward_plan()
+    launch = plan.backward_plan()
+    segs = launch[6]
     seg_adj = u.new_empty(plan.b, plan.d, segs, 2, plan.n) if segs > 1 else None
     flags = plan.flags | (_FLAGS["softplus"] if delta_softplus else 0) | (16 if dlast is not None else 0)
-    du, ddelta, dA, dB, dC, dD, dz, ddelta_bias = grads
-    args = (*map(_ptr, (u, delta, A, B, C, D, z, delta_bias, dout, h_chk,
-                        du, ddelta, dA, dB, dC, dD, dz, ddelta_bias, dlast)),
-            *plan.ints, np.int32(seg), np.int32(flags), _ptr(seg_adj), np.int32(per))
     # the autograd engine runs this in its own thread: launch on torch's current stream there
     stream = _torch_stream(plan.device)
-    if segs > 1:  # pass 1: the adjoint carry map of every segment but the first
-        first((blocks, segs - 1), threads, args, shared_mem=smem, stream=stream)
-    kernel((blocks, segs), threads, args, shared_mem=smem, stream=stream)
+    _run_backward(launch, (u, delta, A, B, C, D, z, delta_bias, dout, h_chk, *grads, dlast), plan.ints, flags,
+                  seg_adj, stream)
     return grads
 
 
@@ -768,8 +799,12 @@ _SUPPORTS = {}  # argument signature → supports(...)
 
 
 def _device_key(device):
-    """torch devices are hashable; CuPy's are not: use their ordinal."""
-    return device if type(device).__module__.startswith("torch") else ("cupy", getattr(device, "id", None))
+    """A hashable key for a device: torch's are hashable; for one that is not (CuPy's), its ordinal."""
+    try:
+        hash(device)
+        return device
+    except TypeError:
+        return ("cupy", getattr(device, "id", None))
 
 
 _CHECKED = {}  # argument signature (kinds, shapes, dtypes, devices) → what the host-side check found
@@ -777,7 +812,7 @@ _CHECKED = {}  # argument signature (kinds, shapes, dtypes, devices) → what th
 
 def _checked(args):
     """check_selective_scan_inputs on the host, once per argument signature (the check reads no data)."""
-    sig = tuple(None if x is None else (type(x), tuple(x.shape), x.dtype, _device_key(x.device)) for x in args)
+    sig = _signature(args)
     shapes = _CHECKED.get(sig)
     if shapes is None:
         from mamba_edu.scans.checks import check_selective_scan_inputs

@@ -32,7 +32,7 @@ import functools
 import numpy as np
 
 from mamba_edu.scans.checks import check_ssd_inputs
-from mamba_edu.scans.cuda import KERNEL_DIR, SMEM_LIMIT, _arg, _cuda_usable, _cupy, _torch_stream
+from mamba_edu.scans.cuda import KERNEL_DIR, SMEM_LIMIT, _arg, _cuda_usable, _cupy, _signature, _torch_stream
 
 KERNEL_FILES = {
     "cumsum": "ssd_chunk_cumsum.cu",
@@ -218,10 +218,6 @@ def supports(x, dt, A, B, C, chunk_size=64, D=None, z=None, dt_bias=None, initia
         return _cuda_usable()
     except Exception:
         return False
-
-
-def _signature(args):
-    return tuple(None if a is None else (type(a), tuple(a.shape), a.dtype, a.device) for a in args)
 
 
 def _limit_problem(x, B, chunk_size):

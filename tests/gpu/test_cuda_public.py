@@ -157,6 +157,19 @@ def test_nan_with_gradients_is_raised_by_the_backward(name, rng):
     assert torch.isfinite(clean["u"].grad).all()
 
 
+def test_pending_check_words_are_reused(rng):
+    """A forward with gradients whose graph is dropped gives its word back once its kernel is done: no growth."""
+    x = _torch(make_inputs(rng, 2, 6, 333, 16), grad=True)
+    me.selective_scan(**x, delta_softplus=True)  # at least one word in this thread's pool
+    torch.cuda.synchronize()
+    pool = cuda._THREAD.pending[torch.cuda.current_device()]
+    before = len(pool)
+    for _ in range(20):
+        me.selective_scan(**x, delta_softplus=True)
+        torch.cuda.synchronize()
+    assert len(pool) == before
+
+
 def test_threads_each_read_their_own_error_word(rng):
     """Two threads calling at once (as DataParallel does): a NaN in one never raises in the other."""
     import concurrent.futures
