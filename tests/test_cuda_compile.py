@@ -39,9 +39,9 @@ for _n in N_COVERED:
     CASES.append(("v2", cuda._forward_defines(_n, _chunk, cuda.forward_config(_n))))
     CASES.append(("v2_backward", {"DSTATE": _n, "CHUNK": _chunk, "NWARPS": _nwarps}))
 for _half in ("IN_BF16", "IN_FP16"):  # half-precision inputs read natively by the forward (no-grad calls)
-    for _n in (1, 16, 256):
+    for _n in (1, 16, 73, 256):
         _chunk = cuda.backward_config(_n)[0]
-        CASES.append(("v2", {**cuda._forward_defines(_n, _chunk, cuda.forward_config(_n)), _half: 1}))
+        CASES.append(("v2", {**cuda._forward_defines(_n, _chunk, cuda.forward_config(_n, 2)), _half: 1}))
     CASES.append(("v2", {"DSTATE": 16, "LPC": 16, "NWARPS": 8, "TILE": 64, "STATES_ONLY": 1, _half: 1}))
     CASES.append(("v2", {"DSTATE": 5, "LPC": 4, "NWARPS": 2, "TILE": 16, "VAR_B": 0, "VAR_C": 0, _half: 1}))
 CASES.append(("v2_backward", {"DSTATE": 16, "CHUNK": 8, "NWARPS": 16, "ADJ_ONLY": 1}))
@@ -92,6 +92,16 @@ def test_shared_memory_fits_sm90(n):
     assert cuda.v2_shared_bytes(n, chunk, nwarps, backward=True) <= cuda.SMEM_LIMIT
     with pytest.raises(ValueError, match="n"):
         cuda.forward_config(cuda.MAX_DSTATE + 1)
+
+
+@pytest.mark.parametrize("in_bytes", [4, 2])
+def test_forward_tiles_keep_two_blocks_per_sm(in_bytes):
+    """At every n the forward's shared memory, in the layout of the inputs' precision, stays within the
+    ~110 KB that lets two blocks share an SM (half precision stages raw tiles too: n = 73 needs a shorter tile)."""
+    for n in range(1, cuda.MAX_DSTATE + 1):
+        cfg = cuda.forward_config(n, in_bytes)
+        assert cuda.v2_shared_bytes(n, forward=cfg, in_bytes=in_bytes) <= 110 * 1024, (n, cfg)
+    assert cuda.forward_config(73, 2)["tile"] < cuda.forward_config(73, 4)["tile"]
 
 
 def _find_nvrtc():

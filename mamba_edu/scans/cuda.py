@@ -158,12 +158,14 @@ SMEM_LIMIT = 227 * 1024  # dynamic shared memory per block on an H100/H200 (sm_9
 
 
 @functools.cache
-def forward_config(n):
+def forward_config(n, in_bytes=4):
     """v2 forward tile shape for state size n: :data:`FORWARD` (tuned at n = 16), adapted to n.
 
     Fewer lanes per channel when n < 16 (each lane should own at least one state); shorter tiles
     when n is large, so that the B and C tiles of all n states fit in shared memory (≤ ~110 KB, two
-    blocks per SM); a looser register cap as the states per lane grow.
+    blocks per SM) — measured with the layout of the inputs' precision (``in_bytes`` 2: half precision,
+    read natively, which stages the raw tiles beside one float buffer); a looser register cap as the
+    states per lane grow.
     """
     if not 1 <= n <= MAX_DSTATE:
         raise ValueError(f"n (d_state) is {n}, expected 1 ≤ n ≤ {MAX_DSTATE}")
@@ -172,7 +174,7 @@ def forward_config(n):
         cfg["lpc"] = max(4, 1 << (n - 1).bit_length())
     for tile in (cfg["tile"], 32, 16):
         cfg["tile"] = tile
-        if v2_shared_bytes(n, forward=cfg) <= 110 * 1024:
+        if v2_shared_bytes(n, forward=cfg, in_bytes=in_bytes) <= 110 * 1024:
             break
     cfg["min_blocks"] = 3 if n <= 16 else 2 if n <= 64 else 1
     return cfg
@@ -333,7 +335,7 @@ def _forward_plan(device, b, d, l, n, B_groups, C_groups, chunk, overrides, in_d
     ``in_dtype``: the dtype of u, delta, z, B, C and out — "float32", or "bfloat16"/"float16" read natively.
     """
     cp = _cupy()
-    cfg = {**forward_config(n), **dict(overrides)}
+    cfg = {**forward_config(n, 4 if in_dtype == "float32" else 2), **dict(overrides)}
     defines = _forward_defines(n, chunk, cfg, B_groups is not None, C_groups is not None)
     if _HALF_DEFINE[in_dtype]:
         defines[_HALF_DEFINE[in_dtype]] = 1

@@ -348,8 +348,9 @@ def test_native_half_path_is_taken_only_without_grad(monkeypatch, rng):
     assert seen == ["float32"]
 
 
-@pytest.mark.parametrize("b, d, l, n", [(2, 5, 300, 1), (2, 5, 300, 4), (2, 5, 300, 48), (2, 5, 300, 128),
-                                        (2, 5, 300, 256), (1, 3, 5000, 16)])  # the last splits time into segments
+@pytest.mark.parametrize("b, d, l, n", [(2, 5, 300, 1), (2, 5, 300, 4), (2, 5, 300, 48), (2, 5, 300, 73),
+                                        (2, 5, 300, 128), (2, 5, 300, 256),
+                                        (1, 3, 5000, 16)])  # the last splits time into segments
 def test_native_bf16_every_tile_shape(b, d, l, n, rng):
     """The natively read bf16 forward at the other tile shapes (lanes per channel, tile lengths, segments)."""
     x = _torch(make_inputs(rng, b, d, l, n), half=torch.bfloat16)
