@@ -34,6 +34,7 @@ import functools
 import json
 import math
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -493,7 +494,9 @@ class _PendingCheck:
     """A forward's NaN/inf flag that the backward reads: a word of its own and an event after the kernel.
 
     The words come from a pool per thread and device and never go back to torch's allocator: a word is
-    reused only once its event says the kernel that may write it has finished, even if no backward ran.
+    reused only once its event says the kernel that may write it has finished. A forward whose backward
+    never runs is read when it is freed, and a NaN/inf there is a RuntimeWarning (an error cannot be
+    raised from a finaliser): never silent.
     """
 
     def __init__(self, device):
@@ -506,6 +509,7 @@ class _PendingCheck:
             self.word, self.word_np = _pinned_word()
             self.event = _cupy().cuda.Event(block=False, disable_timing=True)
         self.word_np[0] = 0
+        self.read = False
         self._pool = pool
 
     def recorded(self, stream):
@@ -516,12 +520,24 @@ class _PendingCheck:
     def raise_if_bad(self, ins):
         """Wait for the forward kernel (not for later work) and raise if it saw NaN/inf in ``ins``."""
         self.event.synchronize()
+        self.read = True
         if self.word_np[0]:
             _raise_if_bad(int(self.word_np[0]), {k: tuple(v.shape) for k, v in zip(_ARG_BITS, ins) if v is not None})
 
     def __del__(self):
         pool = getattr(self, "_pool", None)
-        if pool is not None:
+        if pool is None:
+            return
+        try:
+            if not self.read:
+                self.event.synchronize()
+                if self.word_np[0]:
+                    names = [name for i, name in enumerate(_ARG_BITS) if int(self.word_np[0]) >> i & 1]
+                    warnings.warn(f"selective_scan: {', '.join(names)} contained NaN or inf values; no error was "
+                                  "raised because the backward of that call never ran (with gradients the check "
+                                  "is read by the backward; under torch.no_grad() the call itself raises)",
+                                  RuntimeWarning, stacklevel=2)
+        finally:
             pool.append((self.word, self.word_np, self.event))
 
 
@@ -878,9 +894,9 @@ def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
         value as it loads it and sets a flag — no extra pass over memory. Without gradients the call
         waits for the kernel and reads the flag before returning (one stream synchronisation). With
         gradients the flag is read by the backward, after it has queued its kernels, so the GPU never
-        waits for the host: the ValueError then comes from ``loss.backward()`` (and a forward whose
-        backward never runs is not checked: run inference under ``torch.no_grad()``). ``False`` skips
-        the check (for callers that validated already).
+        waits for the host: the ValueError then comes from ``loss.backward()`` (a forward whose backward
+        never runs gives a RuntimeWarning when it is freed; run inference under ``torch.no_grad()``).
+        ``False`` skips the check (for callers that validated already).
 
     Returns
     -------

@@ -157,6 +157,20 @@ def test_nan_with_gradients_is_raised_by_the_backward(name, rng):
     assert torch.isfinite(clean["u"].grad).all()
 
 
+def test_nan_with_gradients_and_no_backward_warns(rng):
+    """A forward with gradients whose backward never runs is not silent: freeing it warns, naming the argument."""
+    import gc
+
+    inputs = make_inputs(rng, 2, 6, 333, 16)
+    inputs["delta"].reshape(-1)[3] = -np.inf  # softplus(-inf) = 0: the step is skipped, the output stays finite
+    x = _torch(inputs, grad=True)
+    with pytest.warns(RuntimeWarning, match="delta contained NaN or inf"):
+        out = me.selective_scan(**x, delta_softplus=True)
+        assert torch.isfinite(out).all()
+        del out
+        gc.collect()
+
+
 def test_pending_check_words_are_reused(rng):
     """A forward with gradients whose graph is dropped gives its word back once its kernel is done: no growth."""
     x = _torch(make_inputs(rng, 2, 6, 333, 16), grad=True)
