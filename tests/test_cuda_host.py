@@ -1,0 +1,179 @@
+"""The v2 launcher's host side, on the CPU: what it hands each kernel, and the NaN/inf words.
+
+The CuPy kernels are replaced by recorders, and the CUDA stream and event by stand-ins, so no GPU is needed.
+The "kernel" writes the error bits through the address it is given, as the real one does with atomicOr.
+What this checks, cheaply and in CI:
+- the argument lists against the .cu signatures (order, pointer or int, which tensor);
+- the bookkeeping of the pinned error words (per thread, pooled, read by the backward, warned when never read).
+The GPU tests (tests/gpu) run the same paths with the real kernels.
+"""
+
+import ctypes
+import gc
+import re
+import threading
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from mamba_edu.scans import cuda
+
+
+class Recorder:
+    """Stands in for a CuPy RawKernel; ``bits``: what it ORs into the error word, like the kernel's check."""
+
+    def __init__(self, bits=0):
+        self.calls, self.bits = [], bits
+
+    def __call__(self, grid, block, args, shared_mem=0, stream=None):
+        self.calls.append((grid, block, args))
+        if self.bits and int(args[-1]):  # err is the forward's last parameter
+            ctypes.c_int32.from_address(int(args[-1])).value |= self.bits
+
+
+class Event:
+    def __init__(self, **kwargs):
+        self.done, self.recorded = True, 0
+
+    def record(self, stream):
+        self.recorded += 1
+
+    def synchronize(self):
+        pass
+
+
+class Stream:
+    def synchronize(self):
+        pass
+
+
+@pytest.fixture
+def host(monkeypatch):
+    """cuda.py with CPU stand-ins for CuPy, the stream and pinned memory; fresh per-thread words."""
+    monkeypatch.setattr(cuda, "_cupy", lambda: SimpleNamespace(cuda=SimpleNamespace(Event=Event)))
+    monkeypatch.setattr(cuda, "_torch_stream", lambda device: Stream())
+    monkeypatch.setattr(cuda, "_pinned_word", lambda: (lambda w: (w, w.numpy()))(torch.zeros(1, dtype=torch.int32)))
+    monkeypatch.setattr(cuda, "_THREAD", threading.local())
+
+
+def _inputs(b=2, d=3, l=40, n=4, grad=False):
+    g = torch.Generator().manual_seed(0)
+    x = dict(u=torch.randn(b, d, l, generator=g), delta=torch.randn(b, d, l, generator=g),
+             A=-torch.rand(d, n, generator=g), B=torch.randn(b, 1, n, l, generator=g),
+             C=torch.randn(b, 1, n, l, generator=g), D=torch.randn(d, generator=g),
+             z=torch.randn(b, d, l, generator=g), delta_bias=torch.randn(d, generator=g))
+    return [x[k].requires_grad_(grad) for k in cuda._ARG_BITS]
+
+
+def _plan(ins, fwd_bits=0, segments=2):
+    """A _Call for CPU tensors whose kernels are recorders (two passes each, as when time is cut in segments)."""
+    plan = cuda._Call(cuda._checked(ins), ins, False)
+    fwd = (Recorder(), Recorder(fwd_bits), 7, (256,), 0, segments, 32, 3)
+    bwd = (Recorder(), Recorder(), 5, (512,), 0, 3, segments, 1)
+    plan.forward_plan = lambda in_dtype="float32": fwd
+    plan.backward_plan = lambda: bwd
+    return plan, fwd, bwd
+
+
+def _parameters(version, name):
+    """(name, is_pointer) of each parameter of a kernel, read from its .cu source."""
+    src = cuda.kernel_source(version)
+    sig = re.search(rf"{name}\((.*?)\)\s*{{", src, re.S).group(1)
+    return [(re.match(r".*?(\w+)$", p.strip()).group(1), "*" in p) for p in sig.split(",")]
+
+
+def _check_args(args, params, expect):
+    """Each argument has its parameter's kind; named pointers are the expected tensors' addresses."""
+    assert len(args) == len(params)
+    for value, (name, is_ptr) in zip(args, params):
+        assert isinstance(value, np.uint64 if is_ptr else np.int32), name
+        if name in expect:
+            want = expect[name]
+            assert int(value) == (0 if want is None else want.data_ptr()), name
+
+
+def test_forward_and_backward_arguments_follow_the_kernel_signatures(host):
+    ins = _inputs()
+    plan, fwd, bwd = _plan(ins)
+    out, last, h_chk, zeros, pending = cuda._launch_forward(plan, ins, True, True, True, True, defer=True)
+    first, kernel = fwd[0].calls, fwd[1].calls
+    assert len(first) == 1 and len(kernel) == 1 and first[0][0] == (7, 1, 1) and kernel[0][0] == (7, 1, 2)
+    assert first[0][2] == kernel[0][2]  # both passes get the same arguments
+    params = _parameters("v2", "selective_scan_fwd_v2")
+    names = [name for name, _ in params]
+    expect = dict(zip(names, [*ins, out, last, h_chk]))
+    _check_args(kernel[0][2], params, expect)
+    values = dict(zip(names, kernel[0][2]))
+    assert int(values["err"]) == pending.word.data_ptr() and int(values["seg_len"]) == 32
+    assert int(values["flags"]) == 1 | 2 | 4 | 8 | 16 | 32 | 64  # D, z, bias, softplus, last, checkpoints, check
+    assert (int(values["batch"]), int(values["dim"]), int(values["seqlen"]), int(values["seg"])) == (2, 3, 40, 3)
+
+    dout, dlast = torch.randn_like(out), torch.randn_like(last)
+    grads = cuda._launch_backward(plan, (*ins, h_chk), True, dout, dlast, zeros)
+    first, kernel = bwd[0].calls, bwd[1].calls
+    assert first[0][0] == (5, 1) and kernel[0][0] == (5, 2)
+    params = _parameters("v2_backward", "selective_scan_bwd_v2")
+    names = [name for name, _ in params]
+    _check_args(kernel[0][2], params, dict(zip(names, [*ins, dout, h_chk, *grads, dlast])))
+    assert [tuple(g.shape) for g in grads] == [tuple(x.shape) for x in ins]
+    assert all(g.abs().sum() == 0 for g in grads[2:6])  # the summed gradients start from the zeroed buffer
+
+
+def test_check_without_gradients_raises_after_the_kernel(host):
+    ins = _inputs()
+    plan, _, _ = _plan(ins, fwd_bits=2)  # the kernel saw a NaN in delta
+    with pytest.raises(ValueError, match=r"delta \(shape \(2, 3, 40\)\) contains NaN or inf"):
+        cuda._launch_forward(plan, ins, True, True, False, False)
+    plan, _, _ = _plan(ins, fwd_bits=0)  # the next call starts from a clear word
+    cuda._launch_forward(plan, ins, True, True, False, False)
+
+
+def test_check_with_gradients_is_raised_by_the_backward(host):
+    ins = _inputs(grad=True)
+    plan, fwd, bwd = _plan(ins, fwd_bits=1)  # a NaN in u
+    out = cuda._make_function().apply(plan, True, True, False, *ins)  # returns: no wait in the forward
+    assert len(fwd[1].calls) == 1
+    with pytest.raises(ValueError, match=r"u \(shape"):
+        out.sum().backward()
+    assert len(bwd[1].calls) == 1  # the backward was queued before the flag was read
+
+
+def test_unread_check_warns_when_freed_and_words_are_reused(host):
+    ins = _inputs(grad=True)
+    plan, _, _ = _plan(ins, fwd_bits=64)  # a NaN in z; the backward never runs
+    with pytest.warns(RuntimeWarning, match="z contained NaN or inf"):
+        out = cuda._make_function().apply(plan, True, True, False, *ins)
+        del out
+        gc.collect()
+    plan, _, _ = _plan(ins)
+    words = set()
+    for _ in range(5):  # clean calls whose graphs are dropped: one word, reused
+        out = cuda._make_function().apply(plan, True, True, False, *ins)
+        words.add(out.grad_fn.pending.word.data_ptr())
+        del out
+    assert len(words) == 1 and len(cuda._THREAD.pending[plan.device]) == 1
+
+
+def test_threads_get_their_own_error_word(host):
+    words = {}
+
+    def take(name):
+        words[name] = cuda._error_word()[0].data_ptr()
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert words[0] != words[1] and cuda._error_word() is cuda._error_word()
+
+
+def test_one_signature_for_every_cache():
+    """Kind, shape, dtype and device; hashable for torch tensors and numpy arrays alike."""
+    t, a = torch.zeros(2, 3), np.zeros((2, 3), np.float32)
+    assert cuda._signature((t, None)) != cuda._signature((a, None))
+    assert cuda._signature((t, None)) == cuda._signature((torch.ones(2, 3), None))
+    assert cuda._signature((t,)) != cuda._signature((t.double(),))
+    hash(cuda._signature((t, a, None)))
