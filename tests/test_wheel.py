@@ -84,6 +84,14 @@ def test_wheel_carries_the_course(wheel_env):
     packaged = sorted(p.name for p in (site / "mamba_edu" / "lessons").glob("*.ipynb"))
     assert packaged == sorted(p.name for p in (ROOT / "lessons").glob("*.ipynb"))
 
+    # every CUDA source ships, the SSD kernels' own headers too (kernel_source pastes them in; no GPU needed)
+    sources = _run([python, "-c", "from mamba_edu.scans import cuda, ssd_cuda\n"
+                    "for v in cuda.KERNEL_FILES: cuda.kernel_source(v)\n"
+                    "for s in ssd_cuda.KERNEL_FILES:\n"
+                    "    assert not any(x.startswith('#include \"') for x in ssd_cuda.kernel_source(s).splitlines())"],
+                   env, work)
+    assert sources.returncode == 0, sources.stdout + sources.stderr
+
     check = _run([script, "check"], env, work)
     assert check.returncode == 0, check.stdout + check.stderr
     assert f"(package, {len(packaged)} notebooks)" in check.stdout and all(n in check.stdout for n in packaged)

@@ -28,6 +28,7 @@ Glossary: x input (b, l, h, p); dt (b, l, h); A (h,); B, C (b, l, g, n); D (h,) 
 """
 
 import functools
+import re
 
 import numpy as np
 
@@ -71,13 +72,19 @@ def kernel_source(step):
     Returns
     -------
     str
-        The ``.cu`` file's text; sizes and input types come in as ``-D`` options (:func:`defines`).
+        The ``.cu`` file's text, with the kernels' own headers (``#include "ssd_types.cuh"``,
+        ``"ssd_tiles.cuh"``) pasted in place, so the compiler gets one self-contained source; sizes and
+        input types come in as ``-D`` options (:func:`defines`).
 
     Explained in lesson 8.
     """
     if step not in KERNEL_FILES:
         raise ValueError(f"step must be one of {sorted(KERNEL_FILES)}, got {step!r}")
-    return (KERNEL_DIR / KERNEL_FILES[step]).read_text()
+    source = (KERNEL_DIR / KERNEL_FILES[step]).read_text()
+    return _LOCAL_INCLUDE.sub(lambda m: (KERNEL_DIR / m.group(1)).read_text(), source)
+
+
+_LOCAL_INCLUDE = re.compile(r'^#include "(\w+\.cuh)"$', re.M)  # a header of ours, next to the kernels
 
 
 def _round_up(v, m):

@@ -46,9 +46,7 @@ using namespace nvcuda;
 #define PER_WARP ((FRAGS + NWARPS - 1) / NWARPS)
 #define THREADS (NWARPS * 32)
 
-__device__ __forceinline__ float to_f(float v) { return v; }
-__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+#include "ssd_types.cuh"
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 ssd_bmm(const T_B* __restrict__ B, const T_C* __restrict__ C, float* __restrict__ CB, int l, int g, int nchunks) {

@@ -26,9 +26,7 @@
 #endif
 #define THREADS (Q < 32 ? 32 : Q)
 
-__device__ __forceinline__ float to_f(float v) { return v; }
-__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+#include "ssd_types.cuh"
 
 __device__ __forceinline__ float warp_inclusive_sum(float v) {
     const int lane = threadIdx.x & 31;
