@@ -1,7 +1,9 @@
 """The v2 launcher's host side, on the CPU: what it hands each kernel, and the NaN/inf words.
 
 The CuPy kernels are replaced by recorders, and the CUDA stream and event by stand-ins, so no GPU is needed.
-The "kernel" writes the error bits through the address it is given, as the real one does with atomicOr.
+The stand-ins are asynchronous like the GPU: a "kernel" queues its write of the error bits (through the address
+it is given, as the real one's atomicOr), and only a synchronisation runs the queue — up to an event's place in
+it, or all of it for a stream. So reading a word too early, or waiting on the wrong event, reads 0 here too.
 What this checks, cheaply and in CI:
 - the argument lists against the .cu signatures (order, pointer or int, which tensor);
 - the bookkeeping of the pinned error words (per thread, pooled, read by the backward, warned when never read).
@@ -12,6 +14,7 @@ import ctypes
 import gc
 import re
 import threading
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -19,6 +22,18 @@ import pytest
 import torch
 
 from mamba_edu.scans import cuda
+
+
+class GPU:
+    """The queue of work the stand-in kernels launched; ``ran`` of it has executed."""
+
+    queue, ran = [], 0
+
+    @classmethod
+    def run_to(cls, place):
+        while cls.ran < place:
+            cls.queue[cls.ran]()
+            cls.ran += 1
 
 
 class Recorder:
@@ -29,24 +44,32 @@ class Recorder:
 
     def __call__(self, grid, block, args, shared_mem=0, stream=None):
         self.calls.append((grid, block, args))
-        if self.bits and int(args[-1]):  # err is the forward's last parameter
-            ctypes.c_int32.from_address(int(args[-1])).value |= self.bits
+        err = int(args[-1])  # err is the forward's last parameter
+        if self.bits and err:
+            GPU.queue.append(lambda: setattr(ctypes.c_int32.from_address(err), "value",
+                                             ctypes.c_int32.from_address(err).value | self.bits))
+        else:
+            GPU.queue.append(lambda: None)
 
 
 class Event:
     def __init__(self, **kwargs):
-        self.done, self.recorded = True, 0
+        self.place = 0  # never recorded: nothing to wait for
 
     def record(self, stream):
-        self.recorded += 1
+        self.place = len(GPU.queue)
+
+    @property
+    def done(self):
+        return GPU.ran >= self.place
 
     def synchronize(self):
-        pass
+        GPU.run_to(self.place)
 
 
 class Stream:
     def synchronize(self):
-        pass
+        GPU.run_to(len(GPU.queue))
 
 
 @pytest.fixture
@@ -56,6 +79,8 @@ def host(monkeypatch):
     monkeypatch.setattr(cuda, "_torch_stream", lambda device: Stream())
     monkeypatch.setattr(cuda, "_pinned_word", lambda: (lambda w: (w, w.numpy()))(torch.zeros(1, dtype=torch.int32)))
     monkeypatch.setattr(cuda, "_THREAD", threading.local())
+    monkeypatch.setattr(GPU, "queue", [])
+    monkeypatch.setattr(GPU, "ran", 0)
 
 
 def _inputs(b=2, d=3, l=40, n=4, grad=False):
@@ -70,8 +95,8 @@ def _inputs(b=2, d=3, l=40, n=4, grad=False):
 def _plan(ins, fwd_bits=0, segments=2):
     """A _Call for CPU tensors whose kernels are recorders (two passes each, as when time is cut in segments)."""
     plan = cuda._Call(cuda._checked(ins), ins, False)
-    fwd = (Recorder(), Recorder(fwd_bits), 7, (256,), 0, segments, 32, 3)
-    bwd = (Recorder(), Recorder(), 5, (512,), 0, 3, segments, 1)
+    fwd = cuda.ForwardLaunch(Recorder(), Recorder(fwd_bits), 7, (256,), 0, segments, 32, 3)
+    bwd = cuda.BackwardLaunch(Recorder(), Recorder(), 5, (512,), 0, 3, segments, 1)
     plan.forward_plan = lambda in_dtype="float32": fwd
     plan.backward_plan = lambda: bwd
     return plan, fwd, bwd
@@ -98,7 +123,7 @@ def test_forward_and_backward_arguments_follow_the_kernel_signatures(host):
     ins = _inputs()
     plan, fwd, bwd = _plan(ins)
     out, last, h_chk, zeros, pending = cuda._launch_forward(plan, ins, True, True, True, True, defer=True)
-    first, kernel = fwd[0].calls, fwd[1].calls
+    first, kernel = fwd.first.calls, fwd.kernel.calls
     assert len(first) == 1 and len(kernel) == 1 and first[0][0] == (7, 1, 1) and kernel[0][0] == (7, 1, 2)
     assert first[0][2] == kernel[0][2]  # both passes get the same arguments
     params = _parameters("v2", "selective_scan_fwd_v2")
@@ -112,7 +137,7 @@ def test_forward_and_backward_arguments_follow_the_kernel_signatures(host):
 
     dout, dlast = torch.randn_like(out), torch.randn_like(last)
     grads = cuda._launch_backward(plan, (*ins, h_chk), True, dout, dlast, zeros)
-    first, kernel = bwd[0].calls, bwd[1].calls
+    first, kernel = bwd.first.calls, bwd.kernel.calls
     assert first[0][0] == (5, 1) and kernel[0][0] == (5, 2)
     params = _parameters("v2_backward", "selective_scan_bwd_v2")
     names = [name for name, _ in params]
@@ -133,11 +158,16 @@ def test_check_without_gradients_raises_after_the_kernel(host):
 def test_check_with_gradients_is_raised_by_the_backward(host):
     ins = _inputs(grad=True)
     plan, fwd, bwd = _plan(ins, fwd_bits=1)  # a NaN in u
-    out = cuda._make_function().apply(plan, True, True, False, *ins)  # returns: no wait in the forward
-    assert len(fwd[1].calls) == 1
+    out = cuda._make_function().apply(plan, True, True, False, *ins)
+    assert len(fwd.kernel.calls) == 1 and GPU.ran == 0  # the forward returned without waiting for its kernel
     with pytest.raises(ValueError, match=r"u \(shape"):
         out.sum().backward()
-    assert len(bwd[1].calls) == 1  # the backward was queued before the flag was read
+    assert len(bwd.kernel.calls) == 1  # the backward was queued before the flag was read
+    assert GPU.ran < len(GPU.queue)  # ... and the wait was for the forward kernel only, not for the backward's
+    clean, _, _ = _plan(ins)  # no graph of the backward through raw kernels: an error, not a silent zero
+    with pytest.raises(RuntimeError, match="create_graph=True"):
+        torch.autograd.grad(cuda._make_function().apply(clean, True, True, False, *ins).sum(), ins[0],
+                            create_graph=True)
 
 
 def test_unread_check_warns_when_freed_and_words_are_reused(host):
@@ -149,25 +179,47 @@ def test_unread_check_warns_when_freed_and_words_are_reused(host):
         gc.collect()
     plan, _, _ = _plan(ins)
     words = set()
-    for _ in range(5):  # clean calls whose graphs are dropped: one word, reused
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the reused word starts clear: no warning for the NaN call before
+        for _ in range(5):  # clean calls whose graphs are dropped: one word, reused
+            out = cuda._make_function().apply(plan, True, True, False, *ins)
+            words.add(out.grad_fn.pending.word.data_ptr())
+            del out
         out = cuda._make_function().apply(plan, True, True, False, *ins)
-        words.add(out.grad_fn.pending.word.data_ptr())
+        out.sum().backward()  # and a clean backward does not raise
         del out
     assert len(words) == 1 and len(cuda._THREAD.pending[plan.device]) == 1
 
 
+def test_word_of_a_running_kernel_is_not_handed_out(host):
+    """A word goes back to the pool only after its kernel is done; until then a new call gets another word."""
+    first = cuda._PendingCheck(None)
+    first.recorded(Stream())
+    GPU.queue.append(lambda: None)  # the kernel after the event: still running
+    first.event.place = len(GPU.queue)
+    pool = cuda._THREAD.pending[None]
+    pool.append((first.word, first.word_np, first.event))  # as if freed before the kernel finished
+    first._pool = []
+    second = cuda._PendingCheck(None)
+    assert second.word is not first.word
+    GPU.run_to(len(GPU.queue))
+    third = cuda._PendingCheck(None)
+    assert third.word is first.word
+
+
 def test_threads_get_their_own_error_word(host):
-    words = {}
+    words, both = {}, threading.Barrier(2)
 
     def take(name):
-        words[name] = cuda._error_word()[0].data_ptr()
+        words[name] = cuda._error_word()[0]  # the tensor: both words stay alive while compared
+        both.wait()
 
     threads = [threading.Thread(target=take, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert words[0] != words[1] and cuda._error_word() is cuda._error_word()
+    assert words[0].data_ptr() != words[1].data_ptr() and cuda._error_word() is cuda._error_word()
 
 
 def test_one_signature_for_every_cache():

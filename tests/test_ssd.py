@@ -530,3 +530,16 @@ def test_tf32_rounding_stays_inside_the_gpu_tests_tolerance():
                                       dt_softplus=True, h0=args["initial_states"], tf32=True)
         ref, ref_final = ref_of(args)
         assert 1e-5 < rel(out, ref) < 1e-3 and rel(final, ref_final) < 1e-3, (rel(out, ref), rel(final, ref_final))
+
+
+def test_kernel_sources_paste_our_headers():
+    """kernel_source hands NVRTC one source: our headers pasted in (also from CRLF or spaced #include lines)."""
+    import re
+
+    from mamba_edu.scans import ssd_cuda
+
+    for step in ssd_cuda.KERNEL_FILES:
+        assert not re.search(r'^\s*#\s*include\s+"', ssd_cuda.kernel_source(step), re.M), step
+    assert "tile_issue" in ssd_cuda.kernel_source("scan") and "to_f" in ssd_cuda.kernel_source("bmm")
+    lines = '#include "ssd_types.cuh"\r\n  # include "ssd_tiles.cuh" \n#include <mma.h>\n'
+    assert ssd_cuda._LOCAL_INCLUDE.sub("X", lines) == "X\nX\n#include <mma.h>\n"

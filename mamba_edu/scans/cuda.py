@@ -33,9 +33,11 @@ D, delta_bias (d,); z gate (b, d, l); h state (b, d, n); y, out (b, d, l).
 import functools
 import json
 import math
+import sys
 import threading
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -304,8 +306,7 @@ def scan_forward(version, u, delta, A, B, C, D=None, z=None, delta_bias=None, de
             raise ValueError(f"h_chk has shape {tuple(h_chk.shape)}, expected (b, d, tiles, n) = {want}")
         plan = _forward_plan(cp.cuda.runtime.getDevice(), b, d, l, n, B_groups, C_groups, chunk,
                              tuple(sorted((forward or {}).items())))
-        first, kernel, blocks, threads, smem, segments, seg_len, seg = plan
-        seg_buf = cp.empty((b, d, segments, 2, n), dtype=cp.float32) if segments > 1 else None
+        seg_buf = cp.empty((b, d, plan.segments, 2, n), dtype=cp.float32) if plan.segments > 1 else None
         flags = _flags(D, z, delta_bias, delta_softplus, last_state, h_chk) | (_FLAGS["check"] if err else 0)
         _run_forward(plan, (u, delta, A, B, C, D, z, delta_bias, out, last_state, h_chk, seg_buf), ints, flags,
                      err or 0)
@@ -324,6 +325,32 @@ def _run_forward(plan, arrays, ints, flags, err, stream=None):
     if segments > 1:  # pass 1: final state and decay of every segment but the last
         first((blocks, 1, segments - 1), threads, args, shared_mem=smem, stream=stream)
     kernel((blocks, 1, segments), threads, args, shared_mem=smem, stream=stream)
+
+
+class ForwardLaunch(NamedTuple):
+    """v2 forward's launch for one problem shape (:func:`_forward_plan`)."""
+
+    first: object  # the STATES_ONLY kernel of pass 1 (None with one segment)
+    kernel: object
+    blocks: int  # grid x: blocks per batch element × batch
+    threads: tuple
+    smem: int  # dynamic shared memory, bytes
+    segments: int  # time segments (grid z)
+    seg_len: int  # steps per segment
+    seg: int  # channels that share one B group and one C group
+
+
+class BackwardLaunch(NamedTuple):
+    """v2 backward's launch for one problem shape (:func:`_backward_plan`)."""
+
+    first: object  # the ADJ_ONLY kernel of pass 1 (None with one segment)
+    kernel: object
+    blocks: int
+    threads: tuple
+    smem: int
+    seg: int  # channels that share one B group and one C group
+    segs: int  # time segments (grid y)
+    per: int  # tiles per segment
 
 
 _HALF_DEFINE = {"float32": None, "bfloat16": "IN_BF16", "float16": "IN_FP16"}
@@ -351,7 +378,7 @@ def _forward_plan(device, b, d, l, n, B_groups, C_groups, chunk, overrides, in_d
     if segments > 1:
         first = _kernel(cp, "v2", "selective_scan_fwd_v2", **defines, STATES_ONLY=1)
         first.max_dynamic_shared_size_bytes = smem
-    return first, kernel, blocks, (32 * cfg["nwarps"],), smem, segments, seg_len, seg
+    return ForwardLaunch(first, kernel, blocks, (32 * cfg["nwarps"],), smem, segments, seg_len, seg)
 
 
 def backward_segments(b, d, l, chunk=CHUNK, segments=None):
@@ -385,7 +412,7 @@ def _backward_plan(device, b, d, l, n, B_groups, C_groups, chunk, nwarps, segmen
         first = _kernel(cp, "v2_backward", "selective_scan_bwd_v2", **defines, ADJ_ONLY=1)
         first.max_dynamic_shared_size_bytes = smem
     seg = _segment(d, B_groups, C_groups)
-    return first, kernel, (d // seg) * (-(-seg // nwarps)) * b, (32 * nwarps,), smem, seg, segs, per
+    return BackwardLaunch(first, kernel, (d // seg) * (-(-seg // nwarps)) * b, (32 * nwarps,), smem, seg, segs, per)
 
 
 def scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dout, h_chk, *,
@@ -407,7 +434,7 @@ def scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dout, h_c
     plan = _backward_plan(cp.cuda.runtime.getDevice(), b, d, l, n, B_groups, C_groups, chunk, nwarps, segments,
                           min_blocks)
     flags = _flags(D, z, delta_bias, delta_softplus) | (16 if dlast is not None else 0)
-    seg_adj = cp.empty((b, d, plan[6], 2, n), dtype=cp.float32) if plan[6] > 1 else None
+    seg_adj = cp.empty((b, d, plan.segs, 2, n), dtype=cp.float32) if plan.segs > 1 else None
     ints = (np.int32(b), np.int32(d), np.int32(l), np.int32(B_groups or 0), np.int32(C_groups or 0))
     _run_backward(plan, (u, delta, A, B, C, D, z, delta_bias, dout, h_chk,
                          du, ddelta, dA, dB, dC, dD, dz, ddelta_bias, dlast), ints, flags, seg_adj)
@@ -526,19 +553,21 @@ class _PendingCheck:
 
     def __del__(self):
         pool = getattr(self, "_pool", None)
-        if pool is None:
+        if pool is None or sys.is_finalizing():  # at interpreter exit CUDA may be gone: nothing to read
             return
-        try:
-            if not self.read:
+        bits = 0
+        if not self.read:
+            try:
                 self.event.synchronize()
-                if self.word_np[0]:
-                    names = [name for i, name in enumerate(_ARG_BITS) if int(self.word_np[0]) >> i & 1]
-                    warnings.warn(f"selective_scan: {', '.join(names)} contained NaN or inf values; no error was "
-                                  "raised because the backward of that call never ran (with gradients the check "
-                                  "is read by the backward; under torch.no_grad() the call itself raises)",
-                                  RuntimeWarning, stacklevel=2)
-        finally:
-            pool.append((self.word, self.word_np, self.event))
+            except Exception:  # noqa: BLE001  (a finaliser must not raise; the word stays out of the pool)
+                return
+            bits = int(self.word_np[0])
+        pool.append((self.word, self.word_np, self.event))
+        if bits:
+            names = [name for i, name in enumerate(_ARG_BITS) if bits >> i & 1]
+            warnings.warn(f"selective_scan: {', '.join(names)} contained NaN or inf values; no error was raised "
+                          "because the backward of that call never ran (with gradients the check is read by the "
+                          "backward; under torch.no_grad() the call itself raises)", RuntimeWarning, stacklevel=2)
 
 
 def _raise_if_bad(bits, shapes_of):
@@ -621,7 +650,8 @@ def _signature(args):
 
     The key of every per-signature cache (:data:`_CALLS`, :data:`_CHECKED`, :data:`_SUPPORTS` and ssd_cuda's).
     """
-    return tuple(None if x is None else (type(x), tuple(x.shape), x.dtype, _device_key(x.device)) for x in args)
+    return tuple(None if x is None else (type(x), tuple(x.shape), x.dtype, _device_key(getattr(x, "device", "cpu")))
+                 for x in args)
 
 
 def _torch_call_plan(args):
@@ -659,8 +689,7 @@ def _launch_forward(plan, ins, delta_softplus, check, need_last, need_chk, in_dt
     last = u.new_empty(plan.b, plan.d, plan.n, **f32) if need_last else None
     h_chk = u.new_empty(plan.b, plan.d, n_tiles(plan.l, plan.chunk), plan.n, **f32) if need_chk else None
     launch = plan.forward_plan(in_dtype)
-    segments = launch[5]
-    seg_buf = u.new_empty(plan.b, plan.d, segments, 2, plan.n, **f32) if segments > 1 else None
+    seg_buf = u.new_empty(plan.b, plan.d, launch.segments, 2, plan.n, **f32) if launch.segments > 1 else None
     err, pending = 0, None
     if check and defer:  # read by the backward, after it has queued its own kernels: the GPU never waits
         pending = _PendingCheck(plan.device)
@@ -673,10 +702,10 @@ def _launch_forward(plan, ins, delta_softplus, check, need_last, need_chk, in_dt
     flags |= (_FLAGS["checkpoint"] if need_chk else 0) | (_FLAGS["check"] if check else 0)
     stream = _torch_stream(plan.device)
     _run_forward(launch, (*ins, out, last, h_chk, seg_buf), plan.ints, flags, err, stream)
-    zeros = u.new_zeros(sum(size for _, size, _ in plan.summed)) if need_chk else None  # overlaps the kernel
-    if pending is not None:
+    if pending is not None:  # at once: should anything below raise, the word still waits for this kernel
         pending.recorded(stream)
-    elif check:
+    zeros = u.new_zeros(sum(size for _, size, _ in plan.summed)) if need_chk else None  # overlaps the kernel
+    if check and pending is None:
         stream.synchronize()  # the one cost of the check: wait for the kernel, read one word
         if word_np[0]:
             _raise_if_bad(int(word_np[0]), {k: tuple(v.shape) for k, v in zip(_ARG_BITS, ins) if v is not None})
@@ -695,8 +724,7 @@ def _launch_backward(plan, saved, delta_softplus, dout, dlast, zeros):
         grads[i] = zeros[start:start + size].view(shape)
         start += size
     launch = plan.backward_plan()
-    segs = launch[6]
-    seg_adj = u.new_empty(plan.b, plan.d, segs, 2, plan.n) if segs > 1 else None
+    seg_adj = u.new_empty(plan.b, plan.d, launch.segs, 2, plan.n) if launch.segs > 1 else None
     flags = plan.flags | (_FLAGS["softplus"] if delta_softplus else 0) | (16 if dlast is not None else 0)
     # the autograd engine runs this in its own thread: launch on torch's current stream there
     stream = _torch_stream(plan.device)
@@ -726,6 +754,9 @@ def _make_function():
 
         @staticmethod
         def backward(ctx, dout, dlast=None):
+            if torch.is_grad_enabled():  # create_graph=True: the kernels' gradients would carry no graph
+                raise RuntimeError("selective_scan on CUDA: the kernel's backward cannot be differentiated again "
+                                   "(create_graph=True); float64 inputs take the differentiable reference path")
             saved = ctx.saved_tensors
             dout = torch.zeros_like(saved[0]) if dout is None else dout.contiguous()
             dlast = None if dlast is None else dlast.contiguous()
@@ -894,8 +925,9 @@ def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
         value as it loads it and sets a flag — no extra pass over memory. Without gradients the call
         waits for the kernel and reads the flag before returning (one stream synchronisation). With
         gradients the flag is read by the backward, after it has queued its kernels, so the GPU never
-        waits for the host: the ValueError then comes from ``loss.backward()`` (a forward whose backward
-        never runs gives a RuntimeWarning when it is freed; run inference under ``torch.no_grad()``).
+        waits for the host: the ValueError then comes from ``loss.backward()``, after other gradients may
+        have been added into ``.grad`` (call ``zero_grad()`` before retrying); a forward whose backward
+        never runs gives a RuntimeWarning when it is freed (run inference under ``torch.no_grad()``).
         ``False`` skips the check (for callers that validated already).
 
     Returns
@@ -906,7 +938,8 @@ def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
     Raises
     ------
     RuntimeError
-        When CuPy or a CUDA GPU is missing.
+        When CuPy or a CUDA GPU is missing; from the backward with ``create_graph=True`` (v2's backward
+        is not differentiable again).
     ValueError
         On bad shapes or values (as :func:`mamba_edu.selective_scan`), unsupported dtypes,
         n > 256, CPU tensors, numpy arrays or an unknown version.

@@ -84,7 +84,9 @@ def kernel_source(step):
     return _LOCAL_INCLUDE.sub(lambda m: (KERNEL_DIR / m.group(1)).read_text(), source)
 
 
-_LOCAL_INCLUDE = re.compile(r'^#include "(\w+\.cuh)"$', re.M)  # a header of ours, next to the kernels
+# a header of ours, next to the kernels (pasted rather than found through an include path: CuPy's compile cache
+# keys on the source text, so a change to a header must change the source); headers do not include each other
+_LOCAL_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]+"(\w+\.cuh)"[ \t]*\r?$', re.M)
 
 
 def _round_up(v, m):

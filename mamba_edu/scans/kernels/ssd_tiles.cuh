@@ -1,6 +1,8 @@
 // Shared by ssd_chunk_scan.cu and ssd_chunk_state.cu (lesson 8): the cp.async staging of operand tiles into
 // shared memory, rounded to TF32 for the tensor cores. The including kernel defines THREADS, includes <mma.h>
 // (using namespace nvcuda) and ssd_types.cuh first. kernel_source() pastes this file in place of its #include.
+#ifndef MAMBA_EDU_SSD_TILES_CUH
+#define MAMBA_EDU_SSD_TILES_CUH
 
 template <typename T> struct is_f32 { static constexpr bool value = false; };
 template <> struct is_f32<float> { static constexpr bool value = true; };
@@ -85,3 +87,5 @@ __device__ __forceinline__ void tile_finish(float* dst, RowFn row, int ncols, bo
         for (int e = 0; e < 4; ++e) slot[e] = wmma::__float_to_tf32(f(r, j + e, v[e]));
     }
 }
+
+#endif  // MAMBA_EDU_SSD_TILES_CUH
