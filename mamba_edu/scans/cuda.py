@@ -22,9 +22,16 @@ Three kernels, from simple to fast, all shipped as readable CUDA C++ in ``scans/
   32·CHUNK steps, then runs the mirrored (reverse-time) adjoint scan.
 
 :func:`selective_scan_cupy` has the arguments and semantics of :func:`mamba_edu.selective_scan`
-(the official ``selective_scan_fn``) for float32 inputs with a real A. torch CUDA tensors in →
-torch tensors out (zero-copy through DLPack, differentiable with ``version="v2"``); CuPy arrays in
-→ CuPy arrays out. CuPy is imported only when a function here needs the GPU.
+(the official ``selective_scan_fn``) for float32 (and, for torch, float16/bfloat16) inputs with a real
+A. torch CUDA tensors in → torch tensors out (raw device pointers, no copies of usable inputs,
+differentiable with ``version="v2"``); CuPy arrays in → CuPy arrays out. CuPy is imported only when a
+function here needs the GPU.
+
+How a call travels (v2, torch): :func:`selective_scan_cupy` → :func:`_torch_v2` (host checks and
+launch sizes cached per argument signature in a :class:`_Call`) → the autograd Function, or directly
+:func:`_launch_forward` without gradients → :func:`_run_forward` (the kernel launch); the backward:
+:func:`_launch_backward` → :func:`_run_backward`. :func:`scan_forward` / :func:`scan_backward` launch the
+same kernels on CuPy arrays (lesson 7, the tests and the benchmark use them).
 
 Glossary: u input (b, d, l); delta Δ (b, d, l); A (d, n); B, C (b, n, l), (b, g, n, l) or (d, n);
 D, delta_bias (d,); z gate (b, d, l); h state (b, d, n); y, out (b, d, l).
