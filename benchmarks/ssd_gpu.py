@@ -70,8 +70,8 @@ def make_inputs(shape, dtype, seed=0):
     return args, extras
 
 
-def gpu_us(fn, calls=10):
-    """Kernel + memory-operation time on the GPU per call (µs), from the profiler."""
+def per_kernel_us(fn, calls=10):
+    """GPU µs per call of each kernel (and memory operation) by name, from the profiler, after one warm-up call."""
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
@@ -81,8 +81,16 @@ def gpu_us(fn, calls=10):
         for _ in range(calls):
             fn()
         torch.cuda.synchronize()
-    total = sum(e.time_range.elapsed_us() for e in prof.events() if e.device_type == DeviceType.CUDA)
-    return total / calls
+    total = {}
+    for e in prof.events():
+        if e.device_type == DeviceType.CUDA:
+            total[e.name] = total.get(e.name, 0.0) + e.time_range.elapsed_us() / calls
+    return total
+
+
+def gpu_us(fn, calls=10):
+    """Kernel + memory-operation time on the GPU per call (µs), from the profiler."""
+    return sum(per_kernel_us(fn, calls).values())
 
 
 def called_us(fn, repeats):

@@ -13,30 +13,14 @@ import sys
 from pathlib import Path
 
 import torch
-from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import ssd_gpu  # noqa: E402  (make_inputs: the benchmark's inputs)
+import ssd_gpu  # noqa: E402  (the benchmark's inputs and its profiler clock)
 
 import mamba_edu as me  # noqa: E402
 from mamba_edu.scans import ssd_cuda  # noqa: E402
 
 SHAPES = {"first": (8, 2048, 24, 64, 1, 128), "long": (1, 16384, 24, 64, 1, 128), "small": (4, 1024, 12, 64, 1, 64)}
-
-
-def per_kernel_us(fn, calls=5):
-    """GPU µs per call of each kernel name, from the profiler (after one warm-up call)."""
-    fn()
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(calls):
-            fn()
-        torch.cuda.synchronize()
-    total = {}
-    for e in prof.events():
-        if e.device_type == torch.autograd.DeviceType.CUDA:
-            total[e.name] = total.get(e.name, 0.0) + e.time_range.elapsed_us() / calls
-    return total
 
 
 def main():
@@ -79,7 +63,7 @@ def main():
                     out = fn()
                     diff = (out.float() - ref.float()).abs().max().item()
                     same = "  same bits as the defaults" if torch.equal(out, ref) else f"  DIFFERS by {diff:.2e}"
-                times = per_kernel_us(fn)
+                times = ssd_gpu.per_kernel_us(fn, calls=5)
                 ours = {k: v for k, v in times.items() if k.startswith("ssd_")}
                 parts = " | ".join(f"{k[4:]} {v:6.1f}" for k, v in sorted(ours.items(), key=lambda kv: -kv[1]))
                 print(f"{name:5s} {str(shape):26s} {dname} Q={Q:3d}  total {sum(ours.values()):7.1f} µs  "

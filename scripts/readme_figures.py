@@ -20,23 +20,22 @@ CPU_ROW = "| CPU selective scan,"
 TRAIN_ROW = "| `MambaLM` training step on the H200"
 
 
+def _rewrite(lines, prefix, text, first=None):
+    """Replace the middle cell of the table row that starts with ``prefix`` (and its first cell, if given)."""
+    k = next(k for k, line in enumerate(lines) if line.startswith(prefix))
+    old_first, _, last = lines[k].split(" | ")
+    lines[k] = " | ".join([first or old_first, text, last])
+
+
 def main():
     record = load("gpu_scan_public_h200")
     lines = README.read_text().split("\n")
-    i = next(k for k, line in enumerate(lines) if line.startswith(ROW))
-    first, _, last = lines[i].split(" | ")
-    first = first.split(", same process")[0]  # the date is written again below
-    lines[i] = " | ".join([f"{first}, same process ({record['date'][:10]})", as_called_text(record), last])
-    k = next(k for k, line in enumerate(lines) if line.startswith(SSD_ROW))
-    first, _, last = lines[k].split(" | ")
-    lines[k] = " | ".join([first, ssd_text(load("ssd_gpu_h200")), last])
-    k = next(k for k, line in enumerate(lines) if line.startswith(CPU_ROW))
-    first, _, last = lines[k].split(" | ")
-    lines[k] = " | ".join(["| CPU selective scan, float32, 2 threads, 2-core machine", cpu_scan_text(load("cpu_scan")),
-                           last])
-    k = next(k for k, line in enumerate(lines) if line.startswith(TRAIN_ROW))
-    first, _, last = lines[k].split(" | ")
-    lines[k] = " | ".join([first, train_step_text(json.loads(TRAIN.read_text())), last])
+    first = next(line for line in lines if line.startswith(ROW)).split(" | ")[0]
+    first = first.split(", same process")[0] + f", same process ({record['date'][:10]})"  # the run's date
+    _rewrite(lines, ROW, as_called_text(record), first)
+    _rewrite(lines, SSD_ROW, ssd_text(load("ssd_gpu_h200")))
+    _rewrite(lines, CPU_ROW, cpu_scan_text(load("cpu_scan")), f"{CPU_ROW} float32, 2 threads, 2-core machine")
+    _rewrite(lines, TRAIN_ROW, train_step_text(json.loads(TRAIN.read_text())))
     README.write_text("\n".join(lines))
     print("README.md: the GPU scan, SSD, CPU scan and training-step rows rewritten from their records")
 

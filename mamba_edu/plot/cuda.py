@@ -148,6 +148,7 @@ def ssd_text(record):
             "time ≤ 1.5×, as called ≤ 1.0×): " + " · ".join(parts) + ".")
     rows = record.get("kernels", {}).get("rows", [])
     if rows:
-        text += " Profiler, GPU time per call: " + "; ".join(
-            f"{tuple(r['shape'])} {r['dtype']} Q = {r['chunk_size']}: {r['total_gpu_us']:.0f} µs" for r in rows)
+        text += (" Profiler, GPU time per call of `me.ssd_scan` (the same code, another process of the same "
+                 "session): " + "; ".join(f"{tuple(r['shape'])} {r['dtype']} Q = {r['chunk_size']}: "
+                                          f"{r['total_gpu_us']:.0f} µs" for r in rows))
     return text

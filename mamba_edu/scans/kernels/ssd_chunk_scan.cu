@@ -58,14 +58,6 @@ using namespace nvcuda;
 #ifndef NWARPS
 #define NWARPS 8
 #endif
-#ifndef NBUF
-#define NBUF 2                             // stage buffers: NBUF - 1 stages are copied ahead
-#endif
-#ifdef MIN_BLOCKS                  // blocks per SM the register budget must allow (else the compiler's choice)
-#define BOUNDS __launch_bounds__(THREADS, MIN_BLOCKS)
-#else
-#define BOUNDS __launch_bounds__(THREADS)
-#endif
 #ifndef T_X
 #define T_X float
 #endif
@@ -93,9 +85,12 @@ using namespace nvcuda;
 #define OUT_PER_WARP ((OUT_FRAGS + NWARPS - 1) / NWARPS)
 #define THREADS (NWARPS * 32)
 
+#include "ssd_types.cuh"
+
+#include "ssd_tiles.cuh"
+
 static_assert(TT % KS == 0 && KS % 16 == 0, "KS must be a multiple of 16 dividing TT");
 static_assert(KN % 8 == 0, "KN must be a multiple of the MMA depth (8)");
-static_assert(NBUF >= 2, "NBUF: at least two stage buffers");
 static_assert(TT * LDO <= NBUF * STAGE, "the output tile must fit in the stage buffers");
 static_assert(SMALL % 8 == 0, "stage buffers must start 32-byte aligned");
 
@@ -103,10 +98,6 @@ typedef wmma::fragment<wmma::accumulator, 16, 16, 8, float> FragAcc;
 typedef wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> FragRowA;
 typedef wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> FragRowB;
 typedef wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> FragColB;
-
-#include "ssd_types.cuh"
-
-#include "ssd_tiles.cuh"
 
 extern "C" __global__ void BOUNDS
 ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float* __restrict__ CB,

@@ -53,14 +53,6 @@ using namespace nvcuda;
 #ifndef NWARPS
 #define NWARPS 8
 #endif
-#ifndef NBUF
-#define NBUF 2                             // stage buffers: NBUF - 1 stages are copied ahead
-#endif
-#ifdef MIN_BLOCKS                  // blocks per SM the register budget must allow (else the compiler's choice)
-#define BOUNDS __launch_bounds__(THREADS, MIN_BLOCKS)
-#else
-#define BOUNDS __launch_bounds__(THREADS)
-#endif
 #ifndef T_X
 #define T_X float
 #endif
@@ -75,14 +67,13 @@ using namespace nvcuda;
 #define THREADS (NWARPS * 32)
 #define STAGE ((KS * LDX + KS * LDB + 7) / 8 * 8)  // floats of a stage (x and B slices), a 32-byte multiple
 
-static_assert(Q % KS == 0 && KS % 8 == 0, "KS must be a multiple of 8 dividing Q");
-static_assert(NBUF >= 2, "NBUF: at least two stage buffers");
-static_assert(TP * LDB <= NBUF * STAGE, "the output tile must fit in the stage buffers");
-static_assert(Q % 8 == 0, "stage buffers must start 32-byte aligned");
-
 #include "ssd_types.cuh"
 
 #include "ssd_tiles.cuh"
+
+static_assert(Q % KS == 0 && KS % 8 == 0, "KS must be a multiple of 8 dividing Q");
+static_assert(TP * LDB <= NBUF * STAGE, "the output tile must fit in the stage buffers");
+static_assert(Q % 8 == 0, "stage buffers must start 32-byte aligned");
 
 extern "C" __global__ void BOUNDS
 ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const float* __restrict__ dt_out,

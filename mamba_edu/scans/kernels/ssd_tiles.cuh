@@ -1,8 +1,19 @@
 // Shared by ssd_chunk_scan.cu and ssd_chunk_state.cu (lesson 8): the cp.async staging of operand tiles into
-// shared memory, rounded to TF32 for the tensor cores. The including kernel defines THREADS, includes <mma.h>
+// shared memory, rounded to TF32 for the tensor cores, and the pipeline's compile-time knobs (NBUF stage
+// buffers, BOUNDS from MIN_BLOCKS). The including kernel defines THREADS, includes <mma.h>
 // (using namespace nvcuda) and ssd_types.cuh first. kernel_source() pastes this file in place of its #include.
 #ifndef MAMBA_EDU_SSD_TILES_CUH
 #define MAMBA_EDU_SSD_TILES_CUH
+
+#ifndef NBUF
+#define NBUF 2                             // stage buffers: NBUF - 1 stages are copied ahead
+#endif
+#ifdef MIN_BLOCKS                  // blocks per SM the register budget must allow (else the compiler's choice)
+#define BOUNDS __launch_bounds__(THREADS, MIN_BLOCKS)
+#else
+#define BOUNDS __launch_bounds__(THREADS)
+#endif
+static_assert(NBUF >= 2, "NBUF: at least two stage buffers");
 
 template <typename T> struct is_f32 { static constexpr bool value = false; };
 template <> struct is_f32<float> { static constexpr bool value = true; };
