@@ -36,6 +36,16 @@
 // with ADJ_ONLY=1 runs the adjoint scan alone over every segment but the first, from nu_end = 0,
 // and writes (N, R) to seg_adj (b, d, segments, 2, n); the main launch starts segment z from the carry
 // folded over the segments to its right (and dlast), then computes every gradient of its own steps.
+//
+// Variants (compile-time switches, default 0 = the plain version above; chosen by cuda.BACKWARD_VARIANT):
+//   BWD_PREFETCH=1  global loads issued together: each tile's delta/u/dout/z (and those re-read by the
+//                   per-step gradients), the B/C group tiles and the tile's h_chk are first loaded into
+//                   registers and only then used, so their latencies overlap instead of adding up; A and the
+//                   tile's h_chk are read from shared memory (sA, sHt) inside the state loop.
+//   BWD_REDUCE=1    one __syncthreads per state instead of two for the block's dB/dC sum: sRB/sRC are
+//                   double buffered (state s writes buffer s % 2, so the sum of state s can run while the
+//                   warps compute state s + 1), and all threads share the sum, one (dB or dC, step) each,
+//                   over a fixed, unrolled NWARPS warps (idle warps stored zeros).
 
 #ifndef DSTATE
 #define DSTATE 16
@@ -99,6 +109,13 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
+#ifndef BWD_PREFETCH
+#define BWD_PREFETCH 0
+#endif
+#ifndef BWD_REDUCE
+#define BWD_REDUCE 0
+#endif
+
 #ifndef MIN_BLOCKS
 #define MIN_BLOCKS 1  // blocks per SM the compiler must fit (caps the registers per thread)
 #endif
@@ -122,8 +139,13 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
     float* sG = sDl + NWARPS * T_PAD;          // (NWARPS, T_PAD) g = dL/dy, then y + D u
     float* sRB = sG + NWARPS * T_PAD;          // (NWARPS, T_PAD) per-warp dB (or dC) of one state
     float* sRC = sRB + NWARPS * T_PAD;         // (NWARPS, T_PAD)
-    float* sNu = sRC + NWARPS * T_PAD;         // (NWARPS, DSTATE) adjoint carry between tiles
+    // BWD_REDUCE: a second (sRB, sRC) pair right after the first
+    float* sNu = sRC + (BWD_REDUCE ? 3 : 1) * NWARPS * T_PAD;  // (NWARPS, DSTATE) adjoint carry between tiles
     float* sAcc = sNu + NWARPS * DSTATE;       // (NWARPS, 3 * DSTATE) dA, fixed dB, fixed dC sums
+#if BWD_PREFETCH
+    float* sA = sAcc + NWARPS * 3 * DSTATE;    // (NWARPS, DSTATE) this warp's row of A
+    float* sHt = sA + NWARPS * DSTATE;         // (NWARPS, DSTATE) h_chk of the current tile
+#endif
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int blocks_per_seg = (seg + NWARPS - 1) / NWARPS;
@@ -171,10 +193,61 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
     }
     const int my = PAD(lane * CHUNK);
     float dD_acc = 0.f, dbias_acc = 0.f;  // per lane, summed over the warp at the end
+#if BWD_PREFETCH
+    for (int k = lane; k < DSTATE; k += 32) sA[warp * DSTATE + k] = A[di * DSTATE + k];
+#if !ADJ_ONLY
+    const long long chk_row = ((long long)bi * dim + di) * n_tiles;  // h_chk (b, d, tiles, n)
+#endif
+#endif
+#if BWD_REDUCE
+    int rbuf = 0;  // which (sRB, sRC) pair the next state writes
+#endif
 
     for (int tile = tile_end - 1; tile >= tile_begin; --tile) {
         const int t0 = tile * T_TILE;
         // ---- 1. loads (past l: delta = u = g = 0, so those steps contribute nothing) ----
+#if BWD_PREFETCH
+        {   // every global load of the tile first (in flight together), then the arithmetic
+            float rd[CHUNK], ru[CHUNK], rg[CHUNK], rz[CHUNK];
+#pragma unroll
+            for (int it = 0; it < CHUNK; ++it) {
+                const int j = lane + 32 * it;
+                const bool ok = active && t0 + j < seqlen;
+                rd[it] = 0.f; ru[it] = 0.f; rg[it] = 0.f; rz[it] = 0.f;
+                if (ok) {
+                    rd[it] = delta[row + t0 + j];
+                    if (!ADJ_ONLY) ru[it] = u[row + t0 + j];
+                    rg[it] = dout[row + t0 + j];
+                    if (flags & FLAG_Z) rz[it] = z[row + t0 + j];
+                }
+            }
+#if !ADJ_ONLY
+            float hk[(DSTATE + 31) / 32];
+#pragma unroll
+            for (int q = 0; q < (DSTATE + 31) / 32; ++q) {
+                const int k = lane + 32 * q;
+                hk[q] = (active && k < DSTATE) ? h_chk[(chk_row + tile) * DSTATE + k] : 0.f;
+            }
+#endif
+#pragma unroll
+            for (int it = 0; it < CHUNK; ++it) {
+                const int j = lane + 32 * it;
+                float dv = 0.f, gv = 0.f;
+                if (active && t0 + j < seqlen) {
+                    dv = rd[it] + bias;
+                    if (flags & FLAG_SOFTPLUS) dv = dv <= 20.f ? log1pf(__expf(dv)) : dv;
+                    gv = rg[it];
+                    if (flags & FLAG_Z) { const float zv = rz[it]; gv *= zv / (1.f + __expf(-zv)); }
+                }
+                myDl[PAD(j)] = dv; myU[PAD(j)] = ru[it]; myG[PAD(j)] = gv;
+            }
+#if !ADJ_ONLY
+#pragma unroll
+            for (int q = 0; q < (DSTATE + 31) / 32; ++q)
+                if (lane + 32 * q < DSTATE) sHt[warp * DSTATE + lane + 32 * q] = hk[q];
+#endif
+        }
+#else
 #pragma unroll
         for (int it = 0; it < CHUNK; ++it) {
             const int j = lane + 32 * it;
@@ -188,6 +261,7 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
             }
             myDl[PAD(j)] = dv; myU[PAD(j)] = uv; myG[PAD(j)] = gv;
         }
+#endif
         __syncwarp();
 
         float dl[CHUNK], uu[CHUNK], g[CHUNK], y[CHUNK], ddl[CHUNK], dU[CHUNK];
@@ -201,6 +275,31 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
         for (int s0 = 0; s0 < DSTATE; s0 += SGROUP) {
         // B, C tiles of states s0 .. s0 + SGROUP - 1 (fixed trip count, unrolled: loads in flight together)
         __syncthreads();  // every warp is done with the previous group's tiles
+#if BWD_PREFETCH
+        {   // all loads first (in flight together), then the shared-memory stores
+            constexpr int ITERS = (SGROUP * T_TILE + 32 * NWARPS - 1) / (32 * NWARPS);
+            float vb[ITERS], vc[ITERS];
+#pragma unroll
+            for (int it = 0; it < ITERS; ++it) {
+                const int i = threadIdx.x + it * 32 * NWARPS;
+                vb[it] = 0.f; vc[it] = 0.f;
+                if (i < SGROUP * T_TILE && s0 + i / T_TILE < DSTATE && t0 + i % T_TILE < seqlen) {
+                    const long long off = (long long)(s0 + i / T_TILE) * seqlen + t0 + i % T_TILE;
+                    if (b_groups > 0 && !ADJ_ONLY) vb[it] = B[b_base + off];
+                    if (c_groups > 0) vc[it] = C[c_base + off];
+                }
+            }
+#pragma unroll
+            for (int it = 0; it < ITERS; ++it) {
+                const int i = threadIdx.x + it * 32 * NWARPS;
+                if (i < SGROUP * T_TILE && s0 + i / T_TILE < DSTATE) {
+                    const int k = i / T_TILE, j = i % T_TILE;
+                    if (b_groups > 0 && !ADJ_ONLY) sB[k * T_PAD + PAD(j)] = vb[it];
+                    if (c_groups > 0) sC[k * T_PAD + PAD(j)] = vc[it];
+                }
+            }
+        }
+#else
 #pragma unroll
         for (int it = 0; it < (SGROUP * T_TILE + 32 * NWARPS - 1) / (32 * NWARPS); ++it) {
             const int i = threadIdx.x + it * 32 * NWARPS;
@@ -212,10 +311,15 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
                 if (c_groups > 0) sC[k * T_PAD + PAD(j)] = ok ? C[c_base + off] : 0.f;
             }
         }
+#endif
         __syncthreads();
 #pragma unroll 1
         for (int s = s0; s < min(s0 + SGROUP, DSTATE); ++s) {
+#if BWD_PREFETCH
+            const float As = sA[warp * DSTATE + s];
+#else
             const float As = A[di * DSTATE + s];
+#endif
             const float As2 = As * LOG2E;
             float Bv[CHUNK], Cv[CHUNK], a[CHUNK], bu[CHUNK], hp[CHUNK];
             if (b_groups > 0) load_chunk(Bv, sB + (s - s0) * T_PAD + my);
@@ -261,7 +365,11 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
                 const float Q_left = __shfl_up_sync(FULL_MASK, Q, offset);
                 if (lane >= offset) { Q = P * Q_left + Q; P = P * P_left; }
             }
+#if BWD_PREFETCH
+            const float h_tile = sHt[warp * DSTATE + s];  // 0 for an idle warp
+#else
             const float h_tile = active ? h_chk[(((long long)bi * dim + di) * n_tiles + tile) * DSTATE + s] : 0.f;
+#endif
             float P_ex = __shfl_up_sync(FULL_MASK, P, 1);
             float Q_ex = __shfl_up_sync(FULL_MASK, Q, 1);
             if (lane == 0) { P_ex = 1.f; Q_ex = 0.f; }
@@ -308,6 +416,29 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
             }
             // variable dB, dC: sum the block's warps in shared memory, one atomicAdd per step
             if (b_groups > 0 || c_groups > 0) {
+#if BWD_REDUCE
+                float* rB = sRB + rbuf * 2 * NWARPS * T_PAD;  // this state's pair: dB rows, then dC rows
+                rbuf ^= 1;
+                if (!active) {  // an idle warp adds zeros (the sum below takes every warp's row)
+#pragma unroll
+                    for (int k = 0; k < CHUNK; ++k) { dBv[k] = 0.f; dCv[k] = 0.f; }
+                }
+                if (b_groups > 0) store_chunk(rB + warp * T_PAD + my, dBv);
+                if (c_groups > 0) store_chunk(rB + (NWARPS + warp) * T_PAD + my, dCv);
+                // the only barrier of the state: the pair written two states ago was summed before it
+                __syncthreads();
+                for (int i = threadIdx.x; i < 2 * T_TILE; i += 32 * NWARPS) {
+                    const int which = i / T_TILE, j = i % T_TILE;  // which: 0 dB, 1 dC (the same for a warp)
+                    if ((which == 0 ? b_groups : c_groups) > 0 && t0 + j < seqlen) {
+                        const float* col = rB + which * NWARPS * T_PAD + PAD(j);
+                        float part[4] = {0.f, 0.f, 0.f, 0.f};  // 4 independent sums (shorter add chains)
+#pragma unroll
+                        for (int w = 0; w < NWARPS; ++w) part[w & 3] += col[w * T_PAD];
+                        float* dst = which == 0 ? dB + b_base : dC + c_base;
+                        atomicAdd(dst + (long long)s * seqlen + t0 + j, (part[0] + part[1]) + (part[2] + part[3]));
+                    }
+                }
+#else
                 if (b_groups > 0) store_chunk(sRB + warp * T_PAD + my, dBv);
                 if (c_groups > 0) store_chunk(sRC + warp * T_PAD + my, dCv);
                 __syncthreads();
@@ -321,6 +452,7 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
                     if (c_groups > 0) atomicAdd(dC + c_base + (long long)s * seqlen + t0 + j, sc);
                 }
                 __syncthreads();
+#endif
             }
         }
         }  // state groups
@@ -338,6 +470,37 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
         store_chunk(myDl + my, ddl);
         store_chunk(myG + my, y);
         __syncwarp();
+#if BWD_PREFETCH
+        float rd[CHUNK], rz[CHUNK], rg[CHUNK];  // the global re-reads first, in flight together
+#pragma unroll
+        for (int it = 0; it < CHUNK; ++it) {
+            const int j = lane + 32 * it;
+            rd[it] = 0.f; rz[it] = 0.f; rg[it] = 0.f;
+            if (active && t0 + j < seqlen) {
+                if (flags & FLAG_SOFTPLUS) rd[it] = delta[row + t0 + j];
+                if (flags & FLAG_Z) { rz[it] = z[row + t0 + j]; rg[it] = dout[row + t0 + j]; }
+            }
+        }
+#pragma unroll
+        for (int it = 0; it < CHUNK; ++it) {
+            const int j = lane + 32 * it;
+            if (active && t0 + j < seqlen) {
+                const long long i = row + t0 + j;
+                float dd = myDl[PAD(j)];
+                if (flags & FLAG_SOFTPLUS) {
+                    const float raw = rd[it] + bias;
+                    if (raw <= 20.f) dd *= 1.f / (1.f + __expf(-raw));  // softplus' = sigmoid
+                }
+                ddelta_out[i] = dd;
+                dbias_acc += dd;
+                du_out[i] = myU[PAD(j)];
+                if (flags & FLAG_Z) {
+                    const float zv = rz[it], sig = 1.f / (1.f + __expf(-zv));
+                    dz[i] = rg[it] * myG[PAD(j)] * sig * (1.f + zv * (1.f - sig));  // silu' = sig (1 + z (1 - sig))
+                }
+            }
+        }
+#else
 #pragma unroll
         for (int it = 0; it < CHUNK; ++it) {
             const int j = lane + 32 * it;
@@ -357,6 +520,7 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
                 }
             }
         }
+#endif
 #endif
         __syncthreads();
     }
