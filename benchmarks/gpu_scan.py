@@ -538,13 +538,20 @@ def sweep_backward(args):
 
 
 def sweep_backward_variants(shape, variants, args_, z, h_chk, grads, zeros, stream, args):
-    """Time each backward variant (a dict of v2_backward.cu switches) at one shape; print µs per variant."""
+    """Time each backward variant (a dict of v2_backward.cu switches) at one shape; print µs per variant.
+
+    Lower-case keys are launch options, not switches: ``nwarps`` (warps per block) and ``min_blocks`` (blocks
+    per SM the compiler must fit), e.g. ``{"BWD_REDUCE": 1, "nwarps": 8, "min_blocks": 2}``.
+    """
     times = {json.dumps(v, sort_keys=True): [] for v in variants}
     for _ in range(max(1, args.rounds)):
         for v in variants:
-            def run(v=v):
+            launch = {k: v[k] for k in ("nwarps", "min_blocks") if k in v}
+            switches = {k: x for k, x in v.items() if k not in launch}
+
+            def run(launch=launch, switches=switches):
                 with stream:
-                    cuda.scan_backward(*args_, True, z, h_chk, **grads, **zeros, variant=v)
+                    cuda.scan_backward(*args_, True, z, h_chk, **grads, **zeros, variant=switches, **launch)
 
             try:
                 times[json.dumps(v, sort_keys=True)].append(time_torch(run, args.repeats))

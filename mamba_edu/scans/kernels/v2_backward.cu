@@ -46,6 +46,12 @@
 //                   double buffered (state s writes buffer s % 2, so the sum of state s can run while the
 //                   warps compute state s + 1), and all threads share the sum, one (dB or dC, step) each,
 //                   over a fixed, unrolled NWARPS warps (idle warps stored zeros).
+//   BWD_FUSESCAN=1  the forward and the adjoint Hillis-Steele scans of a state are independent (the adjoint
+//                   fold needs only a_t, C_t, g_t), so they are written as one loop (4 independent shuffles per
+//                   level; the compiler may still order them), and the warp sum of dA (5 xor-shuffles) is
+//                   deferred to the next state, inside that loop (dA_pend, added to acc[s_pend]; the last one
+//                   after the tiles), off the path to the barrier. delta, u and g are re-read from shared memory
+//                   in each state and at the tile's end (24 fewer registers live across the state loop).
 
 #ifndef DSTATE
 #define DSTATE 16
@@ -114,6 +120,9 @@ __device__ __forceinline__ float warp_sum(float v) {
 #endif
 #ifndef BWD_REDUCE
 #define BWD_REDUCE 0
+#endif
+#ifndef BWD_FUSESCAN
+#define BWD_FUSESCAN 0
 #endif
 
 #ifndef MIN_BLOCKS
@@ -201,6 +210,10 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
 #endif
 #if BWD_REDUCE
     int rbuf = 0;  // which (sRB, sRC) pair the next state writes
+#endif
+#if BWD_FUSESCAN
+    float dA_pend = 0.f;  // per lane: the previous state's dA, summed over the warp during this state's scans
+    int s_pend = -1;      // ... and its state (-1: none yet)
 #endif
 
     for (int tile = tile_end - 1; tile >= tile_begin; --tile) {
@@ -321,6 +334,13 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
             const float As = A[di * DSTATE + s];
 #endif
             const float As2 = As * LOG2E;
+#if BWD_FUSESCAN
+            // delta, u, g re-read from shared memory in each state (and at the tile's end): 24 registers
+            // fewer live across the state loop, which leaves the compiler room to interleave the scans
+            load_chunk(dl, myDl + my);
+            load_chunk(uu, myU + my);
+            load_chunk(g, myG + my);
+#endif
             float Bv[CHUNK], Cv[CHUNK], a[CHUNK], bu[CHUNK], hp[CHUNK];
             if (b_groups > 0) load_chunk(Bv, sB + (s - s0) * T_PAD + my);
             else {
@@ -359,6 +379,39 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
                 P *= a[k];
             }
             const float P_chunk = P;  // product of this lane's a_t, reused by the reverse scan
+#if BWD_FUSESCAN
+            // the adjoint's chunk map first (it needs no replay), then both scans and the pending dA sum together
+            float R = P_chunk, N = 0.f;  // the chunk's map nu_end -> R nu_end + N
+#pragma unroll
+            for (int k = CHUNK - 1; k >= 0; --k) N = a[k] * (Cv[k] * g[k] + N);
+#pragma unroll
+            for (int offset = 1; offset < 32; offset <<= 1) {
+                const float P_left = __shfl_up_sync(FULL_MASK, P, offset);
+                const float Q_left = __shfl_up_sync(FULL_MASK, Q, offset);
+                const float R_right = __shfl_down_sync(FULL_MASK, R, offset);
+                const float N_right = __shfl_down_sync(FULL_MASK, N, offset);
+                dA_pend += __shfl_xor_sync(FULL_MASK, dA_pend, offset);
+                if (lane >= offset) { Q = P * Q_left + Q; P = P * P_left; }
+                if (lane + offset < 32) { N = R * N_right + N; R = R * R_right; }
+            }
+            if (lane == 0 && s_pend >= 0) acc[s_pend] += dA_pend;  // only lane 0 touches acc: no sync needed
+            const float nu_tile = nu_carry[s];                    // nu at the first step of the next tile
+            const float nu_start = R * nu_tile + N;                // nu at the first step of this lane's chunk
+#if BWD_PREFETCH
+            const float h_tile = sHt[warp * DSTATE + s];  // 0 for an idle warp
+#else
+            const float h_tile = active ? h_chk[(((long long)bi * dim + di) * n_tiles + tile) * DSTATE + s] : 0.f;
+#endif
+            float P_ex = __shfl_up_sync(FULL_MASK, P, 1);
+            float Q_ex = __shfl_up_sync(FULL_MASK, Q, 1);
+            float nu = __shfl_down_sync(FULL_MASK, nu_start, 1);  // nu entering this chunk from the right
+            const float nu_next_tile = __shfl_sync(FULL_MASK, nu_start, 0);
+            if (lane == 0) { P_ex = 1.f; Q_ex = 0.f; }
+            if (lane == 31) nu = nu_tile;
+            float h = P_ex * h_tile + Q_ex;
+#pragma unroll
+            for (int k = 0; k < CHUNK; ++k) { hp[k] = h; h = a[k] * h + bu[k]; y[k] += Cv[k] * h; }
+#else
 #pragma unroll
             for (int offset = 1; offset < 32; offset <<= 1) {
                 const float P_left = __shfl_up_sync(FULL_MASK, P, offset);
@@ -387,6 +440,7 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
             float nu = __shfl_down_sync(FULL_MASK, nu_start, 1);  // nu entering this chunk from the right
             if (lane == 31) nu = nu_tile;
             const float nu_next_tile = __shfl_sync(FULL_MASK, nu_start, 0);
+#endif
 
             float dA_acc = 0.f, dBf = 0.f, dCf = 0.f;
             float dBv[CHUNK], dCv[CHUNK];
@@ -404,6 +458,18 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
                 dCf += dCv[k];
             }
             // per-channel sums (dA; dB, dC when fixed): over the warp, then into shared memory
+#if BWD_FUSESCAN
+            dA_pend = dA_acc;  // summed over the warp in the next state's scan loop (or after the tiles)
+            s_pend = s;
+            if (b_groups == 0) dBf = warp_sum(dBf);
+            if (c_groups == 0) dCf = warp_sum(dCf);
+            __syncwarp();
+            if (lane == 0) {
+                nu_carry[s] = nu_next_tile;
+                if (b_groups == 0) acc[DSTATE + s] += dBf;
+                if (c_groups == 0) acc[2 * DSTATE + s] += dCf;
+            }
+#else
             dA_acc = warp_sum(dA_acc);
             if (b_groups == 0) dBf = warp_sum(dBf);
             if (c_groups == 0) dCf = warp_sum(dCf);
@@ -414,6 +480,7 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
                 acc[DSTATE + s] += dBf;
                 acc[2 * DSTATE + s] += dCf;
             }
+#endif
             // variable dB, dC: sum the block's warps in shared memory, one atomicAdd per step
             if (b_groups > 0 || c_groups > 0) {
 #if BWD_REDUCE
@@ -459,6 +526,10 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
 
 #if !ADJ_ONLY
         // ---- 4. per-step gradients: stage in shared memory, store coalesced ----
+#if BWD_FUSESCAN
+        load_chunk(uu, myU + my);
+        load_chunk(g, myG + my);
+#endif
 #pragma unroll
         for (int k = 0; k < CHUNK; ++k) {
             dU[k] += Dd * g[k];
@@ -534,6 +605,11 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
         }
     (void)dD_acc; (void)dbias_acc; (void)Dd;
     return;
+#endif
+#if BWD_FUSESCAN
+    dA_pend = warp_sum(dA_pend);  // the last state's dA
+    if (lane == 0 && s_pend >= 0) acc[s_pend] += dA_pend;
+    __syncwarp();
 #endif
     dD_acc = warp_sum(dD_acc);
     dbias_acc = warp_sum(dbias_acc);
