@@ -65,6 +65,10 @@ VERSIONS = ("v0", "v1", "v2")
 # registers (None: the kernel's default, 32 warps per SM); unroll: blocks of lpc steps unrolled
 # together; segments: time segments over the grid (None: chosen by time_segments).
 FORWARD = {"lpc": 16, "nwarps": 8, "tile": 64, "min_blocks": 3, "unroll": 4, "segments": None}
+# Half-precision inputs (read natively, n ≤ 16): 8 lanes per channel, two states each, and a looser register
+# cap. Measured on the H200 through me.selective_scan (bf16, median of 20): at (8, 1536, 2048, 16) 394 µs vs
+# 409 µs with FORWARD, at (1, 1536, 16384, 16) 558 vs 576 µs, at (4, 768, 1024, 16) 154 vs 159 µs.
+FORWARD_HALF = {"lpc": 8, "min_blocks": 2}
 # Few channels (small b·d) leave the GPU idle: with fewer than SPLIT_BELOW_WARPS warps, time is also
 # split into segments (see v2_forward.cu), enough to reach about TARGET_WARPS warps. Measured on an
 # H200 (benchmarks/gpu_scan.py --sweep-segments): at (1, 1536, 16384, 16), 768 warps, 1 segment takes
@@ -182,18 +186,20 @@ def forward_config(n, in_bytes=4):
     when n is large, so that the B and C tiles of all n states fit in shared memory (≤ ~110 KB, two
     blocks per SM) — measured with the layout of the inputs' precision (``in_bytes`` 2: half precision,
     read natively, which stages the raw tiles beside one float buffer); a looser register cap as the
-    states per lane grow.
+    states per lane grow. Half-precision inputs with n ≤ 16 take :data:`FORWARD_HALF` instead.
     """
     if not 1 <= n <= MAX_DSTATE:
         raise ValueError(f"n (d_state) is {n}, expected 1 ≤ n ≤ {MAX_DSTATE}")
-    cfg = dict(FORWARD)
+    half = in_bytes < 4 and n <= 16  # tuned separately: FORWARD_HALF
+    cfg = dict(FORWARD, **(FORWARD_HALF if half else {}))
     if n < cfg["lpc"]:
         cfg["lpc"] = max(4, 1 << (n - 1).bit_length())
     for tile in (cfg["tile"], 32, 16):
         cfg["tile"] = tile
         if v2_shared_bytes(n, forward=cfg, in_bytes=in_bytes) <= 110 * 1024:
             break
-    cfg["min_blocks"] = 3 if n <= 16 else 2 if n <= 64 else 1
+    if not half:
+        cfg["min_blocks"] = 3 if n <= 16 else 2 if n <= 64 else 1
     return cfg
 
 

@@ -119,6 +119,8 @@ __device__ __forceinline__ bool nonfinite(float x) { return (__float_as_uint(x) 
 
 static_assert(LPC == 4 || LPC == 8 || LPC == 16 || LPC == 32, "LPC must be 4, 8, 16 or 32");
 static_assert(TILE % LPC == 0 && TILE % 4 == 0 && CHK_TILE % LPC == 0, "TILE and CHK_TILE must be multiples of LPC");
+static_assert(TILE % VEC == 0 && NTHREADS % (TILE / VEC) == 0, "a tile row must split into 16-byte chunks over the block");
+static_assert(NTHREADS % (TILE / 4) == 0, "a tile row must split into groups of 4 steps over the block");
 
 // asynchronous copy global -> shared of 4 or 16 bytes; with valid == false it writes zeros, reads nothing
 __device__ __forceinline__ void cp_async4(float* dst, const float* src, bool valid) {
@@ -132,6 +134,28 @@ __device__ __forceinline__ void cp_async16(float* dst, const float* src, bool va
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+
+// The 16-byte copies of a tile: thread i always copies the same VEC columns [cj, cj + VEC) of rows
+// cr, cr + RSTEP, ... of every array (cr = i / (TILE / VEC)), so its offset cr * seqlen + cj into a block
+// of rows is computed once per kernel; per tile only t0 is added. src: the block's first row of the array
+// (all rows seqlen long); row r exists when r < live_rows; steps past seqlen become 0 (seqlen % VEC == 0,
+// so a 16-byte chunk is all in or all out).
+#define CHUNKS_PER_ROW (TILE / VEC)
+#define RSTEP (NTHREADS / CHUNKS_PER_ROW)  // rows covered by one pass of the block's threads
+template <int ROWS>
+__device__ __forceinline__ void copy_rows_vec(in_t* dst, int stride, const in_t* src, long long thread_off,
+                                              long long row_stride, int cr, int cj, int live_rows, int t0,
+                                              int seqlen) {
+    const bool in_time = t0 + cj < seqlen;
+#pragma unroll
+    for (int k = 0; k < (ROWS + RSTEP - 1) / RSTEP; ++k) {
+        const int r = cr + k * RSTEP;
+        if (ROWS % RSTEP != 0 && r >= ROWS) break;
+        const bool ok = in_time && r < live_rows;
+        cp_async16(reinterpret_cast<float*>(dst + r * stride + cj),
+                   reinterpret_cast<const float*>(ok ? src + thread_off + k * row_stride + t0 : src), ok);
+    }
+}
 
 // copy `rows` rows of TILE elements, starting at step t0, from global rows of length seqlen
 // (row r at src + src_row(r)) to shared rows of `stride` elements; steps past seqlen become 0.
@@ -162,6 +186,27 @@ __device__ __forceinline__ void copy_rows(in_t* dst, const in_t* src, int rows, 
         }
     }
 }
+
+// 4 consecutive elements of a shared-memory row (16-byte aligned floats; 8-byte aligned half precision)
+__device__ __forceinline__ void load4(const float* p, float (&v)[4]) {
+    const float4 x = *reinterpret_cast<const float4*>(p);
+    v[0] = x.x; v[1] = x.y; v[2] = x.z; v[3] = x.w;
+}
+#if HALF_IN
+__device__ __forceinline__ void load4(const in_t* p, float (&v)[4]) {
+    const uint2 w = *reinterpret_cast<const uint2*>(p);
+    const in_t* x = reinterpret_cast<const in_t*>(&w);
+#pragma unroll
+    for (int q = 0; q < 4; ++q) v[q] = to_float(x[q]);
+}
+#endif
+__device__ __forceinline__ void store4(float* p, const float (&v)[4]) {
+    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+}
+
+// Per-element work on a tile (the pre-pass, the half-precision B/C conversion) goes 4 steps at a time:
+// thread i takes the columns [qj, qj + 4) of rows qr, qr + QSTEP, ... (qr = i / (TILE / 4)).
+#define QSTEP (NTHREADS / (TILE / 4))
 
 // one level of the transpose-reduce: lanes exchange half of their 2M partial sums with the lane M
 // away (the half they do not keep) and add what they receive, so each lane now holds M sums
@@ -277,10 +322,22 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
         const int stride = TP;
 #endif
         const int t0 = t_begin + tile * TILE;
+        in_t* rows = base + 2 * DSTATE * stride;
+        if (vec) {  // the common case: this thread's 16-byte chunks (the same slots in every tile)
+            const int cr = threadIdx.x / CHUNKS_PER_ROW, cj = VEC * (threadIdx.x % CHUNKS_PER_ROW);
+            const long long cp_off = (long long)cr * seqlen + cj, cp_rstride = (long long)RSTEP * seqlen;
+            if (VAR_B) copy_rows_vec<DSTATE>(base, stride, B + b_base, cp_off, cp_rstride, cr, cj, DSTATE, t0, seqlen);
+            if (VAR_C && !STATES_ONLY)
+                copy_rows_vec<DSTATE>(base + DSTATE * stride, stride, C + c_base, cp_off, cp_rstride, cr, cj, DSTATE, t0, seqlen);
+            copy_rows_vec<CPB>(rows, stride, u + row0, cp_off, cp_rstride, cr, cj, n_active, t0, seqlen);
+            copy_rows_vec<CPB>(rows + CPB * stride, stride, delta + row0, cp_off, cp_rstride, cr, cj, n_active, t0, seqlen);
+            if ((flags & FLAG_Z) && !STATES_ONLY)
+                copy_rows_vec<CPB>(rows + 2 * CPB * stride, stride, z + row0, cp_off, cp_rstride, cr, cj, n_active, t0, seqlen);
+            return;
+        }
         if (VAR_B) copy_rows(base, B, DSTATE, stride, [&](int r) { return b_base + (long long)r * seqlen; }, t0, seqlen, vec);
         if (VAR_C && !STATES_ONLY) copy_rows(base + DSTATE * stride, C, DSTATE, stride, [&](int r) { return c_base + (long long)r * seqlen; }, t0, seqlen, vec);
         auto chan_row = [&](int r) { return r < n_active ? row0 + (long long)r * seqlen : -1LL; };
-        in_t* rows = base + 2 * DSTATE * stride;
         copy_rows(rows, u, CPB, stride, chan_row, t0, seqlen, vec);
         copy_rows(rows + CPB * stride, delta, CPB, stride, chan_row, t0, seqlen, vec);
         if ((flags & FLAG_Z) && !STATES_ONLY) copy_rows(rows + 2 * CPB * stride, z, CPB, stride, chan_row, t0, seqlen, vec);
@@ -301,12 +358,19 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
 #if HALF_IN
         const in_t* st = stage + (tile & 1) * STAGE_ELEMS;  // this tile's raw rows
         if (VAR_B || (VAR_C && !STATES_ONLY)) {  // B, C rows to float (u, delta, z: in the pre-pass below)
-            for (int i = threadIdx.x; i < 2 * DSTATE * TILE; i += NTHREADS) {
-                const int r = i / TILE, j = i % TILE;
+            const int qr = threadIdx.x / (TILE / 4), qj = 4 * (threadIdx.x % (TILE / 4));
+#pragma unroll
+            for (int k = 0; k < (2 * DSTATE + QSTEP - 1) / QSTEP; ++k) {
+                const int r = qr + k * QSTEP;
+                if (r >= 2 * DSTATE) break;
                 if (!(r < DSTATE ? VAR_B : (VAR_C && !STATES_ONLY))) continue;
-                const float v = to_float(st[r * TS + j]);
-                smem[r * TP + j] = v;
-                if (check_BC && nonfinite(v)) bad |= r < DSTATE ? 8 : 16;  // steps past l are zeros: finite
+                float v[4];
+                load4(st + r * TS + qj, v);
+                store4(smem + r * TP + qj, v);
+                if (check_BC)  // steps past l are zeros: finite
+#pragma unroll
+                    for (int q = 0; q < 4; ++q)
+                        if (nonfinite(v[q])) bad |= r < DSTATE ? 8 : 16;
             }
         }
         const int fb = 0;  // the one float buffer
@@ -333,33 +397,49 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
             }
         }
         // pre-pass, once per element: delta -> softplus(delta + bias) (0 past l), delta*u, z -> silu(z)
-        // raw(k, r, j): u (k = 0), delta (1) or z (2) of channel r at step j, as copied (zeros past l)
+        // raw_row(k, r): the row of u (k = 0), delta (1) or z (2) of channel r, as copied (zeros past l)
 #if HALF_IN
-        auto raw = [&](int k, int r, int j) { return to_float(st[(2 * DSTATE + k * CPB + r) * TS + j]); };
+        auto raw_row = [&](int k, int r) { return st + (2 * DSTATE + k * CPB + r) * TS; };
 #else
-        auto raw = [&](int k, int r, int j) { return sU[(k * CPB + r) * TP + j]; };
+        auto raw_row = [&](int k, int r) { return sU + (k * CPB + r) * TP; };
 #endif
         const bool z_on = (flags & FLAG_Z) && !STATES_ONLY;
-        for (int i = threadIdx.x; i < CPB * TILE; i += NTHREADS) {
-            const int r = i / TILE, j = i % TILE;
-            const float uv = raw(0, r, j), zv = z_on ? raw(2, r, j) : 0.f;
-            float dv = 0.f;
-            if (r < n_active && t0 + j < seqlen) {
-                dv = raw(1, r, j);
-                if (check) {
-                    if (nonfinite(dv)) bad |= 2;
-                    if (nonfinite(uv)) bad |= 1;
-                    if (z_on && nonfinite(zv)) bad |= 64;
+        {
+            const int qr = threadIdx.x / (TILE / 4), qj = 4 * (threadIdx.x % (TILE / 4));
+#pragma unroll
+            for (int k = 0; k < (CPB + QSTEP - 1) / QSTEP; ++k) {
+                const int r = qr + k * QSTEP;
+                if (CPB % QSTEP != 0 && r >= CPB) break;
+                const bool live_row = r < n_active;
+                const float bias = ((flags & FLAG_BIAS) && live_row) ? delta_bias[d0 + r] : 0.f;
+                float uv[4], dv[4], zv[4] = {0.f, 0.f, 0.f, 0.f}, du[4];
+                load4(raw_row(0, r) + qj, uv);
+                load4(raw_row(1, r) + qj, dv);
+                if (z_on) load4(raw_row(2, r) + qj, zv);
+#pragma unroll
+                for (int q = 0; q < 4; ++q) {
+                    float d = 0.f;
+                    if (live_row && t0 + qj + q < seqlen) {
+                        d = dv[q];
+                        if (check) {
+                            if (nonfinite(d)) bad |= 2;
+                            if (nonfinite(uv[q])) bad |= 1;
+                            if (z_on && nonfinite(zv[q])) bad |= 64;
+                        }
+                        d += bias;
+                        if (flags & FLAG_SOFTPLUS) d = d <= 20.f ? log1pf(__expf(d)) : d;
+                    }
+                    dv[q] = d;
+                    du[q] = d * uv[q];
+                    zv[q] = zv[q] / (1.f + __expf(-zv[q]));
                 }
-                dv += (flags & FLAG_BIAS) ? delta_bias[d0 + r] : 0.f;
-                if (flags & FLAG_SOFTPLUS) dv = dv <= 20.f ? log1pf(__expf(dv)) : dv;
-            }
 #if HALF_IN
-            sU[r * TP + j] = uv;  // the output's D*u reads it
+                store4(sU + r * TP + qj, uv);  // the output's D*u reads it
 #endif
-            sDl[r * TP + j] = dv;
-            sDu[r * TP + j] = dv * uv;
-            if (z_on) sZ[r * TP + j] = zv / (1.f + __expf(-zv));
+                store4(sDl + r * TP + qj, dv);
+                store4(sDu + r * TP + qj, du);
+                if (z_on) store4(sZ + r * TP + qj, zv);
+            }
         }
         __syncthreads();
 
