@@ -43,8 +43,8 @@
 //                   registers and only then used, so their latencies overlap instead of adding up; A and the
 //                   tile's h_chk are read from shared memory (sA, sHt) inside the state loop.
 //   BWD_REDUCE=1    one __syncthreads per state instead of two for the block's dB/dC sum: sRB/sRC are
-//                   double buffered (state s writes buffer s % 2, so the sum of state s can run while the
-//                   warps compute state s + 1), and all threads share the sum, one (dB or dC, step) each,
+//                   double buffered (consecutive states write alternate pairs, so the sum of one state runs while the
+//                   warps compute the next), and all threads share the sum, one (dB or dC, step) each,
 //                   over a fixed, unrolled NWARPS warps (idle warps stored zeros).
 //   BWD_FUSESCAN=1  the forward and the adjoint Hillis-Steele scans of a state are independent (the adjoint
 //                   fold needs only a_t, C_t, g_t), so they are written as one loop (4 independent shuffles per
@@ -336,7 +336,7 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
             const float As2 = As * LOG2E;
 #if BWD_FUSESCAN
             // delta, u, g re-read from shared memory in each state (and at the tile's end): 24 registers
-            // fewer live across the state loop, which leaves the compiler room to interleave the scans
+            // fewer live across the state loop (at NWARPS 16 the kernel then needs no spill slot)
             load_chunk(dl, myDl + my);
             load_chunk(uu, myU + my);
             load_chunk(g, myG + my);
