@@ -497,8 +497,8 @@ def sweep_backward(args):
         zeros = {k: torch.zeros_like(x[k2]) for k, k2 in (("dA", "A"), ("dB", "B"), ("dC", "C"), ("dD", "D"),
                                                            ("ddelta_bias", "delta_bias"))}
         if args.variants is not None:
-            sweep_backward_variants((b, d, l, n), json.loads(args.variants), args_, x["z"], h_chk, grads, zeros,
-                                    stream, args)
+            variants = [{}, *cuda.BACKWARD_VARIANTS] if args.variants == "all" else json.loads(args.variants)
+            sweep_backward_variants((b, d, l, n), variants, args_, x["z"], h_chk, grads, zeros, stream, args)
             continue
         # occupancy: (chunk, warps per block, blocks per SM the compiler must fit), one time segment
         for chunk, nwarps, min_blocks in ((8, 16, None), (8, 8, 2), (4, 16, None), (4, 8, 2), (4, 8, 3), (4, 8, 4),
@@ -695,7 +695,8 @@ def main():
     parser.add_argument("--sweep-backward", action="store_true", help="time v2's backward at several tilings")
     parser.add_argument("--variants", default=None,
                         help='with --sweep-backward: JSON list of v2_backward.cu switch dicts, e.g. '
-                             '\'[{}, {"BWD_REDUCE": 1}]\' (times these instead of the tilings)')
+                             '\'[{}, {"BWD_REDUCE": 1}]\', or "all" ({} and cuda.BACKWARD_VARIANTS); times these '
+                             'instead of the tilings')
     parser.add_argument("--profile-call", action="store_true", help="torch profiler of the as-called fwd+bwd")
     args = parser.parse_args()
     if args.sweep_backward:

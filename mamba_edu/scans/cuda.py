@@ -90,9 +90,10 @@ BWD_TARGET_WARPS = 8192
 # "BWD_REDUCE": 1}; empty: the plain kernel. Read at each backward launch (plans are cached per variant).
 BACKWARD_VARIANT = {}
 # the variants the tests and benchmarks/gpu_scan.py --sweep-backward try beside the plain kernel
-BACKWARD_VARIANTS = ({"BWD_PREFETCH": 1}, {"BWD_REDUCE": 1}, {"BWD_FUSESCAN": 1},
+BACKWARD_VARIANTS = ({"BWD_PREFETCH": 1}, {"BWD_REDUCE": 1}, {"BWD_FUSESCAN": 1}, {"BWD_BUTTERFLY": 1},
                      {"BWD_PREFETCH": 1, "BWD_REDUCE": 1}, {"BWD_REDUCE": 1, "BWD_FUSESCAN": 1},
-                     {"BWD_PREFETCH": 1, "BWD_REDUCE": 1, "BWD_FUSESCAN": 1})
+                     {"BWD_REDUCE": 1, "BWD_BUTTERFLY": 1}, {"BWD_PREFETCH": 1, "BWD_REDUCE": 1, "BWD_FUSESCAN": 1},
+                     {"BWD_PREFETCH": 1, "BWD_REDUCE": 1, "BWD_BUTTERFLY": 1})
 SCAN_BLOCK = 256  # v1: threads (= steps) per block-level scan
 _FLAGS = {"D": 1, "z": 2, "delta_bias": 4, "softplus": 8, "last_state": 16, "checkpoint": 32, "check": 64}
 

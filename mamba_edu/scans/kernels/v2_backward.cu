@@ -52,6 +52,13 @@
 //                   deferred to the next state, inside that loop (dA_pend, added to acc[s_pend]; the last one
 //                   after the tiles), off the path to the barrier. delta, u and g are re-read from shared memory
 //                   in each state and at the tile's end (24 fewer registers live across the state loop).
+//   BWD_BUTTERFLY=1 (implies BWD_FUSESCAN) both scans as one xor butterfly: at level m each lane swaps with lane
+//                   i ^ m the totals of its aligned block of m lanes, (prod a, Q forward, N adjoint) — the product
+//                   of the a_t is the same map part for both directions — and updates its block totals and its
+//                   *exclusive* prefix (forward, from lanes below) or suffix (adjoint, from lanes above). 3
+//                   shuffles per level (+1 for the pending dA) instead of 4, all in one dependency chain, and none
+//                   afterwards: the state entering the chunk, the adjoint entering it from the right and the next
+//                   tile's carry (block total of the warp) come straight out (lane 0's carry is written).
 
 #ifndef DSTATE
 #define DSTATE 16
@@ -121,8 +128,14 @@ __device__ __forceinline__ float warp_sum(float v) {
 #ifndef BWD_REDUCE
 #define BWD_REDUCE 0
 #endif
+#ifndef BWD_BUTTERFLY
+#define BWD_BUTTERFLY 0
+#endif
 #ifndef BWD_FUSESCAN
-#define BWD_FUSESCAN 0
+#define BWD_FUSESCAN BWD_BUTTERFLY  // the butterfly is a form of the fused scan
+#endif
+#if BWD_BUTTERFLY && !BWD_FUSESCAN
+#error "BWD_BUTTERFLY=1 needs BWD_FUSESCAN=1"
 #endif
 
 #ifndef MIN_BLOCKS
@@ -381,9 +394,44 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
             const float P_chunk = P;  // product of this lane's a_t, reused by the reverse scan
 #if BWD_FUSESCAN
             // the adjoint's chunk map first (it needs no replay), then both scans and the pending dA sum together
-            float R = P_chunk, N = 0.f;  // the chunk's map nu_end -> R nu_end + N
+            float N = 0.f;  // the chunk's map nu_end -> P_chunk nu_end + N
 #pragma unroll
             for (int k = CHUNK - 1; k >= 0; --k) N = a[k] * (Cv[k] * g[k] + N);
+#if BWD_BUTTERFLY
+            // block totals (aligned blocks of 1, 2, 4, ... lanes): forward map h -> bP h + bQ, adjoint map
+            // nu -> bP nu + bN (the same product of a_t); exclusive prefix (eP, eQ) of the lanes below this one
+            // in the block, exclusive suffix (eR, eN) of the lanes above it
+            float bP = P_chunk, bQ = Q, bN = N;
+            float eP = 1.f, eQ = 0.f, eR = 1.f, eN = 0.f;
+#pragma unroll
+            for (int m = 1; m < 32; m <<= 1) {
+                const float oP = __shfl_xor_sync(FULL_MASK, bP, m);  // the other half-block's totals
+                const float oQ = __shfl_xor_sync(FULL_MASK, bQ, m);
+                const float oN = __shfl_xor_sync(FULL_MASK, bN, m);
+                dA_pend += __shfl_xor_sync(FULL_MASK, dA_pend, m);
+                if (lane & m) {  // upper half: the other half comes first in time
+                    eQ = eP * oQ + eQ; eP *= oP;   // prefix grows by the lower half
+                    bQ = bP * oQ + bQ;             // forward: lower, then this half
+                    bN = oP * bN + oN;             // adjoint: this half, then the lower one
+                } else {         // lower half: the other half comes later in time
+                    eN = eR * oN + eN; eR *= oP;   // suffix grows by the upper half
+                    bQ = oP * bQ + oQ;
+                    bN = bP * oN + bN;
+                }
+                bP *= oP;
+            }
+            if (lane == 0 && s_pend >= 0) acc[s_pend] += dA_pend;  // only lane 0 touches acc: no sync needed
+            const float nu_tile = nu_carry[s];                    // nu at the first step of the next tile
+#if BWD_PREFETCH
+            const float h_tile = sHt[warp * DSTATE + s];  // 0 for an idle warp
+#else
+            const float h_tile = active ? h_chk[(((long long)bi * dim + di) * n_tiles + tile) * DSTATE + s] : 0.f;
+#endif
+            float nu = eR * nu_tile + eN;                          // nu entering this chunk from the right
+            const float nu_next_tile = bP * nu_tile + bN;          // nu at the tile's first step (lane 0's is kept)
+            float h = eP * h_tile + eQ;                            // state entering this chunk
+#else
+            float R = P_chunk;
 #pragma unroll
             for (int offset = 1; offset < 32; offset <<= 1) {
                 const float P_left = __shfl_up_sync(FULL_MASK, P, offset);
@@ -409,6 +457,7 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
             if (lane == 0) { P_ex = 1.f; Q_ex = 0.f; }
             if (lane == 31) nu = nu_tile;
             float h = P_ex * h_tile + Q_ex;
+#endif
 #pragma unroll
             for (int k = 0; k < CHUNK; ++k) { hp[k] = h; h = a[k] * h + bu[k]; y[k] += Cv[k] * h; }
 #else
