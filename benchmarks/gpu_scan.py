@@ -477,12 +477,7 @@ def accuracy(args):
 
 
 def sweep_backward(args):
-    """Time v2's backward launch alone at several (warps per block, time segments): the tuning table.
-
-    With ``--variants '[{}, {"BWD_PREFETCH": 1}]'`` (JSON list of v2_backward.cu switches) it times only
-    those variants of the default launch instead, each shape in turn, alternating the variants over
-    ``--rounds`` rounds (median of the rounds' medians).
-    """
+    """Time v2's backward launch alone at several (warps per block, time segments): the tuning table."""
     import torch
 
     for b, d, l, n in [SHAPES[i] for i in args.sweep_shapes]:
@@ -496,10 +491,6 @@ def sweep_backward(args):
         grads = {k: torch.empty_like(x[k2]) for k, k2 in (("du", "u"), ("ddelta", "delta"), ("dz", "z"))}
         zeros = {k: torch.zeros_like(x[k2]) for k, k2 in (("dA", "A"), ("dB", "B"), ("dC", "C"), ("dD", "D"),
                                                            ("ddelta_bias", "delta_bias"))}
-        if args.variants is not None:
-            variants = [{}, *cuda.BACKWARD_VARIANTS] if args.variants == "all" else json.loads(args.variants)
-            sweep_backward_variants((b, d, l, n), variants, args_, x["z"], h_chk, grads, zeros, stream, args)
-            continue
         # occupancy: (chunk, warps per block, blocks per SM the compiler must fit), one time segment
         for chunk, nwarps, min_blocks in ((8, 16, None), (8, 8, 2), (4, 16, None), (4, 8, 2), (4, 8, 3), (4, 8, 4),
                                           (4, 4, 6), (8, 4, 4)):
@@ -535,36 +526,6 @@ def sweep_backward(args):
                 us = time_torch(run, 10)
                 print(f"sweep-backward {(b, d, l, n)} nwarps={nwarps:2d} segments={segs:2d}: {us:8.1f} us", flush=True)
         torch.cuda.empty_cache()
-
-
-def sweep_backward_variants(shape, variants, args_, z, h_chk, grads, zeros, stream, args):
-    """Time each backward variant (a dict of v2_backward.cu switches) at one shape; print µs per variant.
-
-    Lower-case keys are launch options, not switches: ``nwarps`` (warps per block) and ``min_blocks`` (blocks
-    per SM the compiler must fit), e.g. ``{"BWD_REDUCE": 1, "nwarps": 8, "min_blocks": 2}``.
-    """
-    times = {json.dumps(v, sort_keys=True): [] for v in variants}
-    for _ in range(max(1, args.rounds)):
-        for v in variants:
-            launch = {k: v[k] for k in ("nwarps", "min_blocks") if k in v}
-            switches = {k: x for k, x in v.items() if k not in launch}
-
-            def run(launch=launch, switches=switches):
-                with stream:
-                    cuda.scan_backward(*args_, True, z, h_chk, **grads, **zeros, variant=switches, **launch)
-
-            try:
-                times[json.dumps(v, sort_keys=True)].append(time_torch(run, args.repeats))
-            except Exception as err:  # e.g. a compile error or too much shared memory
-                print(f"sweep-backward {shape} variant={json.dumps(v, sort_keys=True)}: failed {str(err)[:200]}",
-                      flush=True)
-    base = statistics.median(times[json.dumps({})]) if times.get(json.dumps({})) else None
-    for key, ts in times.items():
-        if ts:
-            us = statistics.median(ts)
-            rel = f" ({us / base:.3f}x the plain kernel)" if base else ""
-            print(f"sweep-backward {shape} variant={key}: {us:8.1f} us{rel}  rounds: "
-                  + " ".join(f"{t:.1f}" for t in ts), flush=True)
 
 
 def profile_call(args):
@@ -693,10 +654,6 @@ def main():
     parser.add_argument("--kernels", action="store_true", help="the per-kernel launch table (v0, v1, v2)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the main table this many times")
     parser.add_argument("--sweep-backward", action="store_true", help="time v2's backward at several tilings")
-    parser.add_argument("--variants", default=None,
-                        help='with --sweep-backward: JSON list of v2_backward.cu switch dicts, e.g. '
-                             '\'[{}, {"BWD_REDUCE": 1}]\', or "all" ({} and cuda.BACKWARD_VARIANTS); times these '
-                             'instead of the tilings')
     parser.add_argument("--profile-call", action="store_true", help="torch profiler of the as-called fwd+bwd")
     args = parser.parse_args()
     if args.sweep_backward:

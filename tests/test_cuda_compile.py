@@ -46,13 +46,6 @@ for _half in ("IN_BF16", "IN_FP16"):  # half-precision inputs read natively by t
     CASES.append(("v2", {"DSTATE": 5, "LPC": 4, "NWARPS": 2, "TILE": 16, "VAR_B": 0, "VAR_C": 0, _half: 1}))
 CASES.append(("v2_backward", {"DSTATE": 16, "CHUNK": 8, "NWARPS": 16, "ADJ_ONLY": 1}))
 CASES.append(("v2_backward", {"DSTATE": 256, "CHUNK": 8, "NWARPS": 8, "ADJ_ONLY": 1}))
-for _variant in cuda.BACKWARD_VARIANTS:  # the backward's switches (v2_backward.cu's header), each pass
-    for _n in N_COVERED:
-        _chunk, _nwarps = cuda.backward_config(_n)
-        CASES.append(("v2_backward", {"DSTATE": _n, "CHUNK": _chunk, "NWARPS": _nwarps, **_variant}))
-    CASES.append(("v2_backward", {"DSTATE": 7, "CHUNK": 4, "NWARPS": 2, **_variant}))
-    CASES.append(("v2_backward", {"DSTATE": 16, "CHUNK": 8, "NWARPS": 16, "ADJ_ONLY": 1, **_variant}))
-    CASES.append(("v2_backward", {"DSTATE": 256, "CHUNK": 8, "NWARPS": 8, "ADJ_ONLY": 1, **_variant}))
 
 # Lesson 8's SSD kernels ("ssd:<step>"), at every (p, n, Q, input types) that tests/gpu/test_ssd_cuda.py,
 # tests/gpu/test_ssd_gpu.py and benchmarks/ssd_gpu.py launch (ssd_cuda.defines gives the -D options the library uses)
@@ -97,8 +90,6 @@ def test_shared_memory_fits_sm90(n):
     chunk, nwarps = cuda.backward_config(n)
     assert cuda.v2_shared_bytes(n, forward=cuda.forward_config(n)) <= cuda.SMEM_LIMIT
     assert cuda.v2_shared_bytes(n, chunk, nwarps, backward=True) <= cuda.SMEM_LIMIT
-    for variant in cuda.BACKWARD_VARIANTS:
-        assert cuda.v2_shared_bytes(n, chunk, nwarps, backward=True, variant=variant) <= cuda.SMEM_LIMIT, variant
     with pytest.raises(ValueError, match="n"):
         cuda.forward_config(cuda.MAX_DSTATE + 1)
 

@@ -86,14 +86,6 @@ NWARPS = 16
 # so the split is kept for fewer channels than that (b·d < 1024), where most SMs would idle.
 BWD_SPLIT_BELOW_WARPS = 1024
 BWD_TARGET_WARPS = 8192
-# v2 backward variants: extra -D switches of v2_backward.cu (see its header), e.g. {"BWD_PREFETCH": 1,
-# "BWD_REDUCE": 1}; empty: the plain kernel. Read at each backward launch (plans are cached per variant).
-BACKWARD_VARIANT = {}
-# the variants the tests and benchmarks/gpu_scan.py --sweep-backward try beside the plain kernel
-BACKWARD_VARIANTS = ({"BWD_PREFETCH": 1}, {"BWD_REDUCE": 1}, {"BWD_FUSESCAN": 1}, {"BWD_BUTTERFLY": 1},
-                     {"BWD_PREFETCH": 1, "BWD_REDUCE": 1}, {"BWD_REDUCE": 1, "BWD_FUSESCAN": 1},
-                     {"BWD_REDUCE": 1, "BWD_BUTTERFLY": 1}, {"BWD_PREFETCH": 1, "BWD_REDUCE": 1, "BWD_FUSESCAN": 1},
-                     {"BWD_PREFETCH": 1, "BWD_REDUCE": 1, "BWD_BUTTERFLY": 1})
 SCAN_BLOCK = 256  # v1: threads (= steps) per block-level scan
 _FLAGS = {"D": 1, "z": 2, "delta_bias": 4, "softplus": 8, "last_state": 16, "checkpoint": 32, "check": 64}
 
@@ -212,21 +204,17 @@ def backward_config(n):
     return CHUNK, (NWARPS if n <= 32 else 8)
 
 
-def v2_shared_bytes(n, chunk=CHUNK, nwarps=NWARPS, backward=False, forward=None, in_bytes=4, variant=None):
+def v2_shared_bytes(n, chunk=CHUNK, nwarps=NWARPS, backward=False, forward=None, in_bytes=4):
     """Dynamic shared memory of the v2 kernels, in bytes (see the buffers at the top of each kernel).
 
     ``in_bytes``: 2 for the forward reading half-precision inputs (one float buffer + two staging buffers).
-    ``variant``: the backward's switches (default :data:`BACKWARD_VARIANT`): BWD_REDUCE doubles the dB/dC
-    rows, BWD_PREFETCH adds a row of A and of h_chk per warp.
     """
     if backward:
-        variant = BACKWARD_VARIANT if variant is None else variant
         tile = 32 * chunk
         t_pad = tile + (tile // 32) * 4
         group = min(n, 16)  # SGROUP: states whose B, C tiles are staged together
-        rows = 2 * group + (7 if int(variant.get("BWD_REDUCE", 0)) else 5) * nwarps  # B, C; u, delta, g, dB, dC
-        per_warp = (6 if int(variant.get("BWD_PREFETCH", 0)) else 4) * n  # nu, 3 sums (+ A, h_chk)
-        return 4 * (rows * t_pad + nwarps * per_warp)
+        rows = 2 * group + 7 * nwarps  # B, C (one state group); per warp u, delta, g and two (dB, dC) pairs
+        return 4 * (rows * t_pad + nwarps * 6 * n)  # + per warp: nu, 3 sums, A, h_chk of the tile
     cfg = {**FORWARD, **(forward or {})}
     channels = 32 * cfg["nwarps"] // cfg["lpc"]
     t_pad = cfg["tile"] + 4
@@ -423,21 +411,14 @@ def backward_segments(b, d, l, chunk=CHUNK, segments=None):
     return -(-tiles // per), per
 
 
-def _variant_key(variant=None):
-    """A backward variant (default :data:`BACKWARD_VARIANT`) as a hashable key: sorted (name, int) pairs."""
-    variant = BACKWARD_VARIANT if variant is None else variant
-    return tuple(sorted((str(k), int(v)) for k, v in variant.items()))
-
-
 @functools.lru_cache(maxsize=256)
-def _backward_plan(device, b, d, l, n, B_groups, C_groups, chunk, nwarps, segments, min_blocks=None, variant=()):
-    """Kernels, grid and sizes of v2's backward; ``variant``: extra switches as :func:`_variant_key` pairs."""
+def _backward_plan(device, b, d, l, n, B_groups, C_groups, chunk, nwarps, segments, min_blocks=None):
     cp = _cupy()
-    defines = dict(DSTATE=n, CHUNK=chunk, NWARPS=nwarps, **dict(variant))
+    defines = dict(DSTATE=n, CHUNK=chunk, NWARPS=nwarps)
     if min_blocks is not None:
         defines["MIN_BLOCKS"] = min_blocks
     kernel = _kernel(cp, "v2_backward", "selective_scan_bwd_v2", **defines)
-    smem = v2_shared_bytes(n, chunk, nwarps, backward=True, variant=dict(variant))
+    smem = v2_shared_bytes(n, chunk, nwarps, backward=True)
     kernel.max_dynamic_shared_size_bytes = smem
     first = None
     segs, per = backward_segments(b, d, l, chunk, segments)
@@ -450,12 +431,11 @@ def _backward_plan(device, b, d, l, n, B_groups, C_groups, chunk, nwarps, segmen
 
 def scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dout, h_chk, *,
                   du, ddelta, dA, dB, dC, dD=None, dz=None, ddelta_bias=None, dlast=None, chunk=None, nwarps=None,
-                  segments=None, min_blocks=None, variant=None):
+                  segments=None, min_blocks=None):
     """Launch v2's backward kernel. dA, dB, dC, dD, ddelta_bias must be zeroed; dlast (b, d, n) optional.
 
     ``segments`` forces the number of time segments (default: :func:`backward_segments`); ``min_blocks``
-    the blocks per SM the compiler must fit (for the benchmark's sweep; default: no register cap);
-    ``variant`` the kernel's switches (default :data:`BACKWARD_VARIANT`).
+    the blocks per SM the compiler must fit (for the benchmark's sweep; default: no register cap).
     """
     cp = _cupy()
     b, d, l = u.shape
@@ -466,7 +446,7 @@ def scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dout, h_c
     B_groups = B.shape[1] if B.ndim == 4 else None
     C_groups = C.shape[1] if C.ndim == 4 else None
     plan = _backward_plan(cp.cuda.runtime.getDevice(), b, d, l, n, B_groups, C_groups, chunk, nwarps, segments,
-                          min_blocks, _variant_key(variant))
+                          min_blocks)
     flags = _flags(D, z, delta_bias, delta_softplus) | (16 if dlast is not None else 0)
     seg_adj = cp.empty((b, d, plan.segs, 2, n), dtype=cp.float32) if plan.segs > 1 else None
     ints = (np.int32(b), np.int32(d), np.int32(l), np.int32(B_groups or 0), np.int32(C_groups or 0))
@@ -673,7 +653,7 @@ class _Call:
     def backward_plan(self):
         chunk, nwarps = backward_config(self.n)
         return _backward_plan(self.device, self.b, self.d, self.l, self.n, self.B_groups, self.C_groups, chunk,
-                              nwarps, None, None, _variant_key())
+                              nwarps, None)
 
 
 _CALLS = {}  # argument signature → _Call (or the error it raised)

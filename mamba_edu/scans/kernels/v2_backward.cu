@@ -37,28 +37,17 @@
 // and writes (N, R) to seg_adj (b, d, segments, 2, n); the main launch starts segment z from the carry
 // folded over the segments to its right (and dlast), then computes every gradient of its own steps.
 //
-// Variants (compile-time switches, default 0 = the plain version above; chosen by cuda.BACKWARD_VARIANT):
-//   BWD_PREFETCH=1  global loads issued together: each tile's delta/u/dout/z (and those re-read by the
-//                   per-step gradients), the B/C group tiles and the tile's h_chk are first loaded into
-//                   registers and only then used, so their latencies overlap instead of adding up; A and the
-//                   tile's h_chk are read from shared memory (sA, sHt) inside the state loop.
-//   BWD_REDUCE=1    one __syncthreads per state instead of two for the block's dB/dC sum: sRB/sRC are
-//                   double buffered (consecutive states write alternate pairs, so the sum of one state runs while the
-//                   warps compute the next), and all threads share the sum, one (dB or dC, step) each,
-//                   over a fixed, unrolled NWARPS warps (idle warps stored zeros).
-//   BWD_FUSESCAN=1  the forward and the adjoint Hillis-Steele scans of a state are independent (the adjoint
-//                   fold needs only a_t, C_t, g_t), so they are written as one loop (4 independent shuffles per
-//                   level; the compiler may still order them), and the warp sum of dA (5 xor-shuffles) is
-//                   deferred to the next state, inside that loop (dA_pend, added to acc[s_pend]; the last one
-//                   after the tiles), off the path to the barrier. delta, u and g are re-read from shared memory
-//                   in each state and at the tile's end (24 fewer registers live across the state loop).
-//   BWD_BUTTERFLY=1 (implies BWD_FUSESCAN) both scans as one xor butterfly: at level m each lane swaps with lane
-//                   i ^ m the totals of its aligned block of m lanes, (prod a, Q forward, N adjoint) — the product
-//                   of the a_t is the same map part for both directions — and updates its block totals and its
-//                   *exclusive* prefix (forward, from lanes below) or suffix (adjoint, from lanes above). 3
-//                   shuffles per level (+1 for the pending dA) instead of 4, all in one dependency chain, and none
-//                   afterwards: the state entering the chunk, the adjoint entering it from the right and the next
-//                   tile's carry (block total of the warp) come straight out (lane 0's carry is written).
+// Latency, not arithmetic, limits this kernel (one block of 16 warps per SM, each warp a long chain of
+// dependent steps), so two things keep the warps from waiting (measured on the H200: the backward launch
+// at (8, 1536, 2048, 16) went from 2074 to 1595 µs, benchmarks/gpu_scan.py --sweep-backward):
+//   * global loads are issued together, then used: each tile's delta/u/dout/z (and those re-read by the
+//     per-step gradients), the B/C tiles of a state group and the tile's h_chk go to registers first, so
+//     their latencies overlap instead of adding up; A and the tile's h_chk are read from shared memory
+//     (sA, sHt) inside the state loop, which then touches no global memory but the dB/dC atomics;
+//   * one __syncthreads per state for the block's dB/dC sum: sRB/sRC are double buffered (consecutive
+//     states write alternate pairs, so the sum of one state runs while the warps compute the next), and
+//     all threads share the sum, one (dB or dC, step) each, over a fixed, unrolled NWARPS warps (idle
+//     warps stored zeros).
 
 #ifndef DSTATE
 #define DSTATE 16
@@ -122,21 +111,6 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
-#ifndef BWD_PREFETCH
-#define BWD_PREFETCH 0
-#endif
-#ifndef BWD_REDUCE
-#define BWD_REDUCE 0
-#endif
-#ifndef BWD_BUTTERFLY
-#define BWD_BUTTERFLY 0
-#endif
-#ifndef BWD_FUSESCAN
-#define BWD_FUSESCAN BWD_BUTTERFLY  // the butterfly is a form of the fused scan
-#endif
-#if BWD_BUTTERFLY && !BWD_FUSESCAN
-#error "BWD_BUTTERFLY=1 needs BWD_FUSESCAN=1"
-#endif
 
 #ifndef MIN_BLOCKS
 #define MIN_BLOCKS 1  // blocks per SM the compiler must fit (caps the registers per thread)
@@ -161,13 +135,11 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
     float* sG = sDl + NWARPS * T_PAD;          // (NWARPS, T_PAD) g = dL/dy, then y + D u
     float* sRB = sG + NWARPS * T_PAD;          // (NWARPS, T_PAD) per-warp dB (or dC) of one state
     float* sRC = sRB + NWARPS * T_PAD;         // (NWARPS, T_PAD)
-    // BWD_REDUCE: a second (sRB, sRC) pair right after the first
-    float* sNu = sRC + (BWD_REDUCE ? 3 : 1) * NWARPS * T_PAD;  // (NWARPS, DSTATE) adjoint carry between tiles
+    // then a second (sRB, sRC) pair: the dB/dC sums are double buffered
+    float* sNu = sRC + 3 * NWARPS * T_PAD;     // (NWARPS, DSTATE) adjoint carry between tiles
     float* sAcc = sNu + NWARPS * DSTATE;       // (NWARPS, 3 * DSTATE) dA, fixed dB, fixed dC sums
-#if BWD_PREFETCH
     float* sA = sAcc + NWARPS * 3 * DSTATE;    // (NWARPS, DSTATE) this warp's row of A
     float* sHt = sA + NWARPS * DSTATE;         // (NWARPS, DSTATE) h_chk of the current tile
-#endif
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int blocks_per_seg = (seg + NWARPS - 1) / NWARPS;
@@ -215,24 +187,15 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
     }
     const int my = PAD(lane * CHUNK);
     float dD_acc = 0.f, dbias_acc = 0.f;  // per lane, summed over the warp at the end
-#if BWD_PREFETCH
     for (int k = lane; k < DSTATE; k += 32) sA[warp * DSTATE + k] = A[di * DSTATE + k];
 #if !ADJ_ONLY
     const long long chk_row = ((long long)bi * dim + di) * n_tiles;  // h_chk (b, d, tiles, n)
 #endif
-#endif
-#if BWD_REDUCE
     int rbuf = 0;  // which (sRB, sRC) pair the next state writes
-#endif
-#if BWD_FUSESCAN
-    float dA_pend = 0.f;  // per lane: the previous state's dA, summed over the warp during this state's scans
-    int s_pend = -1;      // ... and its state (-1: none yet)
-#endif
 
     for (int tile = tile_end - 1; tile >= tile_begin; --tile) {
         const int t0 = tile * T_TILE;
         // ---- 1. loads (past l: delta = u = g = 0, so those steps contribute nothing) ----
-#if BWD_PREFETCH
         {   // every global load of the tile first (in flight together), then the arithmetic
             float rd[CHUNK], ru[CHUNK], rg[CHUNK], rz[CHUNK];
 #pragma unroll
@@ -273,21 +236,6 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
                 if (lane + 32 * q < DSTATE) sHt[warp * DSTATE + lane + 32 * q] = hk[q];
 #endif
         }
-#else
-#pragma unroll
-        for (int it = 0; it < CHUNK; ++it) {
-            const int j = lane + 32 * it;
-            float dv = 0.f, uv = 0.f, gv = 0.f;
-            if (active && t0 + j < seqlen) {
-                dv = delta[row + t0 + j] + bias;
-                if (flags & FLAG_SOFTPLUS) dv = dv <= 20.f ? log1pf(__expf(dv)) : dv;
-                uv = ADJ_ONLY ? 0.f : u[row + t0 + j];
-                gv = dout[row + t0 + j];
-                if (flags & FLAG_Z) { const float zv = z[row + t0 + j]; gv *= zv / (1.f + __expf(-zv)); }
-            }
-            myDl[PAD(j)] = dv; myU[PAD(j)] = uv; myG[PAD(j)] = gv;
-        }
-#endif
         __syncwarp();
 
         float dl[CHUNK], uu[CHUNK], g[CHUNK], y[CHUNK], ddl[CHUNK], dU[CHUNK];
@@ -301,7 +249,6 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
         for (int s0 = 0; s0 < DSTATE; s0 += SGROUP) {
         // B, C tiles of states s0 .. s0 + SGROUP - 1 (fixed trip count, unrolled: loads in flight together)
         __syncthreads();  // every warp is done with the previous group's tiles
-#if BWD_PREFETCH
         {   // all loads first (in flight together), then the shared-memory stores
             constexpr int ITERS = (SGROUP * T_TILE + 32 * NWARPS - 1) / (32 * NWARPS);
             float vb[ITERS], vc[ITERS];
@@ -325,35 +272,11 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
                 }
             }
         }
-#else
-#pragma unroll
-        for (int it = 0; it < (SGROUP * T_TILE + 32 * NWARPS - 1) / (32 * NWARPS); ++it) {
-            const int i = threadIdx.x + it * 32 * NWARPS;
-            if (i < SGROUP * T_TILE && s0 + i / T_TILE < DSTATE) {
-                const int k = i / T_TILE, j = i % T_TILE;
-                const bool ok = t0 + j < seqlen;
-                const long long off = (long long)(s0 + k) * seqlen + t0 + j;
-                if (b_groups > 0 && !ADJ_ONLY) sB[k * T_PAD + PAD(j)] = ok ? B[b_base + off] : 0.f;
-                if (c_groups > 0) sC[k * T_PAD + PAD(j)] = ok ? C[c_base + off] : 0.f;
-            }
-        }
-#endif
         __syncthreads();
 #pragma unroll 1
         for (int s = s0; s < min(s0 + SGROUP, DSTATE); ++s) {
-#if BWD_PREFETCH
             const float As = sA[warp * DSTATE + s];
-#else
-            const float As = A[di * DSTATE + s];
-#endif
             const float As2 = As * LOG2E;
-#if BWD_FUSESCAN
-            // delta, u, g re-read from shared memory in each state (and at the tile's end): 24 registers
-            // fewer live across the state loop (at NWARPS 16 the kernel then needs no spill slot)
-            load_chunk(dl, myDl + my);
-            load_chunk(uu, myU + my);
-            load_chunk(g, myG + my);
-#endif
             float Bv[CHUNK], Cv[CHUNK], a[CHUNK], bu[CHUNK], hp[CHUNK];
             if (b_groups > 0) load_chunk(Bv, sB + (s - s0) * T_PAD + my);
             else {
@@ -392,86 +315,13 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
                 P *= a[k];
             }
             const float P_chunk = P;  // product of this lane's a_t, reused by the reverse scan
-#if BWD_FUSESCAN
-            // the adjoint's chunk map first (it needs no replay), then both scans and the pending dA sum together
-            float N = 0.f;  // the chunk's map nu_end -> P_chunk nu_end + N
-#pragma unroll
-            for (int k = CHUNK - 1; k >= 0; --k) N = a[k] * (Cv[k] * g[k] + N);
-#if BWD_BUTTERFLY
-            // block totals (aligned blocks of 1, 2, 4, ... lanes): forward map h -> bP h + bQ, adjoint map
-            // nu -> bP nu + bN (the same product of a_t); exclusive prefix (eP, eQ) of the lanes below this one
-            // in the block, exclusive suffix (eR, eN) of the lanes above it
-            float bP = P_chunk, bQ = Q, bN = N;
-            float eP = 1.f, eQ = 0.f, eR = 1.f, eN = 0.f;
-#pragma unroll
-            for (int m = 1; m < 32; m <<= 1) {
-                const float oP = __shfl_xor_sync(FULL_MASK, bP, m);  // the other half-block's totals
-                const float oQ = __shfl_xor_sync(FULL_MASK, bQ, m);
-                const float oN = __shfl_xor_sync(FULL_MASK, bN, m);
-                dA_pend += __shfl_xor_sync(FULL_MASK, dA_pend, m);
-                if (lane & m) {  // upper half: the other half comes first in time
-                    eQ = eP * oQ + eQ; eP *= oP;   // prefix grows by the lower half
-                    bQ = bP * oQ + bQ;             // forward: lower, then this half
-                    bN = oP * bN + oN;             // adjoint: this half, then the lower one
-                } else {         // lower half: the other half comes later in time
-                    eN = eR * oN + eN; eR *= oP;   // suffix grows by the upper half
-                    bQ = oP * bQ + oQ;
-                    bN = bP * oN + bN;
-                }
-                bP *= oP;
-            }
-            if (lane == 0 && s_pend >= 0) acc[s_pend] += dA_pend;  // only lane 0 touches acc: no sync needed
-            const float nu_tile = nu_carry[s];                    // nu at the first step of the next tile
-#if BWD_PREFETCH
-            const float h_tile = sHt[warp * DSTATE + s];  // 0 for an idle warp
-#else
-            const float h_tile = active ? h_chk[(((long long)bi * dim + di) * n_tiles + tile) * DSTATE + s] : 0.f;
-#endif
-            float nu = eR * nu_tile + eN;                          // nu entering this chunk from the right
-            const float nu_next_tile = bP * nu_tile + bN;          // nu at the tile's first step (lane 0's is kept)
-            float h = eP * h_tile + eQ;                            // state entering this chunk
-#else
-            float R = P_chunk;
-#pragma unroll
-            for (int offset = 1; offset < 32; offset <<= 1) {
-                const float P_left = __shfl_up_sync(FULL_MASK, P, offset);
-                const float Q_left = __shfl_up_sync(FULL_MASK, Q, offset);
-                const float R_right = __shfl_down_sync(FULL_MASK, R, offset);
-                const float N_right = __shfl_down_sync(FULL_MASK, N, offset);
-                dA_pend += __shfl_xor_sync(FULL_MASK, dA_pend, offset);
-                if (lane >= offset) { Q = P * Q_left + Q; P = P * P_left; }
-                if (lane + offset < 32) { N = R * N_right + N; R = R * R_right; }
-            }
-            if (lane == 0 && s_pend >= 0) acc[s_pend] += dA_pend;  // only lane 0 touches acc: no sync needed
-            const float nu_tile = nu_carry[s];                    // nu at the first step of the next tile
-            const float nu_start = R * nu_tile + N;                // nu at the first step of this lane's chunk
-#if BWD_PREFETCH
-            const float h_tile = sHt[warp * DSTATE + s];  // 0 for an idle warp
-#else
-            const float h_tile = active ? h_chk[(((long long)bi * dim + di) * n_tiles + tile) * DSTATE + s] : 0.f;
-#endif
-            float P_ex = __shfl_up_sync(FULL_MASK, P, 1);
-            float Q_ex = __shfl_up_sync(FULL_MASK, Q, 1);
-            float nu = __shfl_down_sync(FULL_MASK, nu_start, 1);  // nu entering this chunk from the right
-            const float nu_next_tile = __shfl_sync(FULL_MASK, nu_start, 0);
-            if (lane == 0) { P_ex = 1.f; Q_ex = 0.f; }
-            if (lane == 31) nu = nu_tile;
-            float h = P_ex * h_tile + Q_ex;
-#endif
-#pragma unroll
-            for (int k = 0; k < CHUNK; ++k) { hp[k] = h; h = a[k] * h + bu[k]; y[k] += Cv[k] * h; }
-#else
 #pragma unroll
             for (int offset = 1; offset < 32; offset <<= 1) {
                 const float P_left = __shfl_up_sync(FULL_MASK, P, offset);
                 const float Q_left = __shfl_up_sync(FULL_MASK, Q, offset);
                 if (lane >= offset) { Q = P * Q_left + Q; P = P * P_left; }
             }
-#if BWD_PREFETCH
             const float h_tile = sHt[warp * DSTATE + s];  // 0 for an idle warp
-#else
-            const float h_tile = active ? h_chk[(((long long)bi * dim + di) * n_tiles + tile) * DSTATE + s] : 0.f;
-#endif
             float P_ex = __shfl_up_sync(FULL_MASK, P, 1);
             float Q_ex = __shfl_up_sync(FULL_MASK, Q, 1);
             if (lane == 0) { P_ex = 1.f; Q_ex = 0.f; }
@@ -489,7 +339,6 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
             float nu = __shfl_down_sync(FULL_MASK, nu_start, 1);  // nu entering this chunk from the right
             if (lane == 31) nu = nu_tile;
             const float nu_next_tile = __shfl_sync(FULL_MASK, nu_start, 0);
-#endif
 
             float dA_acc = 0.f, dBf = 0.f, dCf = 0.f;
             float dBv[CHUNK], dCv[CHUNK];
@@ -507,18 +356,6 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
                 dCf += dCv[k];
             }
             // per-channel sums (dA; dB, dC when fixed): over the warp, then into shared memory
-#if BWD_FUSESCAN
-            dA_pend = dA_acc;  // summed over the warp in the next state's scan loop (or after the tiles)
-            s_pend = s;
-            if (b_groups == 0) dBf = warp_sum(dBf);
-            if (c_groups == 0) dCf = warp_sum(dCf);
-            __syncwarp();
-            if (lane == 0) {
-                nu_carry[s] = nu_next_tile;
-                if (b_groups == 0) acc[DSTATE + s] += dBf;
-                if (c_groups == 0) acc[2 * DSTATE + s] += dCf;
-            }
-#else
             dA_acc = warp_sum(dA_acc);
             if (b_groups == 0) dBf = warp_sum(dBf);
             if (c_groups == 0) dCf = warp_sum(dCf);
@@ -529,10 +366,8 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
                 acc[DSTATE + s] += dBf;
                 acc[2 * DSTATE + s] += dCf;
             }
-#endif
             // variable dB, dC: sum the block's warps in shared memory, one atomicAdd per step
             if (b_groups > 0 || c_groups > 0) {
-#if BWD_REDUCE
                 float* rB = sRB + rbuf * 2 * NWARPS * T_PAD;  // this state's pair: dB rows, then dC rows
                 rbuf ^= 1;
                 if (!active) {  // an idle warp adds zeros (the sum below takes every warp's row)
@@ -554,31 +389,12 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
                         atomicAdd(dst + (long long)s * seqlen + t0 + j, (part[0] + part[1]) + (part[2] + part[3]));
                     }
                 }
-#else
-                if (b_groups > 0) store_chunk(sRB + warp * T_PAD + my, dBv);
-                if (c_groups > 0) store_chunk(sRC + warp * T_PAD + my, dCv);
-                __syncthreads();
-                for (int j = threadIdx.x; j < T_TILE && t0 + j < seqlen; j += 32 * NWARPS) {
-                    float sb = 0.f, sc = 0.f;
-                    for (int w = 0; w < n_active; ++w) {
-                        if (b_groups > 0) sb += sRB[w * T_PAD + PAD(j)];
-                        if (c_groups > 0) sc += sRC[w * T_PAD + PAD(j)];
-                    }
-                    if (b_groups > 0) atomicAdd(dB + b_base + (long long)s * seqlen + t0 + j, sb);
-                    if (c_groups > 0) atomicAdd(dC + c_base + (long long)s * seqlen + t0 + j, sc);
-                }
-                __syncthreads();
-#endif
             }
         }
         }  // state groups
 
 #if !ADJ_ONLY
         // ---- 4. per-step gradients: stage in shared memory, store coalesced ----
-#if BWD_FUSESCAN
-        load_chunk(uu, myU + my);
-        load_chunk(g, myG + my);
-#endif
 #pragma unroll
         for (int k = 0; k < CHUNK; ++k) {
             dU[k] += Dd * g[k];
@@ -590,7 +406,6 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
         store_chunk(myDl + my, ddl);
         store_chunk(myG + my, y);
         __syncwarp();
-#if BWD_PREFETCH
         float rd[CHUNK], rz[CHUNK], rg[CHUNK];  // the global re-reads first, in flight together
 #pragma unroll
         for (int it = 0; it < CHUNK; ++it) {
@@ -620,27 +435,6 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
                 }
             }
         }
-#else
-#pragma unroll
-        for (int it = 0; it < CHUNK; ++it) {
-            const int j = lane + 32 * it;
-            if (active && t0 + j < seqlen) {
-                const long long i = row + t0 + j;
-                float dd = myDl[PAD(j)];
-                if (flags & FLAG_SOFTPLUS) {
-                    const float raw = delta[i] + bias;
-                    if (raw <= 20.f) dd *= 1.f / (1.f + __expf(-raw));  // softplus' = sigmoid
-                }
-                ddelta_out[i] = dd;
-                dbias_acc += dd;
-                du_out[i] = myU[PAD(j)];
-                if (flags & FLAG_Z) {
-                    const float zv = z[i], sig = 1.f / (1.f + __expf(-zv));
-                    dz[i] = dout[i] * myG[PAD(j)] * sig * (1.f + zv * (1.f - sig));  // silu' = sig (1 + z (1 - sig))
-                }
-            }
-        }
-#endif
 #endif
         __syncthreads();
     }
@@ -654,11 +448,6 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
         }
     (void)dD_acc; (void)dbias_acc; (void)Dd;
     return;
-#endif
-#if BWD_FUSESCAN
-    dA_pend = warp_sum(dA_pend);  // the last state's dA
-    if (lane == 0 && s_pend >= 0) acc[s_pend] += dA_pend;
-    __syncwarp();
 #endif
     dD_acc = warp_sum(dD_acc);
     dbias_acc = warp_sum(dbias_acc);
