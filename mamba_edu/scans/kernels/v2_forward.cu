@@ -157,33 +157,23 @@ __device__ __forceinline__ void copy_rows_vec(in_t* dst, int stride, const in_t*
     }
 }
 
-// copy `rows` rows of TILE elements, starting at step t0, from global rows of length seqlen
-// (row r at src + src_row(r)) to shared rows of `stride` elements; steps past seqlen become 0.
-// vec: 16-byte cp.async copies (seqlen a multiple of VEC and aligned rows, so a copy is all in or all out).
-// Otherwise float rows take 4-byte cp.async copies; half-precision rows, whose elements may sit at any
-// 2-byte offset, plain loads and stores (visible to the block after the next __syncthreads).
+// The fallback when rows are not 16-byte aligned (or seqlen % VEC != 0): copy `rows` rows of TILE elements,
+// starting at step t0, from global rows of length seqlen (row r at src + src_row(r), none where src_row(r) < 0)
+// to shared rows of `stride` elements; steps past seqlen become 0. float rows take 4-byte cp.async copies;
+// half-precision rows, whose elements may sit at any 2-byte offset, plain loads and stores (visible to the
+// block after the next __syncthreads).
 template <typename RowFn>
 __device__ __forceinline__ void copy_rows(in_t* dst, const in_t* src, int rows, int stride, RowFn src_row, int t0,
-                                          int seqlen, bool vec) {
-    if (vec) {
-        for (int i = threadIdx.x; i < rows * (TILE / VEC); i += NTHREADS) {
-            const int r = i / (TILE / VEC), j = VEC * (i % (TILE / VEC));
-            const long long base = src_row(r);
-            const bool ok = base >= 0 && t0 + j < seqlen;
-            cp_async16(reinterpret_cast<float*>(dst + r * stride + j),
-                       reinterpret_cast<const float*>(src + (ok ? base + t0 + j : 0)), ok);
-        }
-    } else {
-        for (int i = threadIdx.x; i < rows * TILE; i += NTHREADS) {
-            const int r = i / TILE, j = i % TILE;
-            const long long base = src_row(r);
-            const bool ok = base >= 0 && t0 + j < seqlen;
+                                          int seqlen) {
+    for (int i = threadIdx.x; i < rows * TILE; i += NTHREADS) {
+        const int r = i / TILE, j = i % TILE;
+        const long long base = src_row(r);
+        const bool ok = base >= 0 && t0 + j < seqlen;
 #if HALF_IN
-            dst[r * stride + j] = ok ? src[base + t0 + j] : from_float(0.f);
+        dst[r * stride + j] = ok ? src[base + t0 + j] : from_float(0.f);
 #else
-            cp_async4(dst + r * stride + j, src + (ok ? base + t0 + j : 0), ok);
+        cp_async4(dst + r * stride + j, src + (ok ? base + t0 + j : 0), ok);
 #endif
-        }
     }
 }
 
@@ -335,12 +325,12 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
                 copy_rows_vec<CPB>(rows + 2 * CPB * stride, stride, z + row0, cp_off, cp_rstride, cr, cj, n_active, t0, seqlen);
             return;
         }
-        if (VAR_B) copy_rows(base, B, DSTATE, stride, [&](int r) { return b_base + (long long)r * seqlen; }, t0, seqlen, vec);
-        if (VAR_C && !STATES_ONLY) copy_rows(base + DSTATE * stride, C, DSTATE, stride, [&](int r) { return c_base + (long long)r * seqlen; }, t0, seqlen, vec);
+        if (VAR_B) copy_rows(base, B, DSTATE, stride, [&](int r) { return b_base + (long long)r * seqlen; }, t0, seqlen);
+        if (VAR_C && !STATES_ONLY) copy_rows(base + DSTATE * stride, C, DSTATE, stride, [&](int r) { return c_base + (long long)r * seqlen; }, t0, seqlen);
         auto chan_row = [&](int r) { return r < n_active ? row0 + (long long)r * seqlen : -1LL; };
-        copy_rows(rows, u, CPB, stride, chan_row, t0, seqlen, vec);
-        copy_rows(rows + CPB * stride, delta, CPB, stride, chan_row, t0, seqlen, vec);
-        if ((flags & FLAG_Z) && !STATES_ONLY) copy_rows(rows + 2 * CPB * stride, z, CPB, stride, chan_row, t0, seqlen, vec);
+        copy_rows(rows, u, CPB, stride, chan_row, t0, seqlen);
+        copy_rows(rows + CPB * stride, delta, CPB, stride, chan_row, t0, seqlen);
+        if ((flags & FLAG_Z) && !STATES_ONLY) copy_rows(rows + 2 * CPB * stride, z, CPB, stride, chan_row, t0, seqlen);
     };
 
     prefetch(0, 0);
