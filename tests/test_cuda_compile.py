@@ -84,12 +84,14 @@ for (_p, _n), _Q, _types in SSD_CONFIGS:
             CASES.append((f"ssd:{_step}", _defs))
 
 
-@pytest.mark.parametrize("n", N_COVERED)
-def test_shared_memory_fits_sm90(n):
-    """Every state size gets tile shapes whose shared memory fits one H100/H200 block (227 KB)."""
-    chunk, nwarps = cuda.backward_config(n)
-    assert cuda.v2_shared_bytes(n, forward=cuda.forward_config(n)) <= cuda.SMEM_LIMIT
-    assert cuda.v2_shared_bytes(n, chunk, nwarps, backward=True) <= cuda.SMEM_LIMIT
+def test_shared_memory_fits_sm90():
+    """Every state size gets tile shapes whose shared memory fits one H100/H200 block (227 KB), in both input widths."""
+    for n in range(1, cuda.MAX_DSTATE + 1):
+        chunk, nwarps = cuda.backward_config(n)
+        for in_bytes in (4, 2):
+            cfg = cuda.forward_config(n, in_bytes)
+            assert cuda.v2_shared_bytes(n, forward=cfg, in_bytes=in_bytes) <= cuda.SMEM_LIMIT, (n, in_bytes)
+        assert cuda.v2_shared_bytes(n, chunk, nwarps, backward=True) <= cuda.SMEM_LIMIT, n
     with pytest.raises(ValueError, match="n"):
         cuda.forward_config(cuda.MAX_DSTATE + 1)
 

@@ -65,8 +65,9 @@ VERSIONS = ("v0", "v1", "v2")
 # registers (None: the kernel's default, 32 warps per SM); unroll: blocks of lpc steps unrolled
 # together; segments: time segments over the grid (None: chosen by time_segments).
 FORWARD = {"lpc": 16, "nwarps": 8, "tile": 64, "min_blocks": 3, "unroll": 4, "segments": None}
-# Half-precision inputs (read natively, n ≤ 16): 8 lanes per channel, two states each, and a looser register
-# cap. Measured on the H200 through me.selective_scan (bf16, median of 20): at (8, 1536, 2048, 16) 394 µs vs
+# Half-precision inputs (float16 or bfloat16, read natively, n ≤ 16): 8 lanes per channel (two states each at
+# n = 16) and a looser register cap. Measured on the H200 through me.selective_scan with bf16 inputs (median of 20;
+# float16 takes the same kernel shape, unmeasured): at (8, 1536, 2048, 16) 394 µs vs
 # 409 µs with FORWARD, at (1, 1536, 16384, 16) 558 vs 576 µs, at (4, 768, 1024, 16) 154 vs 159 µs.
 FORWARD_HALF = {"lpc": 8, "min_blocks": 2}
 # Few channels (small b·d) leave the GPU idle: with fewer than SPLIT_BELOW_WARPS warps, time is also

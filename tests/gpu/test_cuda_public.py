@@ -43,7 +43,7 @@ def _ref_grads(x, dout, dlast=None, softplus=True):
     return out.detach(), h.detach(), {k: v.grad for k, v in ref.items()}
 
 
-@pytest.mark.parametrize("n", [1, 4, 16, 48, 64, 128, 256])
+@pytest.mark.parametrize("n", [1, 4, 16, 20, 48, 64, 73, 128, 256])  # 20, 73: a partial state group
 def test_every_state_size_forward_and_backward(n, rng):
     b, d, l = 2, 5, 700
     x = _torch(make_inputs(rng, b, d, l, n), grad=True)
@@ -321,7 +321,8 @@ def test_plans_follow_the_signature(rng):
 
 
 @pytest.mark.parametrize("half, tol", [(torch.float16, 3e-3), (torch.bfloat16, 2e-2)])
-@pytest.mark.parametrize("l, shift", [(300, 0), (301, 0), (256, 1)])  # l % 8 ≠ 0 and odd offsets: plain loads
+@pytest.mark.parametrize("l, shift", [(296, 0), (300, 0), (301, 0), (256, 1)])  # 296: 16-byte copies;
+# l % 8 ≠ 0 and odd offsets: plain loads
 @pytest.mark.parametrize("fixed_BC", [False, True])
 def test_half_inputs_read_natively_without_grad(half, tol, l, shift, fixed_BC, rng):
     """No gradient wanted: the kernel reads half-precision u, delta, B, C, z as they are. Same values as
@@ -366,6 +367,8 @@ def test_native_half_path_is_taken_only_without_grad(monkeypatch, rng):
 
 @pytest.mark.parametrize("b, d, l, n", [(2, 5, 300, 1), (2, 5, 300, 4), (2, 5, 300, 48), (2, 5, 300, 73),
                                         (2, 5, 300, 128), (2, 5, 300, 256),
+                                        (2, 5, 296, 16), (2, 40, 296, 16),  # 16-byte copies; full blocks
+                                        (2, 5, 296, 73),
                                         (1, 3, 5000, 16)])  # the last splits time into segments
 def test_native_bf16_every_tile_shape(b, d, l, n, rng):
     """The natively read bf16 forward at the other tile shapes (lanes per channel, tile lengths, segments)."""

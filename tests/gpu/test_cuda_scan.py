@@ -165,10 +165,11 @@ TILINGS = [  # (v2 forward tile shape, backward chunk = checkpoint spacing / 32,
 ]
 
 
+@pytest.mark.parametrize("l", [1002, 1000])  # 1000: rows a multiple of 4, the 16-byte copies
 @pytest.mark.parametrize("forward, chunk, n", TILINGS)
-def test_v2_tile_shapes_agree(forward, chunk, n, rng):
+def test_v2_tile_shapes_agree(forward, chunk, n, l, rng):
     """Every tile shape computes the same function (and the checkpoints are the states entering tiles)."""
-    inputs = make_inputs(rng, 2, 11, 1002, n)
+    inputs = make_inputs(rng, 2, 11, l, n)
     out, last, h_chk = run_poisoned("v2", inputs, chunk=chunk, forward=forward, checkpoint=True)
     ref_out, ref_h = reference(inputs)
     assert rel_err(out, ref_out) < FWD_TOL
@@ -276,6 +277,7 @@ BACKWARD_CASES = {  # name: (b, d, l, n, B_groups, C_groups, dlast)
     "n16-full-blocks": (2, 32, 600, 16, 1, 1, False),  # every warp of every block busy
     "n48-groups": (2, 6, 700, 48, 3, 3, True),  # 3 state groups (SGROUP 16); g = 3: two channels per block
     "n64-fixedBC-segments": (1, 9, 1300, 64, None, None, True),  # 4 state groups, fixed B and C, 3 segments
+    "n20-partial-group-fixedC": (2, 20, 1000, 20, 1, None, True),  # groups of 16 + 4 states; variable B, fixed C
 }
 
 

@@ -37,13 +37,14 @@
 // and writes (N, R) to seg_adj (b, d, segments, 2, n); the main launch starts segment z from the carry
 // folded over the segments to its right (and dlast), then computes every gradient of its own steps.
 //
-// Latency, not arithmetic, limits this kernel (one block of 16 warps per SM, each warp a long chain of
-// dependent steps), so two things keep the warps from waiting (measured on the H200: the backward launch
-// at (8, 1536, 2048, 16) went from 2074 to 1595 µs, benchmarks/gpu_scan.py --sweep-backward):
+// Latency, not arithmetic, limits this kernel (one block per SM — 16 warps for n <= 32, 8 above — each warp
+// a long chain of dependent steps), so two things keep the warps from waiting (measured on the H200, launch
+// alone: 2074 -> 1595 us at (8, 1536, 2048, 16), 2789 -> 2121 us at (1, 1536, 16384, 16); the sweep of
+// commit a512286, which still had both versions: benchmarks/gpu_scan.py --sweep-backward --variants all):
 //   * global loads are issued together, then used: each tile's delta/u/dout/z (and those re-read by the
 //     per-step gradients), the B/C tiles of a state group and the tile's h_chk go to registers first, so
 //     their latencies overlap instead of adding up; A and the tile's h_chk are read from shared memory
-//     (sA, sHt) inside the state loop, which then touches no global memory but the dB/dC atomics;
+//     (sA, sHt) inside the state loop, which then reads global memory only for a fixed (d, n) B or C;
 //   * one __syncthreads per state for the block's dB/dC sum: sRB/sRC are double buffered (consecutive
 //     states write alternate pairs, so the sum of one state runs while the warps compute the next), and
 //     all threads share the sum, one (dB or dC, step) each, over a fixed, unrolled NWARPS warps (idle
@@ -135,8 +136,8 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
     float* sG = sDl + NWARPS * T_PAD;          // (NWARPS, T_PAD) g = dL/dy, then y + D u
     float* sRB = sG + NWARPS * T_PAD;          // (NWARPS, T_PAD) per-warp dB (or dC) of one state
     float* sRC = sRB + NWARPS * T_PAD;         // (NWARPS, T_PAD)
-    // then a second (sRB, sRC) pair: the dB/dC sums are double buffered
-    float* sNu = sRC + 3 * NWARPS * T_PAD;     // (NWARPS, DSTATE) adjoint carry between tiles
+    float* sRB2 = sRC + NWARPS * T_PAD;        // the second (sRB, sRC) pair: the dB/dC sums are double buffered
+    float* sNu = sRB2 + 2 * NWARPS * T_PAD;    // (NWARPS, DSTATE) adjoint carry between tiles
     float* sAcc = sNu + NWARPS * DSTATE;       // (NWARPS, 3 * DSTATE) dA, fixed dB, fixed dC sums
     float* sA = sAcc + NWARPS * 3 * DSTATE;    // (NWARPS, DSTATE) this warp's row of A
     float* sHt = sA + NWARPS * DSTATE;         // (NWARPS, DSTATE) h_chk of the current tile
@@ -368,7 +369,7 @@ extern "C" __global__ void __launch_bounds__(32 * NWARPS, MIN_BLOCKS) selective_
             }
             // variable dB, dC: sum the block's warps in shared memory, one atomicAdd per step
             if (b_groups > 0 || c_groups > 0) {
-                float* rB = sRB + rbuf * 2 * NWARPS * T_PAD;  // this state's pair: dB rows, then dC rows
+                float* rB = rbuf ? sRB2 : sRB;  // this state's pair: dB rows, then dC rows
                 rbuf ^= 1;
                 if (!active) {  // an idle warp adds zeros (the sum below takes every warp's row)
 #pragma unroll

@@ -35,7 +35,8 @@
 // their way to the scan, so each is tested there for NaN/inf, and a block that met one sets the bit
 // of that argument (1 u, 2 delta, 4 A, 8 B, 16 C, 32 D, 64 z, 128 delta_bias) in *err with atomicOr.
 // The host reads *err after the launch and raises an error naming the argument: no extra pass.
-// 16-byte copies need 16-byte aligned rows: a view at an odd offset takes the 4-byte path.
+// 16-byte copies need 16-byte aligned rows whose length l is a multiple of 4 (float) or 8 (half precision);
+// otherwise (a view at an odd offset, or another l) float takes 4-byte copies and half precision plain loads.
 
 #ifndef DSTATE
 #define DSTATE 16
