@@ -368,7 +368,8 @@ def test_native_half_path_is_taken_only_without_grad(monkeypatch, rng):
 @pytest.mark.parametrize("b, d, l, n", [(2, 5, 300, 1), (2, 5, 300, 4), (2, 5, 300, 48), (2, 5, 300, 73),
                                         (2, 5, 300, 128), (2, 5, 300, 256),
                                         (2, 5, 296, 16), (2, 40, 296, 16),  # 16-byte copies; full blocks
-                                        (2, 5, 296, 73),
+                                        (2, 5, 296, 1), (2, 5, 296, 4), (2, 5, 296, 48), (2, 5, 296, 73),
+                                        (2, 5, 296, 128), (2, 5, 296, 256),
                                         (1, 3, 5000, 16)])  # the last splits time into segments
 def test_native_bf16_every_tile_shape(b, d, l, n, rng):
     """The natively read bf16 forward at the other tile shapes (lanes per channel, tile lengths, segments)."""
