@@ -533,13 +533,19 @@ def test_tf32_rounding_stays_inside_the_gpu_tests_tolerance():
 
 
 def test_kernel_sources_paste_our_headers():
-    """kernel_source hands NVRTC one source: our headers pasted in (also from CRLF or spaced #include lines)."""
+    """kernel_source (SSD and v2) hands NVRTC one source: our headers pasted in (also from CRLF, spaced or
+    commented #include lines)."""
     import re
 
-    from mamba_edu.scans import ssd_cuda
+    from mamba_edu.scans import cuda, ssd_cuda
 
-    for step in ssd_cuda.KERNEL_FILES:
-        assert not re.search(r'^\s*#\s*include\s+"', ssd_cuda.kernel_source(step), re.M), step
+    sources = [ssd_cuda.kernel_source(step) for step in ssd_cuda.KERNEL_FILES]
+    sources += [cuda.kernel_source(version) for version in cuda.KERNEL_FILES]
+    for source in sources:
+        assert not re.search(r'^\s*#\s*include\s+"', source, re.M)
     assert "tile_issue" in ssd_cuda.kernel_source("scan") and "to_f" in ssd_cuda.kernel_source("bmm")
-    lines = '#include "ssd_types.cuh"\r\n  # include "ssd_tiles.cuh" \n#include <mma.h>\n'
-    assert ssd_cuda._LOCAL_INCLUDE.sub("X", lines) == "X\nX\n#include <mma.h>\n"
+    for source in (ssd_cuda.kernel_source("state"), cuda.kernel_source("v2")):  # cp_async.cuh, shared by both
+        assert "cp.async.wait_group" in source
+    lines = ('#include "ssd_types.cuh"\r\n  # include "ssd_tiles.cuh" \n'
+             '#include "cp_async.cuh"  // note\n#include <mma.h>\n')
+    assert cuda._LOCAL_INCLUDE.sub("X", lines) == "X\nX\nX\n#include <mma.h>\n"

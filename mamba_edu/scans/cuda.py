@@ -40,6 +40,7 @@ D, delta_bias (d,); z gate (b, d, l); h state (b, d, n); y, out (b, d, l).
 import functools
 import json
 import math
+import re
 import sys
 import threading
 import warnings
@@ -101,13 +102,25 @@ def kernel_source(version):
     Returns
     -------
     str
-        The ``.cu`` file's text (compile-time sizes such as ``DSTATE`` come in as ``-D`` options).
+        The ``.cu`` file's text with our headers pasted in (:func:`paste_headers`); compile-time sizes such
+        as ``DSTATE`` come in as ``-D`` options.
 
     Explained in lesson 7.
     """
     if version not in KERNEL_FILES:
         raise ValueError(f"version must be one of {sorted(KERNEL_FILES)}, got {version!r}")
-    return (KERNEL_DIR / KERNEL_FILES[version]).read_text()
+    return paste_headers((KERNEL_DIR / KERNEL_FILES[version]).read_text())
+
+
+# a header of ours, next to the kernels (pasted rather than found through an include path: CuPy's compile cache
+# keys on the source text, so a change to a header must change the source); headers do not include each other
+_LOCAL_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]+"(\w+\.cuh)"[^\r\n]*?\r?$', re.M)
+
+
+def paste_headers(source):
+    """``source`` with each ``#include "name.cuh"`` line replaced by that header of ``scans/kernels/`` (our own
+    headers; system headers such as ``<cuda_bf16.h>`` stay), so the compiler gets one self-contained source."""
+    return _LOCAL_INCLUDE.sub(lambda m: (KERNEL_DIR / m.group(1)).read_text(), source)
 
 
 def recorded_benchmark(path=None):

@@ -28,12 +28,20 @@ Glossary: x input (b, l, h, p); dt (b, l, h); A (h,); B, C (b, l, g, n); D (h,) 
 """
 
 import functools
-import re
 
 import numpy as np
 
 from mamba_edu.scans.checks import check_ssd_inputs
-from mamba_edu.scans.cuda import KERNEL_DIR, SMEM_LIMIT, _arg, _cuda_usable, _cupy, _signature, _torch_stream
+from mamba_edu.scans.cuda import (
+    KERNEL_DIR,
+    SMEM_LIMIT,
+    _arg,
+    _cuda_usable,
+    _cupy,
+    _signature,
+    _torch_stream,
+    paste_headers,
+)
 
 KERNEL_FILES = {
     "cumsum": "ssd_chunk_cumsum.cu",
@@ -73,20 +81,15 @@ def kernel_source(step):
     -------
     str
         The ``.cu`` file's text, with the kernels' own headers (``#include "ssd_types.cuh"``,
-        ``"ssd_tiles.cuh"``) pasted in place, so the compiler gets one self-contained source; sizes and
-        input types come in as ``-D`` options (:func:`defines`).
+        ``"cp_async.cuh"``, ``"ssd_tiles.cuh"``) pasted in place (:func:`~mamba_edu.scans.cuda.paste_headers`),
+        so the compiler gets one self-contained source; sizes and input types come in as ``-D`` options
+        (:func:`defines`).
 
     Explained in lesson 8.
     """
     if step not in KERNEL_FILES:
         raise ValueError(f"step must be one of {sorted(KERNEL_FILES)}, got {step!r}")
-    source = (KERNEL_DIR / KERNEL_FILES[step]).read_text()
-    return _LOCAL_INCLUDE.sub(lambda m: (KERNEL_DIR / m.group(1)).read_text(), source)
-
-
-# a header of ours, next to the kernels (pasted rather than found through an include path: CuPy's compile cache
-# keys on the source text, so a change to a header must change the source); headers do not include each other
-_LOCAL_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]+"(\w+\.cuh)"[ \t]*\r?$', re.M)
+    return paste_headers((KERNEL_DIR / KERNEL_FILES[step]).read_text())
 
 
 def _round_up(v, m):

@@ -87,6 +87,7 @@ using namespace nvcuda;
 
 #include "ssd_types.cuh"
 
+#include "cp_async.cuh"
 #include "ssd_tiles.cuh"
 
 static_assert(TT % KS == 0 && KS % 16 == 0, "KS must be a multiple of 16 dividing TT");

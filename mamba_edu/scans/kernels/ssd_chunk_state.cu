@@ -69,6 +69,7 @@ using namespace nvcuda;
 
 #include "ssd_types.cuh"
 
+#include "cp_async.cuh"
 #include "ssd_tiles.cuh"
 
 static_assert(Q % KS == 0 && KS % 8 == 0, "KS must be a multiple of 8 dividing Q");

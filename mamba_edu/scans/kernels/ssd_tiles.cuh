@@ -1,7 +1,7 @@
 // Shared by ssd_chunk_scan.cu and ssd_chunk_state.cu (lesson 8): the cp.async staging of operand tiles into
 // shared memory, rounded to TF32 for the tensor cores, and the pipeline's compile-time knobs (NBUF stage
 // buffers, BOUNDS from MIN_BLOCKS). The including kernel defines THREADS, includes <mma.h>
-// (using namespace nvcuda) and ssd_types.cuh first. kernel_source() pastes this file in place of its #include.
+// (using namespace nvcuda), ssd_types.cuh and cp_async.cuh first. kernel_source() pastes this file in place of its #include.
 #ifndef MAMBA_EDU_SSD_TILES_CUH
 #define MAMBA_EDU_SSD_TILES_CUH
 
@@ -18,22 +18,6 @@ static_assert(NBUF >= 2, "NBUF: at least two stage buffers");
 template <typename T> struct is_f32 { static constexpr bool value = false; };
 template <> struct is_f32<float> { static constexpr bool value = true; };
 
-__device__ __forceinline__ void cp_async4(float* dst, const float* src, bool valid) {
-    const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 4 : 0));
-}
-__device__ __forceinline__ void cp_async8(float* dst, const void* src, bool valid) {
-    const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 8 : 0));
-}
-__device__ __forceinline__ void cp_async16(float* dst, const float* src, bool valid) {
-    const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-// wait until at most `pending` of this thread's committed copy groups are still in flight
-template <int pending>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(pending)); }
 // rows of `dim` elements of type T at p can be copied 4 elements at a time (16 bytes of float, 8 of half)
 template <typename T>
 __device__ __forceinline__ bool quads_ok(const T* p, int dim) {

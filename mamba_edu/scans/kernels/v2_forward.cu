@@ -123,18 +123,7 @@ static_assert(TILE % LPC == 0 && TILE % 4 == 0 && CHK_TILE % LPC == 0, "TILE and
 static_assert(TILE % VEC == 0 && NTHREADS % (TILE / VEC) == 0, "a tile row must split into 16-byte chunks over the block");
 static_assert(NTHREADS % (TILE / 4) == 0, "a tile row must split into groups of 4 steps over the block");
 
-// asynchronous copy global -> shared of 4 or 16 bytes; with valid == false it writes zeros, reads nothing
-__device__ __forceinline__ void cp_async4(float* dst, const float* src, bool valid) {
-    const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 4 : 0));
-}
-__device__ __forceinline__ void cp_async16(float* dst, const float* src, bool valid) {
-    const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+#include "cp_async.cuh"  // cp_async4 / cp_async16 (with valid == false: zeros), commit, wait
 
 // The 16-byte copies of a tile: thread i always copies the same VEC columns [cj, cj + VEC) of rows
 // cr, cr + RSTEP, ... of every array (cr = i / (TILE / VEC)), so its offset cr * seqlen + cj into a block
@@ -341,9 +330,9 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
         if (tile + 1 < n_tiles) {  // copy the next tile while this one is computed
             prefetch(tile + 1, (tile + 1) & 1);
             cp_async_commit();
-            cp_async_wait_all_but_one();
+            cp_async_wait<1>();
         } else {
-            cp_async_wait_all();
+            cp_async_wait<0>();
         }
         __syncthreads();  // this tile's copies, made by every thread, are now visible to all
 #if HALF_IN
