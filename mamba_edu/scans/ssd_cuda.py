@@ -135,12 +135,12 @@ def shared_bytes(step, p, n, Q):
         return 4 * 2 * t["bmm"]["TT"] * (nk + 4)
     if step == "state":
         ks, tp, tn = t["state"]["KS"], t["state"]["TP"], t["state"]["TN"]
-        stage = _round_up(ks * (tp + 4) + ks * (tn + 4), 8)  # x and B slices
+        stage = _round_up(ks * (tp + 8) + ks * (tn + 8), 8)  # x and B slices
         return 4 * (Q + BUFFERS * stage)  # w; the stage buffers (then the output tile: a static_assert checks it fits)
     if step == "scan":
         tt, tp, ks = t["scan"]["TT"], t["scan"]["TP"], t["scan"]["KS"]
         kn = scan_depth_slice(n)
-        stage = _round_up(max((tt + tp) * (kn + 4), ks * (tp + 4) + tt * (ks + 4)), 8)  # C, S or x, M slices
+        stage = _round_up(max((tt + tp) * (kn + 4), ks * (tp + 8) + tt * (ks + 4)), 8)  # C, S or x, M slices
         return 4 * (2 * Q + tt + BUFFERS * stage)  # cs, Δ, exp(cs_t); the stage buffers (then the output tile)
     return 0
 

@@ -74,7 +74,7 @@ using namespace nvcuda;
 #endif
 #define K1 ((NK + KN - 1) / KN)            // phase-1 stages (columns past n are zeros)
 #define LDK (KN + 4)                       // row strides in shared memory (floats, multiples of 4)
-#define LDX (TP + 4)
+#define LDX (TP + 8)                       // (TP + 8: the row-major x fragments read conflict-free)
 #define LDM (KS + 4)
 #define LDO (TP + 4)                       // the output tile, at the end
 #define STAGE1 ((TT + TP) * LDK)           // floats of a phase-1 stage: C slice, S slice
@@ -123,47 +123,40 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
     const float* cb = CB + (((long)bi * nchunks + c) * g + gi) * (long)(Q * Q);
     const bool vec_c = quads_ok(C, N), vec_s = quads_ok(states, N), vec_x = quads_ok(x, P), vec_cb = quads_ok(CB, Q);
 
-    // row pointers of the staged tiles (nullptr: a row past the sequence, staged as zeros)
-    auto c_row = [&](int k0) {
-        return [=](int r) -> const T_C* {
-            const long t = chunk0 + t0 + r;
-            return t < l ? C + (((long)bi * l + t) * g + gi) * N + k0 : nullptr;
-        };
-    };
-    auto s_row = [&](int k0) {
-        return [=](int i) -> const float* { return p0 + i < P ? S + (long)(p0 + i) * N + k0 : nullptr; };
-    };
-    auto x_row = [&](int s0) {
-        return [=](int s) -> const T_X* {
-            const long t = chunk0 + s0 + s;
-            return t < l ? x + (((long)bi * l + t) * h + hi) * P + p0 : nullptr;
-        };
-    };
-    auto cb_row = [&](int s0) { return [=](int r) -> const float* { return cb + (long)(t0 + r) * Q + s0; }; };
+    // the staged tiles' origins in global memory (row r of a tile at origin + r * its row stride); rows past
+    // the sequence or past p are staged as zeros
+    const T_C* c_tile = C + (((long)bi * l + chunk0 + t0) * g + gi) * N;  // rows t0 .., columns k0 + (k0 per stage)
+    const float* s_tile = S + (long)p0 * N;                              // rows p0 .. of the state, columns k0 ..
+    const T_X* x_tile = x + (((long)bi * l + chunk0) * h + hi) * P + p0;  // rows s0 + s (s0 per stage)
+    const float* cb_tile = cb + (long)t0 * Q;                            // rows t0 .., columns s0 ..
+    const int rows_left = l - chunk0;                                    // steps of this chunk inside the sequence
 
     // stage k's copies into buffer `dst`
     auto issue = [&](int k, float* dst) {
         if (k < K1) {
             const int k0 = k * KN;
-            tile_issue<TT, KN, LDK, T_C>(dst, c_row(k0), N - k0, vec_c, C);
-            tile_issue<TP, KN, LDK, float>(dst + TT * LDK, s_row(k0), N - k0, vec_s, states);
+            tile_issue<TT, KN, LDK, T_C>(dst, c_tile + k0, g * N, rows_left - t0, N - k0, vec_c, C);
+            tile_issue<TP, KN, LDK, float>(dst + TT * LDK, s_tile + k0, N, P - p0, N - k0, vec_s, states);
         } else {
             const int s0 = (k - K1) * KS;
-            tile_issue<KS, TP, LDX, T_X>(dst, x_row(s0), P - p0, vec_x, x);
-            tile_issue<TT, KS, LDM, float>(dst + KS * LDX, cb_row(s0), KS, vec_cb, CB);
+            tile_issue<KS, TP, LDX, T_X>(dst, x_tile + (long)s0 * h * P, h * P, rows_left - s0, P - p0, vec_x, x);
+            tile_issue<TT, KS, LDM, float>(dst + KS * LDX, cb_tile + s0, Q, TT, KS, vec_cb, CB);
         }
     };
     // stage k's own elements: scale, mask, round to tf32
     auto finish = [&](int k, float* dst) {
         if (k < K1) {
             const int k0 = k * KN;
-            tile_finish<TT, KN, LDK, T_C>(dst, c_row(k0), N - k0, vec_c, [&](int r, int, float v) { return v * sE[r]; });
-            tile_finish<TP, KN, LDK, float>(dst + TT * LDK, s_row(k0), N - k0, vec_s, [](int, int, float v) { return v; });
+            tile_finish<TT, KN, LDK, T_C>(dst, c_tile + k0, g * N, rows_left - t0, N - k0, vec_c,
+                                          [&](int r, int, float v) { return v * sE[r]; });
+            tile_finish<TP, KN, LDK, float>(dst + TT * LDK, s_tile + k0, N, P - p0, N - k0, vec_s,
+                                            [](int, int, float v) { return v; });
         } else {
             const int s0 = (k - K1) * KS;
-            tile_finish<KS, TP, LDX, T_X>(dst, x_row(s0), P - p0, vec_x, [](int, int, float v) { return v; });
+            tile_finish<KS, TP, LDX, T_X>(dst, x_tile + (long)s0 * h * P, h * P, rows_left - s0, P - p0, vec_x,
+                                          [](int, int, float v) { return v; });
             // M[t, s] = CB[t, s] exp(cs_t - cs_s) delta_s for s <= t, else 0 (masked before the exp)
-            tile_finish<TT, KS, LDM, float>(dst + KS * LDX, cb_row(s0), KS, vec_cb, [&](int r, int s, float v) {
+            tile_finish<TT, KS, LDM, float>(dst + KS * LDX, cb_tile + s0, Q, TT, KS, vec_cb, [&](int r, int s, float v) {
                 return s0 + s <= t0 + r ? v * __expf(sCs[t0 + r] - sCs[s0 + s]) * sDt[s0 + s] : 0.f;
             });
         }
@@ -249,17 +242,31 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
         }
     }
     __syncthreads();
-    for (int e = tid; e < TT * TP; e += THREADS) {
-        const int r = e / TP, i = e % TP;
+    // quads of 4 channels; 16-byte (float) or 8-byte (half) accesses when rows allow (out is ours: contiguous and
+    // aligned, so its quads are aligned whenever p is a multiple of 4)
+    const bool vec_z = (flags & 4) && quads_ok(z, P);
+    for (int q = tid; q < TT * TP / 4; q += THREADS) {
+        const int r = q / (TP / 4), i = 4 * (q % (TP / 4));
         const long t = chunk0 + t0 + r;
         if (t >= l || p0 + i >= P) continue;
         const long o = (((long)bi * l + t) * h + hi) * P + p0 + i;
-        float v = sO[r * LDO + i];
-        if (flags & 1) v += ((flags & 2) ? D[hi * P + p0 + i] : D[hi]) * to_f(x[o]);
-        if (flags & 4) {
-            const float zz = to_f(z[o]);
-            v *= zz / (1.f + __expf(-zz));
+        const int count = P - p0 - i;   // channels of the quad inside p (>= 4 unless p is not a multiple of 4)
+        const bool whole = P % 4 == 0;  // (then the quad is inside p)
+        const float4 a = *reinterpret_cast<const float4*>(sO + r * LDO + i);
+        float v[4] = {a.x, a.y, a.z, a.w};
+        if (flags & 1) {
+            float xv[4];
+            load4(x + o, xv, whole && vec_x, count);
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+                if (e < count) v[e] += ((flags & 2) ? D[hi * P + p0 + i + e] : D[hi]) * xv[e];
         }
-        put(out + o, v);
+        if (flags & 4) {
+            float zv[4];
+            load4(z + o, zv, whole && vec_z, count);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) v[e] *= zv[e] / (1.f + __expf(-zv[e]));
+        }
+        store4(out + o, v, whole, count);
     }
 }

@@ -60,8 +60,8 @@ using namespace nvcuda;
 #define T_B float
 #endif
 
-#define LDX (TP + 4)  // row strides in shared memory (floats): padded against bank conflicts,
-#define LDB (TN + 4)  // and multiples of 4 as WMMA requires for 32-bit types
+#define LDX (TP + 8)  // row strides in shared memory (floats, multiples of 4 as WMMA requires for 32-bit types):
+#define LDB (TN + 8)  // + 8 makes the fragment reads below (lane 4g + t reads row t, column g) free of bank conflicts
 #define FRAGS ((TP / 16) * (TN / 16))
 #define PER_WARP ((FRAGS + NWARPS - 1) / NWARPS)
 #define THREADS (NWARPS * 32)
@@ -91,21 +91,13 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
     const long cs_base = ((long)bh * nchunks + c) * Q;
     const bool vec_x = quads_ok(x, P), vec_b = quads_ok(B, N);
 
-    auto x_row = [&](int s0) {
-        return [=](int s) -> const T_X* {
-            const long t = chunk0 + s0 + s;
-            return t < l ? x + (((long)bi * l + t) * h + hi) * P + p0 : nullptr;
-        };
-    };
-    auto b_row = [&](int s0) {
-        return [=](int s) -> const T_B* {
-            const long t = chunk0 + s0 + s;
-            return t < l ? B + (((long)bi * l + t) * g + gi) * N + n0 : nullptr;
-        };
-    };
+    // the x and B rows of slice s0 (rows past the sequence are staged as zeros)
+    const T_X* x_tile = x + (((long)bi * l + chunk0) * h + hi) * P + p0;  // row s0 + s at x_tile + (s0 + s) * h * P
+    const T_B* b_tile = B + (((long)bi * l + chunk0) * g + gi) * N + n0;
+    const int rows_left = l - chunk0;                                    // steps of this chunk inside the sequence
     auto issue = [&](int s0, float* dst) {
-        tile_issue<KS, TP, LDX, T_X>(dst, x_row(s0), P - p0, vec_x, x);
-        tile_issue<KS, TN, LDB, T_B>(dst + KS * LDX, b_row(s0), N - n0, vec_b, B);
+        tile_issue<KS, TP, LDX, T_X>(dst, x_tile + (long)s0 * h * P, h * P, rows_left - s0, P - p0, vec_x, x);
+        tile_issue<KS, TN, LDB, T_B>(dst + KS * LDX, b_tile + (long)s0 * g * N, g * N, rows_left - s0, N - n0, vec_b, B);
     };
 
     const float cs_last = cs[cs_base + Q - 1];
@@ -134,8 +126,10 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
         if (k + NBUF - 1 < slices) issue((k + NBUF - 1) * KS, buf + ((k + NBUF - 1) % NBUF) * STAGE);
         cp_async_commit();
         cp_async_wait<NBUF - 1>();  // slice k's group is complete
-        tile_finish<KS, TP, LDX, T_X>(sX, x_row(s0), P - p0, vec_x, [&](int s, int, float v) { return v * sW[s0 + s]; });
-        tile_finish<KS, TN, LDB, T_B>(sB, b_row(s0), N - n0, vec_b, [](int, int, float v) { return v; });
+        tile_finish<KS, TP, LDX, T_X>(sX, x_tile + (long)s0 * h * P, h * P, rows_left - s0, P - p0, vec_x,
+                                      [&](int s, int, float v) { return v * sW[s0 + s]; });
+        tile_finish<KS, TN, LDB, T_B>(sB, b_tile + (long)s0 * g * N, g * N, rows_left - s0, N - n0, vec_b,
+                                      [](int, int, float v) { return v; });
         __syncthreads();  // the slice, scaled and rounded by every thread, is visible to all
         if (warp < FRAGS) {  // (only false when the tile has fewer fragments than warps)
 #pragma unroll
@@ -166,8 +160,18 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
     }
     __syncthreads();
     float* out = states + (((long)bi * nchunks + c) * h + hi) * (long)(P * N);
-    for (int e = tid; e < TP * TN; e += THREADS) {
-        const int i = e / TN, j = e % TN;
-        if (p0 + i < P && n0 + j < N) out[(long)(p0 + i) * N + n0 + j] = sO[i * LDB + j];
+    for (int q = tid; q < TP * TN / 4; q += THREADS) {  // quads of 4 columns: one 16-byte store when n allows
+        const int i = q / (TN / 4), j = 4 * (q % (TN / 4));
+        if (p0 + i >= P) continue;
+        const float4 v = *reinterpret_cast<const float4*>(sO + i * LDB + j);
+        float* o = out + (long)(p0 + i) * N + n0 + j;
+        if (N % 4 == 0) {  // (states is ours: contiguous and 16-byte aligned; n0 + j < N then covers the quad)
+            if (n0 + j < N) *reinterpret_cast<float4*>(o) = v;
+        } else {
+            const float w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+                if (n0 + j + e < N) o[e] = w[e];
+        }
     }
 }

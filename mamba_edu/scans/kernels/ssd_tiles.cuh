@@ -24,62 +24,76 @@ __device__ __forceinline__ bool quads_ok(const T* p, int dim) {
     return dim % 4 == 0 && (reinterpret_cast<unsigned long long>(p) & (4 * sizeof(T) - 1)) == 0;
 }
 
-// A tile of R rows x W columns (W a multiple of 4) goes to shared rows of stride LD. Thread tid owns
-// the quads (4 consecutive columns) tid, tid + THREADS, ...; row(r) points at column 0 of the tile's
-// row r in global memory (nullptr past the sequence); columns >= ncols are zeros.
+// A tile of R rows x W columns (W a multiple of 4) goes to shared rows of stride LD (a multiple of 4).
+// In global memory its row r starts at base + r * stride; rows >= nrows (past the sequence) and columns
+// >= ncols (padding) are staged as zeros. Thread tid owns the quads (4 consecutive columns) tid,
+// tid + THREADS, ... of the tile: the same quads in every stage, so only base changes from stage to stage.
 // issue: start the cp.async copies. Float quads: 16 bytes (vec) or four copies of 4 bytes. Half quads
-//   (vec only): their 8 raw bytes go to the front of the quad's own 16-byte float slot.
+//   (vec only): their 8 raw bytes go to the front of the quad's own 16-byte float slot. `any` is a valid
+//   address for the copies that read nothing (they write zeros).
 // finish: after the wait, each thread turns its own elements v into tf32(f(r, j, v)) in place (a
-//   thread's own cp.async copies are visible to it after cp.async.wait_group); half quads are widened
-//   from their raw bytes or, without vec, read here with plain loads.
-template <int R, int W, int LD, typename T, typename RowFn>
-__device__ __forceinline__ void tile_issue(float* dst, RowFn row, int ncols, bool vec, const T* any) {
+//   thread's own cp.async copies are visible to it after cp.async.wait_group), one 16-byte shared load
+//   and store per quad; half quads are widened from their raw bytes or, without vec, read here with
+//   plain loads.
+template <int R, int W>
+struct Quads {  // this thread's quads of an R x W tile: quad m at row row(m), columns col(m) .. col(m) + 3
+    static constexpr int count = R * W / 4, per_thread = (count + THREADS - 1) / THREADS;
+    static __device__ __forceinline__ bool mine(int m) { return count % THREADS == 0 || threadIdx.x + m * THREADS < count; }
+    static __device__ __forceinline__ int row(int m) { return (threadIdx.x + m * THREADS) / (W / 4); }
+    static __device__ __forceinline__ int col(int m) { return 4 * ((threadIdx.x + m * THREADS) % (W / 4)); }
+};
+
+template <int R, int W, int LD, typename T>
+__device__ __forceinline__ void tile_issue(float* dst, const T* base, int stride, int nrows, int ncols, bool vec,
+                                           const T* any) {
+    using Qd = Quads<R, W>;
 #pragma unroll
-    for (int m = 0; m < (R * W / 4 + THREADS - 1) / THREADS; ++m) {
-        const int q = threadIdx.x + m * THREADS;
-        if (R * W / 4 % THREADS != 0 && q >= R * W / 4) break;
-        const int r = q / (W / 4), j = 4 * (q % (W / 4));
-        const T* src = row(r);
+    for (int m = 0; m < Qd::per_thread; ++m) {
+        if (!Qd::mine(m)) break;
+        const int r = Qd::row(m), j = Qd::col(m);
+        const T* src = base + r * stride + j;
+        float* slot = dst + r * LD + j;
         if constexpr (is_f32<T>::value) {
             if (vec) {
-                const bool ok = src != nullptr && j < ncols;
-                cp_async16(dst + r * LD + j, ok ? src + j : any, ok);
+                const bool ok = r < nrows && j < ncols;
+                cp_async16(slot, ok ? src : any, ok);
             } else {
 #pragma unroll
                 for (int e = 0; e < 4; ++e) {
-                    const bool ok = src != nullptr && j + e < ncols;
-                    cp_async4(dst + r * LD + j + e, ok ? src + j + e : any, ok);
+                    const bool ok = r < nrows && j + e < ncols;
+                    cp_async4(slot + e, ok ? src + e : any, ok);
                 }
             }
         } else if (vec) {
-            const bool ok = src != nullptr && j < ncols;
-            cp_async8(dst + r * LD + j, ok ? src + j : any, ok);
+            const bool ok = r < nrows && j < ncols;
+            cp_async8(slot, ok ? src : any, ok);
         }
     }
 }
-template <int R, int W, int LD, typename T, typename RowFn, typename F>
-__device__ __forceinline__ void tile_finish(float* dst, RowFn row, int ncols, bool vec, F f) {
+template <int R, int W, int LD, typename T, typename F>
+__device__ __forceinline__ void tile_finish(float* dst, const T* base, int stride, int nrows, int ncols, bool vec, F f) {
+    using Qd = Quads<R, W>;
 #pragma unroll
-    for (int m = 0; m < (R * W / 4 + THREADS - 1) / THREADS; ++m) {
-        const int q = threadIdx.x + m * THREADS;
-        if (R * W / 4 % THREADS != 0 && q >= R * W / 4) break;
-        const int r = q / (W / 4), j = 4 * (q % (W / 4));
-        float* slot = dst + r * LD + j;
+    for (int m = 0; m < Qd::per_thread; ++m) {
+        if (!Qd::mine(m)) break;
+        const int r = Qd::row(m), j = Qd::col(m);
+        float4* slot = reinterpret_cast<float4*>(dst + r * LD + j);  // 16-byte aligned: LD, j multiples of 4
         float v[4];
         if constexpr (is_f32<T>::value) {
-#pragma unroll
-            for (int e = 0; e < 4; ++e) v[e] = slot[e];  // this thread's own copy (zero if outside)
+            const float4 q = *slot;  // this thread's own copy (zero if outside)
+            v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
         } else if (vec) {
-            const T* raw = reinterpret_cast<const T*>(slot);  // all four are read before the slot is overwritten
+            const uint2 raw = *reinterpret_cast<const uint2*>(slot);  // the 4 raw halves, read before the overwrite
+            const T* h = reinterpret_cast<const T*>(&raw);
 #pragma unroll
-            for (int e = 0; e < 4; ++e) v[e] = to_f(raw[e]);
+            for (int e = 0; e < 4; ++e) v[e] = to_f(h[e]);
         } else {
-            const T* src = row(r);
+            const T* src = base + r * stride + j;
 #pragma unroll
-            for (int e = 0; e < 4; ++e) v[e] = (src != nullptr && j + e < ncols) ? to_f(src[j + e]) : 0.f;
+            for (int e = 0; e < 4; ++e) v[e] = (r < nrows && j + e < ncols) ? to_f(src[e]) : 0.f;
         }
-#pragma unroll
-        for (int e = 0; e < 4; ++e) slot[e] = wmma::__float_to_tf32(f(r, j + e, v[e]));
+        *slot = make_float4(wmma::__float_to_tf32(f(r, j, v[0])), wmma::__float_to_tf32(f(r, j + 1, v[1])),
+                            wmma::__float_to_tf32(f(r, j + 2, v[2])), wmma::__float_to_tf32(f(r, j + 3, v[3])));
     }
 }
 

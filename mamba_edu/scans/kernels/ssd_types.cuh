@@ -13,4 +13,37 @@ __device__ __forceinline__ void put(float* p, float v) { *p = v; }
 __device__ __forceinline__ void put(__half* p, float v) { *p = __float2half_rn(v); }
 __device__ __forceinline__ void put(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
+// 4 consecutive elements as float: one 16-byte (float) / 8-byte (half) load when vec (p aligned to it), else
+// the first `count` (<= 4) one by one and zeros after them; store4 writes them back the same way
+template <typename T>
+__device__ __forceinline__ void load4(const T* p, float v[4], bool vec, int count) {
+    if (vec) {
+        if constexpr (sizeof(T) == 4) {
+            const float4 q = *reinterpret_cast<const float4*>(p);
+            v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+        } else {
+            const uint2 raw = *reinterpret_cast<const uint2*>(p);
+            const T* e = reinterpret_cast<const T*>(&raw);
+            for (int k = 0; k < 4; ++k) v[k] = to_f(e[k]);
+        }
+    } else {
+        for (int k = 0; k < 4; ++k) v[k] = k < count ? to_f(p[k]) : 0.f;
+    }
+}
+template <typename T>
+__device__ __forceinline__ void store4(T* p, const float v[4], bool vec, int count) {
+    if (vec) {
+        if constexpr (sizeof(T) == 4) {
+            *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+        } else {
+            T e[4];
+            for (int k = 0; k < 4; ++k) put(e + k, v[k]);
+            *reinterpret_cast<uint2*>(p) = *reinterpret_cast<const uint2*>(e);
+        }
+    } else {
+        for (int k = 0; k < 4; ++k)
+            if (k < count) put(p + k, v[k]);
+    }
+}
+
 #endif  // MAMBA_EDU_SSD_TYPES_CUH
