@@ -118,7 +118,7 @@ def _find_nvrtc():
 
 
 def _cuda_include():
-    """The CUDA headers (cuda_bf16.h, mma.h, …) from the nvidia-cuda-runtime wheel, as -I options (CuPy finds
+    """The CUDA headers (cuda_bf16.h, cuda_fp16.h) from the nvidia-cuda-runtime wheel, as -I options (CuPy finds
     the toolkit's own on a GPU machine)."""
     for base in sys.path:
         hits = sorted(glob.glob(os.path.join(base, "nvidia", "*", "include", "cuda_bf16.h")))
@@ -157,7 +157,7 @@ def _nvcc_compile(source, name, options, tmp_path):
 
 @pytest.mark.parametrize("version, defines", CASES, ids=[f"{v}-{'-'.join(map(str, d.values()))}" for v, d in CASES])
 def test_kernel_compiles_for_sm90(version, defines, tmp_path):
-    if version.startswith("ssd:"):  # lesson 8's kernels (they include mma.h and cuda_bf16.h too)
+    if version.startswith("ssd:"):  # lesson 8's kernels (they include cuda_bf16.h too)
         source, version = ssd_cuda.kernel_source(version[4:]), version[4:]
     else:
         source = cuda.kernel_source(version)

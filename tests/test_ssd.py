@@ -463,7 +463,8 @@ def test_cuda_kernels_algorithm_options():
 
 
 def test_cuda_tiles_and_shared_memory_fit_sm90():
-    """Every supported (p, n, Q) gets WMMA-sized tiles whose shared memory fits one H100/H200 block."""
+    """Every supported (p, n, Q) gets tiles of 16 x 16 tensor-core fragments whose shared memory fits an H100/H200
+    block."""
     from mamba_edu.scans import ssd_cuda
     from mamba_edu.scans.cuda import SMEM_LIMIT
 
@@ -544,6 +545,7 @@ def test_kernel_sources_paste_our_headers():
     for source in sources:
         assert not re.search(r'^\s*#\s*include\s+"', source, re.M)
     assert "tile_issue" in ssd_cuda.kernel_source("scan") and "to_f" in ssd_cuda.kernel_source("bmm")
+    assert all("mma.sync" in ssd_cuda.kernel_source(step) for step in ("bmm", "state", "scan"))  # ssd_mma.cuh
     for source in (ssd_cuda.kernel_source("state"), cuda.kernel_source("v2")):  # cp_async.cuh, shared by both
         assert "cp.async.wait_group" in source
     lines = ('#include "ssd_types.cuh"\r\n  # include "ssd_tiles.cuh" \n'

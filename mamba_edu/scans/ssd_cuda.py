@@ -14,10 +14,11 @@ output once, in x's dtype. Each kernel is a readable ``.cu`` file in ``scans/ker
 5. ``ssd_chunk_scan``     y_t = exp(cs_t) C_t Sᵀ + Σ_{s≤t} (C_t·B_s) exp(cs_t − cs_s) Δ_s x_s + D x_t,
                           gated by silu(z): the chunk's "attention" block plus the state's read-out.
 
-Matrix products run on tensor cores through the WMMA API with TF32 inputs (10-bit mantissa) and
-float32 accumulation, like the official Triton kernel's ``tl.dot`` on float32: expect errors of about
-1e-4 … 1e-3 of the output's scale against a float64 reference (strict float32 products would give
-~1e-6). Everything else (exponentials, softplus, sums, the state passing) is float32.
+Matrix products run on tensor cores (the PTX instruction ``mma.sync.m16n8k8``, ``kernels/ssd_mma.cuh``)
+with TF32 inputs (10-bit mantissa) and float32 accumulation, like the official Triton kernel's ``tl.dot``
+on float32: expect errors of about 1e-4 … 1e-3 of the output's scale against a float64 reference
+(strict float32 products would give ~1e-6). Everything else (exponentials, softplus, sums, the state
+passing) is float32.
 
 :func:`ssd_scan_cuda` launches them on torch's current stream with no host synchronisation (forward
 only). :func:`mamba_edu.ssd_scan` with ``method="chunked"`` sends torch CUDA tensors here when
@@ -81,9 +82,9 @@ def kernel_source(step):
     -------
     str
         The ``.cu`` file's text, with the kernels' own headers (``#include "ssd_types.cuh"``,
-        ``"cp_async.cuh"``, ``"ssd_tiles.cuh"``) pasted in place (:func:`~mamba_edu.scans.cuda.paste_headers`),
-        so the compiler gets one self-contained source; sizes and input types come in as ``-D`` options
-        (:func:`defines`).
+        ``"cp_async.cuh"``, ``"ssd_mma.cuh"``, ``"ssd_tiles.cuh"``) pasted in place
+        (:func:`~mamba_edu.scans.cuda.paste_headers`), so the compiler gets one self-contained source; sizes
+        and input types come in as ``-D`` options (:func:`defines`).
 
     Explained in lesson 8.
     """
@@ -169,27 +170,6 @@ def defines(step, p, n, Q, types=None):
     raise ValueError(f"step must be one of {sorted(KERNEL_FILES)}, got {step!r}")
 
 
-def cuda_include_dirs():
-    """Include folders holding the CUDA headers the kernels need (``mma.h`` and the ``crt/mma.h`` it includes).
-
-    NVRTC is pointed at them explicitly: CuPy may default to the headers of the ``nvidia-cuda-runtime``
-    wheel, whose ``mma.h`` includes ``crt/mma.h`` from the separate ``nvidia-cuda-crt`` wheel. Looked up
-    in ``$CUDA_PATH``, ``$CUDA_HOME``, ``/usr/local/cuda`` and the pip wheels on ``sys.path``.
-    """
-    import os
-    import sys
-    from pathlib import Path
-
-    roots = [os.environ.get("CUDA_PATH"), os.environ.get("CUDA_HOME"), "/usr/local/cuda"]
-    candidates = [Path(r) / "include" for r in roots if r]
-    candidates += [Path(base) / "nvidia" / sub / "include" for base in sys.path for sub in ("cu13", "cuda_runtime")]
-    found = []
-    for inc in candidates:
-        if (inc / "crt" / "mma.h").exists() and str(inc) not in found:
-            found.append(str(inc))
-    return found
-
-
 _MODULES = {}
 
 
@@ -197,8 +177,7 @@ def _kernel(cp, step, **defs):
     """Compile (once per process, options and device) and return a RawKernel."""
     key = (step, tuple(sorted(defs.items())), cp.cuda.runtime.getDevice())
     if key not in _MODULES:
-        options = ("-std=c++17", "--use_fast_math", *(f"-D{k}={v}" for k, v in sorted(defs.items())),
-                   *(f"-I{d}" for d in cuda_include_dirs()))
+        options = ("-std=c++17", "--use_fast_math", *(f"-D{k}={v}" for k, v in sorted(defs.items())))
         module = cp.RawModule(code=kernel_source(step), options=options)
         _MODULES[key] = module.get_function(KERNEL_NAMES[step])  # compiles here
     return _MODULES[key]

@@ -20,8 +20,10 @@
 // elements at a time (16 bytes of float, 8 of half, when rows are aligned; otherwise float goes 4 bytes at
 // a time and half is read with plain loads later), then each thread widens, scales/masks and rounds to
 // TF32 the elements it copied itself (cp.async.wait_group makes a thread's own copies visible to it).
-// Tensor-core products use the WMMA API with TF32 inputs and float32 accumulation (16 x 16 x 8
-// fragments), like the official kernel's tl.dot on fp32. Warp w owns the output fragments w, w + NWARPS, ... .
+// Tensor-core products are the PTX instruction mma.sync.m16n8k8 on TF32 inputs with float32 accumulation
+// (ssd_mma.cuh), like the official kernel's tl.dot on fp32; each lane reads its operand elements from shared
+// memory itself, with strides that make the reads free of bank conflicts. Warp w owns the 16 x 16 output
+// fragments w, w + NWARPS, ... .
 //
 // Compile-time sizes (-D): P, N, Q, TT (rows per block, a multiple of 16 dividing Q), TP (channels
 // per block, a multiple of 16), KS (steps per slice of the diagonal part, a multiple of 16 dividing TT),
@@ -33,9 +35,6 @@
 
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
-#include <mma.h>
-
-using namespace nvcuda;
 
 #ifndef P
 #define P 64
@@ -88,6 +87,7 @@ using namespace nvcuda;
 #include "ssd_types.cuh"
 
 #include "cp_async.cuh"
+#include "ssd_mma.cuh"
 #include "ssd_tiles.cuh"
 
 static_assert(TT % KS == 0 && KS % 16 == 0, "KS must be a multiple of 16 dividing TT");
@@ -95,17 +95,13 @@ static_assert(KN % 8 == 0, "KN must be a multiple of the MMA depth (8)");
 static_assert(TT * LDO <= NBUF * STAGE, "the output tile must fit in the stage buffers");
 static_assert(SMALL % 8 == 0, "stage buffers must start 32-byte aligned");
 
-typedef wmma::fragment<wmma::accumulator, 16, 16, 8, float> FragAcc;
-typedef wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> FragRowA;
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> FragRowB;
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> FragColB;
 
 extern "C" __global__ void BOUNDS
 ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float* __restrict__ CB,
                const T_Z* __restrict__ z, const float* __restrict__ D, const float* __restrict__ dt_out,
                const float* __restrict__ cs, const float* __restrict__ states, T_X* __restrict__ out,
                int l, int h, int g, int nchunks, int flags) {
-    extern __shared__ __align__(128) float smem[];  // WMMA wants 32-byte aligned tiles
+    extern __shared__ __align__(16) float smem[];  // 16-byte copies and loads
     float* sCs = smem;                // Q: cs of the chunk
     float* sDt = sCs + Q;             // Q: delta of the chunk
     float* sE = sDt + Q;              // TT: exp(cs_t) of the block's rows
@@ -178,9 +174,9 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
     // one column fj: its right-hand fragment is loaded once per depth step and reused for each of them.
     static_assert(NWARPS % (TP / 16) == 0, "NWARPS must be a multiple of TP/16");
     const int fj = warp % (TP / 16);
-    FragAcc acc[OUT_PER_WARP];
+    Acc16 acc[OUT_PER_WARP];
 #pragma unroll
-    for (int k = 0; k < OUT_PER_WARP; ++k) wmma::fill_fragment(acc[k], 0.f);
+    for (int k = 0; k < OUT_PER_WARP; ++k) acc_zero(acc[k]);
 
     for (int k = 0; k < stages; ++k) {
         float* cur = buf + (k % NBUF) * STAGE;
@@ -197,15 +193,15 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
                 const float* sS = cur + TT * LDK;       // TP x LDK: S^T, (j, i) at sS[i][j]
 #pragma unroll
                 for (int kk = 0; kk < KN; kk += 8) {
-                    FragColB b;
-                    wmma::load_matrix_sync(b, sS + fj * 16 * LDK + kk, LDK);
+                    FragB b;
+                    load_b<1, LDK>(b, sS + fj * 16 * LDK + kk);
 #pragma unroll
                     for (int m = 0; m < OUT_PER_WARP; ++m) {
                         const int f = warp + m * NWARPS;
                         if (f < OUT_FRAGS) {
-                            FragRowA a;
-                            wmma::load_matrix_sync(a, sC + (f / (TP / 16)) * 16 * LDK + kk, LDK);
-                            wmma::mma_sync(acc[m], a, b, acc[m]);
+                            FragA a;
+                            load_a<LDK, 1>(a, sC + (f / (TP / 16)) * 16 * LDK + kk);
+                            mma(acc[m], a, b);
                         }
                     }
                 }
@@ -214,15 +210,15 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
                 const float* sM = cur + KS * LDX;       // TT x LDM: (t, s) at sM[t][s]
 #pragma unroll
                 for (int kk = 0; kk < KS; kk += 8) {
-                    FragRowB b;
-                    wmma::load_matrix_sync(b, sX + kk * LDX + fj * 16, LDX);
+                    FragB b;
+                    load_b<LDX, 1>(b, sX + kk * LDX + fj * 16);
 #pragma unroll
                     for (int m = 0; m < OUT_PER_WARP; ++m) {
                         const int f = warp + m * NWARPS;
                         if (f < OUT_FRAGS) {
-                            FragRowA a;
-                            wmma::load_matrix_sync(a, sM + (f / (TP / 16)) * 16 * LDM + kk, LDM);
-                            wmma::mma_sync(acc[m], a, b, acc[m]);
+                            FragA a;
+                            load_a<LDM, 1>(a, sM + (f / (TP / 16)) * 16 * LDM + kk);
+                            mma(acc[m], a, b);
                         }
                     }
                 }
@@ -238,7 +234,7 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
         const int f = warp + m * NWARPS;
         if (f < OUT_FRAGS) {
             const int fi = f / (TP / 16);  // (its column is fj)
-            wmma::store_matrix_sync(sO + fi * 16 * LDO + fj * 16, acc[m], LDO, wmma::mem_row_major);
+            acc_store<LDO>(acc[m], sO + fi * 16 * LDO + fj * 16);
         }
     }
     __syncthreads();

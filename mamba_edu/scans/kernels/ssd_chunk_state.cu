@@ -13,8 +13,8 @@
 // goes 4 bytes at a time and half is read with plain loads later). After the wait, each thread widens
 // and scales the x elements it copied itself by w_s (sX[s][i] = w_s x[s, i]) and rounds them and its B
 // elements (sB[s][j]) to TF32.
-// Then the warps multiply on tensor cores with the WMMA API: TF32 inputs (10-bit mantissa, like the
-// official kernel's tl.dot on fp32), float32 accumulation, fragments of 16 x 16 outputs and depth 8.
+// Then the warps multiply on tensor cores with mma.sync.m16n8k8 (ssd_mma.cuh): TF32 inputs (10-bit
+// mantissa, like the official kernel's tl.dot on fp32), float32 accumulation, 16 x 16 output fragments.
 // Xw^T is read from sX as a column-major matrix (no transpose copy). Warp w owns the output fragments
 // w, w + NWARPS, ... . The tile goes through shared memory to global memory so that rows/columns past
 // p or n (padding) are never written.
@@ -28,9 +28,6 @@
 
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
-#include <mma.h>
-
-using namespace nvcuda;
 
 #ifndef P
 #define P 64
@@ -60,7 +57,7 @@ using namespace nvcuda;
 #define T_B float
 #endif
 
-#define LDX (TP + 8)  // row strides in shared memory (floats, multiples of 4 as WMMA requires for 32-bit types):
+#define LDX (TP + 8)  // row strides in shared memory (floats, multiples of 4 for the 16-byte copies):
 #define LDB (TN + 8)  // + 8 makes the fragment reads below (lane 4g + t reads row t, column g) free of bank conflicts
 #define FRAGS ((TP / 16) * (TN / 16))
 #define PER_WARP ((FRAGS + NWARPS - 1) / NWARPS)
@@ -70,6 +67,7 @@ using namespace nvcuda;
 #include "ssd_types.cuh"
 
 #include "cp_async.cuh"
+#include "ssd_mma.cuh"
 #include "ssd_tiles.cuh"
 
 static_assert(Q % KS == 0 && KS % 8 == 0, "KS must be a multiple of 8 dividing Q");
@@ -79,7 +77,7 @@ static_assert(Q % 8 == 0, "stage buffers must start 32-byte aligned");
 extern "C" __global__ void BOUNDS
 ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const float* __restrict__ dt_out,
                 const float* __restrict__ cs, float* __restrict__ states, int l, int h, int g, int nchunks) {
-    extern __shared__ __align__(128) float smem[];  // WMMA wants 32-byte aligned tiles
+    extern __shared__ __align__(16) float smem[];  // 16-byte copies and loads
     float* sW = smem;                // Q: w_s
     float* buf = smem + Q;           // NBUF stages of STAGE floats: sX (KS x LDX), sB (KS x LDB); then the output
 
@@ -113,10 +111,9 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
     // column fj: its B fragment is loaded once per depth step and reused for each of them.
     static_assert(NWARPS % (TN / 16) == 0, "NWARPS must be a multiple of TN/16");
     const int fj = warp % (TN / 16);
-    wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[PER_WARP];
+    Acc16 acc[PER_WARP];
 #pragma unroll
-    for (int k = 0; k < PER_WARP; ++k) wmma::fill_fragment(acc[k], 0.f);
-
+    for (int k = 0; k < PER_WARP; ++k) acc_zero(acc[k]);
     for (int k = 0; k < slices; ++k) {
         const int s0 = k * KS;
         float* sX = buf + (k % NBUF) * STAGE;
@@ -134,15 +131,15 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
         if (warp < FRAGS) {  // (only false when the tile has fewer fragments than warps)
 #pragma unroll
             for (int kk = 0; kk < KS; kk += 8) {
-                wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b;
-                wmma::load_matrix_sync(b, sB + kk * LDB + fj * 16, LDB);  // (s, j) at sB[s][j]
+                FragB b;
+                load_b<LDB, 1>(b, sB + kk * LDB + fj * 16);  // (s, j) at sB[s][j]
 #pragma unroll
                 for (int m = 0; m < PER_WARP; ++m) {
                     const int f = warp + m * NWARPS;
                     if (f < FRAGS) {
-                        wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> a;
-                        wmma::load_matrix_sync(a, sX + kk * LDX + (f / (TN / 16)) * 16, LDX);  // (i, s) at sX[s][i]
-                        wmma::mma_sync(acc[m], a, b, acc[m]);
+                        FragA a;
+                        load_a<1, LDX>(a, sX + kk * LDX + (f / (TN / 16)) * 16);  // (i, s) at sX[s][i]
+                        mma(acc[m], a, b);
                     }
                 }
             }
@@ -155,7 +152,7 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
         const int f = warp + k * NWARPS;
         if (f < FRAGS) {
             const int fi = f / (TN / 16);  // (its column is fj)
-            wmma::store_matrix_sync(sO + fi * 16 * LDB + fj * 16, acc[k], LDB, wmma::mem_row_major);
+            acc_store<LDB>(acc[k], sO + fi * 16 * LDB + fj * 16);
         }
     }
     __syncthreads();

@@ -1,7 +1,7 @@
 // Shared by ssd_chunk_scan.cu and ssd_chunk_state.cu (lesson 8): the cp.async staging of operand tiles into
 // shared memory, rounded to TF32 for the tensor cores, and the pipeline's compile-time knobs (NBUF stage
-// buffers, BOUNDS from MIN_BLOCKS). The including kernel defines THREADS, includes <mma.h>
-// (using namespace nvcuda), ssd_types.cuh and cp_async.cuh first. kernel_source() pastes this file in place of its #include.
+// buffers, BOUNDS from MIN_BLOCKS). The including kernel defines THREADS and includes ssd_types.cuh,
+// cp_async.cuh and ssd_mma.cuh (to_tf32) first. kernel_source() pastes this file in place of its #include.
 #ifndef MAMBA_EDU_SSD_TILES_CUH
 #define MAMBA_EDU_SSD_TILES_CUH
 
@@ -92,8 +92,8 @@ __device__ __forceinline__ void tile_finish(float* dst, const T* base, int strid
 #pragma unroll
             for (int e = 0; e < 4; ++e) v[e] = (r < nrows && j + e < ncols) ? to_f(src[e]) : 0.f;
         }
-        *slot = make_float4(wmma::__float_to_tf32(f(r, j, v[0])), wmma::__float_to_tf32(f(r, j + 1, v[1])),
-                            wmma::__float_to_tf32(f(r, j + 2, v[2])), wmma::__float_to_tf32(f(r, j + 3, v[3])));
+        *slot = make_float4(to_tf32(f(r, j, v[0])), to_tf32(f(r, j + 1, v[1])), to_tf32(f(r, j + 2, v[2])),
+                            to_tf32(f(r, j + 3, v[3])));
     }
 }
 
