@@ -7,7 +7,7 @@
 #   memcheck   compute-sanitizer memcheck on the small kernel tests                               ≤ 100 s
 #   racecheck  compute-sanitizer racecheck on one small test (the double buffers)                 ≤ 40 s
 #   prof       GPU µs per call of each kernel, first and smallest shape, Q 256/64, fp32/bf16     ≤ 50 s
-#   ab         A/B (first shape, fp32): scan MIN_BLOCKS=4, state MIN_BLOCKS=3, SLICE=64, BUFFERS=3  ≤ 180 s
+#   ab         A/B (first shape, fp32): scan MIN_BLOCKS=0, state MIN_BLOCKS=3, SLICE=32, BUFFERS=3  ≤ 180 s
 #   bench      benchmarks/ssd_gpu.py --quick beside the official kernel (smallest shape)          ≤ 45 s
 # The official sources (benchmarks/official/triton, git-ignored) must be carried by the caller.
 # Each step prints the tail of its log; the script goes on after a failure and exits non-zero if any failed.
@@ -33,7 +33,7 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || true
 git log --oneline -1 2>/dev/null || true
 want tests && step tests 150 $PY -m pytest -q -p no:cacheprovider -rfE tests/gpu/test_ssd_cuda.py tests/gpu/test_ssd_gpu.py
 want prof && step prof 50 $PY benchmarks/ssd_prof.py --shapes first,small --chunks 256,64 --dtypes fp32,bf16
-want ab && step ab 180 bash -c "$PY benchmarks/ssd_prof.py --shapes first --dtypes fp32 --min-blocks scan=4; $PY benchmarks/ssd_prof.py --shapes first --dtypes fp32 --min-blocks state=3; $PY benchmarks/ssd_prof.py --shapes first --dtypes fp32 --slice 64; $PY benchmarks/ssd_prof.py --shapes first --dtypes fp32 --buffers 3"
+want ab && step ab 180 bash -c "$PY benchmarks/ssd_prof.py --shapes first --dtypes fp32 --min-blocks scan=0; $PY benchmarks/ssd_prof.py --shapes first --dtypes fp32 --min-blocks state=3; $PY benchmarks/ssd_prof.py --shapes first --dtypes fp32 --slice 32; $PY benchmarks/ssd_prof.py --shapes first --dtypes fp32 --buffers 3"
 want bench && step bench 45 $PY benchmarks/ssd_gpu.py --quick --repeats 10 --official benchmarks/official/triton \
     --out "$OUT/ssd_gpu_h200_quick.json"
 want bench-full && step bench-full 200 $PY benchmarks/ssd_gpu.py --official benchmarks/official/triton \

@@ -2,13 +2,14 @@
 
 Run on a GPU from the repository root: ``python benchmarks/ssd_prof.py`` (about a minute). Prints, for each
 shape, dtype and chunk size, the GPU µs per call of every kernel (ssd_chunk_scan, ssd_chunk_state, ...) and
-their total. ``--min-blocks scan=4,state=3`` overrides ``ssd_cuda.MIN_BLOCKS`` (the register budget of the two
-matrix-product kernels), ``--slice 64`` ``ssd_cuda.SLICE`` (the pipelined slices' length) and
+their total. ``--min-blocks scan=0,state=3`` overrides ``ssd_cuda.MIN_BLOCKS`` (the register budget of the two
+matrix-product kernels), ``--slice 32`` ``ssd_cuda.SLICE`` (the pipelined slices' length) and
 ``--buffers 3`` ``ssd_cuda.BUFFERS`` (stage buffers) for A/B comparisons; ``--shapes small`` runs the
 smallest shape only.
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -28,9 +29,10 @@ def main():
     ap.add_argument("--shapes", default="first,small", help=f"comma-separated names among {sorted(SHAPES)}")
     ap.add_argument("--chunks", default="256,64")
     ap.add_argument("--dtypes", default="fp32,bf16")
-    ap.add_argument("--min-blocks", default="", help="e.g. scan=4,state=3 (0: the compiler's choice)")
+    ap.add_argument("--min-blocks", default="", help="e.g. scan=0,state=3 (0: the compiler's choice)")
     ap.add_argument("--slice", type=int, default=ssd_cuda.SLICE, help="ssd_cuda.SLICE (32 or 64)")
     ap.add_argument("--buffers", type=int, default=ssd_cuda.BUFFERS, help="ssd_cuda.BUFFERS (2 or 3)")
+    ap.add_argument("--json", default="", help="also write the rows here (the data file's `kernels` record)")
     opts = ap.parse_args()
     defaults = (dict(ssd_cuda.MIN_BLOCKS), ssd_cuda.SLICE, ssd_cuda.BUFFERS)
 
@@ -48,6 +50,7 @@ def main():
     chosen = (chosen, opts.slice, opts.buffers)
     print("MIN_BLOCKS", chosen[0], "SLICE", chosen[1], "BUFFERS", chosen[2], "(defaults:", defaults, ")", flush=True)
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    rows = []
     for name in opts.shapes.split(","):
         shape = SHAPES[name]
         for dname in opts.dtypes.split(","):
@@ -68,8 +71,15 @@ def main():
                 parts = " | ".join(f"{k[4:]} {v:6.1f}" for k, v in sorted(ours.items(), key=lambda kv: -kv[1]))
                 print(f"{name:5s} {str(shape):26s} {dname} Q={Q:3d}  total {sum(ours.values()):7.1f} µs  "
                       f"(all GPU work {sum(times.values()):7.1f})  {parts}{same}", flush=True)
+                by_time = sorted(ours.items(), key=lambda kv: -kv[1])
+                rows.append(dict(shape=list(shape), dtype=dname, chunk_size=Q,
+                                 kernels_gpu_us={k: round(v, 1) for k, v in by_time},
+                                 total_gpu_us=round(sum(ours.values()), 1)))
             args = ref = out = None
             torch.cuda.empty_cache()
+    if opts.json:
+        how = "torch.profiler, GPU time per kernel per call of me.ssd_scan (benchmarks/ssd_prof.py, mean of 5 calls)"
+        Path(opts.json).write_text(json.dumps(dict(how=how, rows=rows), indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -66,11 +66,11 @@ _seen = set()
 for _mb in (3, 4):
     CASES.append(("ssd:scan", {**ssd_cuda.defines("scan", 64, 128, 64), "MIN_BLOCKS": _mb}))
     CASES.append(("ssd:state", {**ssd_cuda.defines("state", 64, 128, 256), "MIN_BLOCKS": _mb}))
-# and slices of 64 (ssd_cuda.SLICE = 64), the other setting the GPU session compares
+# and slices of 32 (ssd_cuda.SLICE = 32), the other setting the GPU session compares
 for _Q in (64, 256):
-    CASES.append(("ssd:scan", {**ssd_cuda.defines("scan", 64, 128, _Q), "KS": 64, "KN": 64}))
-    CASES.append(("ssd:state", {**ssd_cuda.defines("state", 64, 128, _Q), "KS": 64}))
-CASES.append(("ssd:scan", {**ssd_cuda.defines("scan", 64, 128, 256, BF16_BENCH), "KS": 64, "KN": 64}))
+    CASES.append(("ssd:scan", {**ssd_cuda.defines("scan", 64, 128, _Q), "KS": 32, "KN": 32}))
+    CASES.append(("ssd:state", {**ssd_cuda.defines("state", 64, 128, _Q), "KS": 32}))
+CASES.append(("ssd:scan", {**ssd_cuda.defines("scan", 64, 128, 256, BF16_BENCH), "KS": 32, "KN": 32}))
 # and three stage buffers (ssd_cuda.BUFFERS = 3), also where a chunk has fewer slices than buffers ahead
 for _step, (_p, _n, _Q) in [("scan", (64, 128, 256)), ("scan", (64, 128, 64)), ("state", (64, 128, 256)),
                             ("state", (8, 16, 16)), ("scan", (8, 16, 16))]:

@@ -61,11 +61,12 @@ MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z (chunks, b·h)
 NWARPS = 8  # warps per block of the two matrix-product kernels
 PASSING_THREADS = 256
 # blocks per SM the register budget of a kernel must allow (``__launch_bounds__``'s second argument; 0: the
-# compiler's choice). ptxas for sm_90 at (p, n) = (64, 128): state 64 registers with 4 (8 bytes spilled at Q = 256;
-# 80 and none with 3); scan 64 (Q = 256) / 80 (Q = 64) without, and it spills a few bytes with 3 or 4.
-# MIN_BLOCKS, SLICE and BUFFERS change no arithmetic (benchmarks/ssd_prof.py compares them on a GPU).
-MIN_BLOCKS = {"state": 4, "scan": 0}
-SLICE = 32  # steps (state, scan) and columns of n (scan's phase 1) per pipelined slice: 16 times a power of two
+# compiler's choice): 64 registers a thread. MIN_BLOCKS, SLICE and BUFFERS change no arithmetic; the values here
+# won an A/B on the H200 (profiler GPU time, one process, 2026-12-03): with SLICE = 64 and the scan held to 64
+# registers, (8, 2048, 24, 64, 1, 128) at Q = 128 took 474 µs in fp32 and 478 µs in bf16,
+# against 524 and 519 µs with SLICE = 32 and the compiler's register choice for the scan.
+MIN_BLOCKS = {"state": 4, "scan": 4}
+SLICE = 64  # steps (state, scan) and columns of n (scan's phase 1) per pipelined slice: 16 times a power of two
 BUFFERS = 2  # shared-memory stage buffers of the state and scan kernels (BUFFERS - 1 slices copied ahead)
 _DTYPES = {"float32": "float", "float16": "__half", "bfloat16": "__nv_bfloat16"}  # input dtype → C type
 _ARG_NAMES = ("x", "dt", "A", "B", "C", "D", "z", "dt_bias", "initial_states")
@@ -107,14 +108,14 @@ def tiles(p, n, Q):
     steps (its state part in slices of :func:`scan_depth_slice` columns of n).
     TP and TN are 16 times a power of two (16, 32, 64): the kernels split a tile's 16-wide fragment
     columns evenly over their NWARPS = 8 warps. p and n are padded up to them (padding is masked).
-    Slices are short (:data:`SLICE` = 32 steps) because the kernels copy the next slices while they multiply
-    the current one (:data:`BUFFERS` shared-memory buffers); TN ≤ 64 keeps the state kernel at two
-    accumulator fragments per warp.
+    Slices are at most :data:`SLICE` = 64 steps, and the state kernel's at most half a chunk (16 at least), as the
+    kernels copy the next slice while they multiply the current one (:data:`BUFFERS` shared-memory
+    buffers); TN ≤ 64 keeps the state kernel at two accumulator fragments per warp.
     """
     tp = min(_pow2_blocks(p), 64)
     tt = min(Q, 64)
     return {"bmm": {"TT": tt},
-            "state": {"KS": min(Q, SLICE), "TP": tp, "TN": min(_pow2_blocks(n), 64)},
+            "state": {"KS": max(16, min(Q // 2, SLICE)), "TP": tp, "TN": min(_pow2_blocks(n), 64)},
             "scan": {"TT": tt, "TP": tp, "KS": min(tt, SLICE)}}
 
 
