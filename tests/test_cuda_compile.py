@@ -63,9 +63,10 @@ SSD_CONFIGS += [((64, n), Q, types) for n in (64, 128) for Q in (64, 128, 256) f
 SSD_CONFIGS += [((48, 48), 64, FP32), ((64, 96), 64, FP32), ((40, 112), 128, FP32), ((16, 80), 256, FP32)]
 _seen = set()
 # the register-budget knob (ssd_cuda.MIN_BLOCKS) at the benchmark's sizes, for the GPU session's A/B runs
-for _mb in (3, 4):
-    CASES.append(("ssd:scan", {**ssd_cuda.defines("scan", 64, 128, 64), "MIN_BLOCKS": _mb}))
-    CASES.append(("ssd:state", {**ssd_cuda.defines("state", 64, 128, 256), "MIN_BLOCKS": _mb}))
+for _mb in (0, 3):  # (0: no second __launch_bounds__ argument, the compiler's choice)
+    for _step, _Q in (("scan", 64), ("state", 256)):
+        _defs = {**ssd_cuda.defines(_step, 64, 128, _Q), "MIN_BLOCKS": _mb}
+        CASES.append((f"ssd:{_step}", {k: v for k, v in _defs.items() if k != "MIN_BLOCKS" or _mb}))
 # and slices of 32 (ssd_cuda.SLICE = 32), the other setting the GPU session compares
 for _Q in (64, 256):
     CASES.append(("ssd:scan", {**ssd_cuda.defines("scan", 64, 128, _Q), "KS": 32, "KN": 32}))

@@ -61,10 +61,11 @@ MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z (chunks, b·h)
 NWARPS = 8  # warps per block of the two matrix-product kernels
 PASSING_THREADS = 256
 # blocks per SM the register budget of a kernel must allow (``__launch_bounds__``'s second argument; 0: the
-# compiler's choice): 64 registers a thread. MIN_BLOCKS, SLICE and BUFFERS change no arithmetic; the values here
-# won an A/B on the H200 (profiler GPU time, one process, 2026-12-03): with SLICE = 64 and the scan held to 64
-# registers, (8, 2048, 24, 64, 1, 128) at Q = 128 took 474 µs in fp32 and 478 µs in bf16,
-# against 524 and 519 µs with SLICE = 32 and the compiler's register choice for the scan.
+# compiler's choice): a cap of 64 registers a thread (shared memory allows 3 blocks of the largest tiles).
+# MIN_BLOCKS, SLICE and BUFFERS change no arithmetic; the values here won an A/B on the H200 (profiler GPU time,
+# one process, 2026-12-03): with SLICE = 64 and the scan held to 64 registers, (8, 2048, 24, 64, 1, 128) at
+# Q = 128 took 474 µs in fp32 and 478 µs in bf16, against 524 and 519 µs with SLICE = 32 and the compiler's
+# register choice for the scan.
 MIN_BLOCKS = {"state": 4, "scan": 4}
 SLICE = 64  # steps (state, scan) and columns of n (scan's phase 1) per pipelined slice: 16 times a power of two
 BUFFERS = 2  # shared-memory stage buffers of the state and scan kernels (BUFFERS - 1 slices copied ahead)

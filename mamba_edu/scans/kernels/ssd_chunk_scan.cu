@@ -16,7 +16,7 @@
 //      mask is applied before the exp: no inf);
 //   3. add D x, gate with silu(z), write the tile once in x's type.
 // The stages are pipelined through NBUF shared-memory buffers (default 2): while the warps multiply
-// stage k, the copies of stages k+1 .. k+NBUF-1 are in flight (cp.async, which needs no registers). Inputs are copied raw, 4
+// stage k, the copies of stages k+1 .. k+NBUF-1 are in flight (cp.async: the data passes no registers). Inputs are copied raw, 4
 // elements at a time (16 bytes of float, 8 of half, when rows are aligned; otherwise float goes 4 bytes at
 // a time and half is read with plain loads later), then each thread widens, scales/masks and rounds to
 // TF32 the elements it copied itself (cp.async.wait_group makes a thread's own copies visible to it).
@@ -52,7 +52,7 @@
 #define TP 64
 #endif
 #ifndef KS
-#define KS (TT < 32 ? TT : 32)
+#define KS (TT < 64 ? TT : 64)            // (ssd_cuda.tiles() always passes KS and KN)
 #endif
 #ifndef NWARPS
 #define NWARPS 8
@@ -69,13 +69,13 @@
 
 #define NK ((N + 7) / 8 * 8)               // n padded to the MMA depth (8)
 #ifndef KN
-#define KN (NK < 32 ? NK : 32)             // depth of a phase-1 slice (columns of n, a multiple of 8)
+#define KN (NK < 64 ? NK : 64)             // depth of a phase-1 slice (columns of n, a multiple of 8)
 #endif
 #define K1 ((NK + KN - 1) / KN)            // phase-1 stages (columns past n are zeros)
-#define LDK (KN + 4)                       // row strides in shared memory (floats, multiples of 4)
-#define LDX (TP + 8)                       // (TP + 8: the row-major x fragments read conflict-free)
-#define LDM (KS + 4)
-#define LDO (TP + 4)                       // the output tile, at the end
+#define LDK (KN + 4)                       // row strides in shared memory (floats): multiples of 4 for the
+#define LDX (TP + 8)                       // 16-byte copies, and odd multiples of 4 (LDK, LDM) or 8 mod 32
+#define LDM (KS + 4)                       // (LDX) for conflict-free fragment reads (ssd_mma.cuh)
+#define LDO (TP + 8)                       // the output tile, at the end (conflict-free 8-byte stores)
 #define STAGE1 ((TT + TP) * LDK)           // floats of a phase-1 stage: C slice, S slice
 #define STAGE2 (KS * LDX + TT * LDM)       // floats of a phase-2 stage: x slice, M slice
 #define STAGE ((((STAGE1 > STAGE2) ? STAGE1 : STAGE2) + 7) / 8 * 8)  // 32-byte multiple
@@ -94,6 +94,7 @@ static_assert(TT % KS == 0 && KS % 16 == 0, "KS must be a multiple of 16 dividin
 static_assert(KN % 8 == 0, "KN must be a multiple of the MMA depth (8)");
 static_assert(TT * LDO <= NBUF * STAGE, "the output tile must fit in the stage buffers");
 static_assert(SMALL % 8 == 0, "stage buffers must start 32-byte aligned");
+static_assert((LDK / 4) % 2 == 1 && (LDM / 4) % 2 == 1 && LDX % 32 % 16 == 8, "strides for conflict-free fragment reads");
 
 
 extern "C" __global__ void BOUNDS

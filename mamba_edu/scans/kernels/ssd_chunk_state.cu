@@ -39,7 +39,7 @@
 #define Q 256
 #endif
 #ifndef KS
-#define KS 32
+#define KS 64  // (ssd_cuda.tiles() always passes KS)
 #endif
 #ifndef TP
 #define TP 64
@@ -73,6 +73,7 @@
 static_assert(Q % KS == 0 && KS % 8 == 0, "KS must be a multiple of 8 dividing Q");
 static_assert(TP * LDB <= NBUF * STAGE, "the output tile must fit in the stage buffers");
 static_assert(Q % 8 == 0, "stage buffers must start 32-byte aligned");
+static_assert(LDX % 32 % 16 == 8 && LDB % 32 % 16 == 8, "strides for conflict-free fragment reads");
 
 extern "C" __global__ void BOUNDS
 ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const float* __restrict__ dt_out,
