@@ -37,7 +37,8 @@
 #endif
 
 #define NK ((N + 7) / 8 * 8)  // n padded to the MMA depth (8)
-#define LDC (NK + 4)          // row stride in shared memory (floats): an odd multiple of 4, for conflict-free fragment reads
+#define LDC (NK + 4)          // row stride in shared memory (floats): an odd multiple of 4, for conflict-free
+                              // fragment reads
 #define FRAGS ((TT / 16) * (TT / 16))
 #define PER_WARP ((FRAGS + NWARPS - 1) / NWARPS)
 #define THREADS (NWARPS * 32)

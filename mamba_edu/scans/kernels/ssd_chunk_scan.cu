@@ -16,10 +16,11 @@
 //      mask is applied before the exp: no inf);
 //   3. add D x, gate with silu(z), write the tile once in x's type.
 // The stages are pipelined through NBUF shared-memory buffers (default 2): while the warps multiply
-// stage k, the copies of stages k+1 .. k+NBUF-1 are in flight (cp.async: the data passes no registers). Inputs are copied raw, 4
-// elements at a time (16 bytes of float, 8 of half, when rows are aligned; otherwise float goes 4 bytes at
-// a time and half is read with plain loads later), then each thread widens, scales/masks and rounds to
-// TF32 the elements it copied itself (cp.async.wait_group makes a thread's own copies visible to it).
+// stage k, the copies of stages k+1 .. k+NBUF-1 are in flight (cp.async: the data passes no registers).
+// Inputs are copied raw, 4 elements at a time (16 bytes of float, 8 of half, when rows are aligned;
+// otherwise float goes 4 bytes at a time and half is read with plain loads later), then each thread
+// widens, scales/masks and rounds to TF32 the elements it copied itself (cp.async.wait_group makes a
+// thread's own copies visible to it).
 // Tensor-core products are the PTX instruction mma.sync.m16n8k8 on TF32 inputs with float32 accumulation
 // (ssd_mma.cuh), like the official kernel's tl.dot on fp32; each lane reads its operand elements from shared
 // memory itself, with strides that make the reads free of bank conflicts. Warp w owns the 16 x 16 output
@@ -27,7 +28,8 @@
 //
 // Compile-time sizes (-D): P, N, Q, TT (rows per block, a multiple of 16 dividing Q), TP (channels
 // per block, a multiple of 16), KS (steps per slice of the diagonal part, a multiple of 16 dividing TT),
-// KN (columns of n per slice of phase 1, a multiple of 8), NWARPS, NBUF, MIN_BLOCKS (optional); input types T_X, T_C, T_Z (float, __half, __nv_bfloat16); the output has x's type.
+// KN (columns of n per slice of phase 1, a multiple of 8), NWARPS, NBUF, MIN_BLOCKS (optional); input types
+// T_X, T_C, T_Z (float, __half, __nv_bfloat16); the output has x's type.
 // Grid: ((Q/TT) * ceil(P/TP), chunks, b*h).
 // Layout: x, z, out (b, l, h, p); C (b, l, g, n), head hi uses group hi / (h/g); CB (b, chunks, g, Q, Q);
 // D (h,) or (h, p) float32; dt_out, cs (b, h, chunks, Q); states (b, chunks, h, p, n) = the state
@@ -94,8 +96,8 @@ static_assert(TT % KS == 0 && KS % 16 == 0, "KS must be a multiple of 16 dividin
 static_assert(KN % 8 == 0, "KN must be a multiple of the MMA depth (8)");
 static_assert(TT * LDO <= NBUF * STAGE, "the output tile must fit in the stage buffers");
 static_assert(SMALL % 8 == 0, "stage buffers must start 32-byte aligned");
-static_assert((LDK / 4) % 2 == 1 && (LDM / 4) % 2 == 1 && LDX % 32 % 16 == 8, "strides for conflict-free fragment reads");
-
+static_assert((LDK / 4) % 2 == 1 && (LDM / 4) % 2 == 1 && LDX % 32 % 16 == 8,
+              "strides for conflict-free fragment reads");
 
 extern "C" __global__ void BOUNDS
 ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float* __restrict__ CB,
@@ -153,9 +155,10 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
             tile_finish<KS, TP, LDX, T_X>(dst, x_tile + (long)s0 * h * P, h * P, rows_left - s0, P - p0, vec_x,
                                           [](int, int, float v) { return v; });
             // M[t, s] = CB[t, s] exp(cs_t - cs_s) delta_s for s <= t, else 0 (masked before the exp)
-            tile_finish<TT, KS, LDM, float>(dst + KS * LDX, cb_tile + s0, Q, TT, KS, vec_cb, [&](int r, int s, float v) {
+            auto m_entry = [&](int r, int s, float v) {
                 return s0 + s <= t0 + r ? v * __expf(sCs[t0 + r] - sCs[s0 + s]) * sDt[s0 + s] : 0.f;
-            });
+            };
+            tile_finish<TT, KS, LDM, float>(dst + KS * LDX, cb_tile + s0, Q, TT, KS, vec_cb, m_entry);
         }
     };
 

@@ -57,8 +57,8 @@
 #define T_B float
 #endif
 
-#define LDX (TP + 8)  // row strides in shared memory (floats, multiples of 4 for the 16-byte copies):
-#define LDB (TN + 8)  // + 8 makes the fragment reads below (lane 4g + t reads row t, column g) free of bank conflicts
+#define LDX (TP + 8)  // row strides in shared memory (floats, multiples of 4 for the 16-byte copies): + 8 makes
+#define LDB (TN + 8)  // the fragment reads below (lane 4g + t reads row t, column g) free of bank conflicts
 #define FRAGS ((TP / 16) * (TN / 16))
 #define PER_WARP ((FRAGS + NWARPS - 1) / NWARPS)
 #define THREADS (NWARPS * 32)
@@ -96,7 +96,8 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
     const int rows_left = l - chunk0;                                    // steps of this chunk inside the sequence
     auto issue = [&](int s0, float* dst) {
         tile_issue<KS, TP, LDX, T_X>(dst, x_tile + (long)s0 * h * P, h * P, rows_left - s0, P - p0, vec_x, x);
-        tile_issue<KS, TN, LDB, T_B>(dst + KS * LDX, b_tile + (long)s0 * g * N, g * N, rows_left - s0, N - n0, vec_b, B);
+        tile_issue<KS, TN, LDB, T_B>(dst + KS * LDX, b_tile + (long)s0 * g * N, g * N, rows_left - s0, N - n0,
+                                     vec_b, B);
     };
 
     const float cs_last = cs[cs_base + Q - 1];

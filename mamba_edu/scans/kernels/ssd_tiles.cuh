@@ -38,7 +38,9 @@ __device__ __forceinline__ bool quads_ok(const T* p, int dim) {
 template <int R, int W>
 struct Quads {  // this thread's quads of an R x W tile: quad m at row row(m), columns col(m) .. col(m) + 3
     static constexpr int count = R * W / 4, per_thread = (count + THREADS - 1) / THREADS;
-    static __device__ __forceinline__ bool mine(int m) { return count % THREADS == 0 || threadIdx.x + m * THREADS < count; }
+    static __device__ __forceinline__ bool mine(int m) {
+        return count % THREADS == 0 || threadIdx.x + m * THREADS < count;
+    }
     static __device__ __forceinline__ int row(int m) { return (threadIdx.x + m * THREADS) / (W / 4); }
     static __device__ __forceinline__ int col(int m) { return 4 * ((threadIdx.x + m * THREADS) % (W / 4)); }
 };
@@ -71,7 +73,8 @@ __device__ __forceinline__ void tile_issue(float* dst, const T* base, int stride
     }
 }
 template <int R, int W, int LD, typename T, typename F>
-__device__ __forceinline__ void tile_finish(float* dst, const T* base, int stride, int nrows, int ncols, bool vec, F f) {
+__device__ __forceinline__ void tile_finish(float* dst, const T* base, int stride, int nrows, int ncols, bool vec,
+                                            F f) {
     using Qd = Quads<R, W>;
 #pragma unroll
     for (int m = 0; m < Qd::per_thread; ++m) {
