@@ -487,15 +487,21 @@ def operate_predictions(page, timeout_ms: float = 30_000) -> list[dict]:
         box = boxes.nth(i)
         box.scroll_into_view_if_needed()
         choices = box.locator(".mamba-predict-entry button")
-        if choices.count():
-            choices.first.click()
-        else:
-            entry = box.locator(".mamba-predict-entry input")
-            entry.fill("1")
-            entry.press("Enter")
         commit = box.locator("button.mamba-predict-commit")
-        commit.click()
         verdict = box.locator(".mamba-predict-verdict")
-        verdict.filter(has_text=re.compile("Correct|Not yet")).wait_for(timeout=timeout_ms)
+        for _ in range(3):  # a click that lands before the widget view is wired up is lost: answer again
+            if choices.count():
+                choices.first.click()
+                # the choice reached the widget's model (ipywidgets marks the selected toggle mod-active); its
+                # update then goes to the kernel before the Commit click's message
+                box.locator(".mamba-predict-entry button.mod-active").first.wait_for(timeout=timeout_ms)
+            else:
+                entry = box.locator(".mamba-predict-entry input")
+                entry.fill("1")
+                entry.press("Enter")
+            commit.click()
+            verdict.filter(has_text=re.compile("Correct|Not yet|Pick an answer")).wait_for(timeout=timeout_ms)
+            if "Pick an answer" not in verdict.inner_text():
+                break
         results.append({"index": i, "verdict": verdict.inner_text(), "locked": commit.is_disabled()})
     return results
