@@ -253,18 +253,36 @@ def test_v2_gradients_match_float64_autograd(case, rng):
     inputs = make_inputs(rng, b, d, l, n, gB, gC, with_D, with_z, with_bias)
     if not softplus:
         no_softplus(inputs, rng)
+    _assert_gradients_match_float64(inputs, rng, softplus)
+
+
+def _assert_gradients_match_float64(inputs, rng, softplus=True, with_dlast=False):
+    """Every input's gradient through the kernel (float32) against the float64 loop's, for a random
+    cotangent of the output (and, with ``with_dlast``, of the last state)."""
+    b, d, l = inputs["u"].shape
+    n = inputs["A"].shape[1]
     dout = rng.standard_normal((b, d, l))
+    dlast = rng.standard_normal((b, d, n)) if with_dlast else None
     names = [k for k, v in inputs.items() if v is not None]
 
     ref = {k: torch.tensor(inputs[k], requires_grad=True) for k in names}
-    out, _ = reference_scan(**ref, delta_softplus=softplus)
-    out.backward(torch.from_numpy(dout))
+    out, h = reference_scan(**ref, delta_softplus=softplus)
+    loss = (out * torch.from_numpy(dout)).sum()
+    if with_dlast:
+        loss = loss + (h * torch.from_numpy(dlast)).sum()
+    loss.backward()
 
     dev = torch.device("cuda")
     got = {k: torch.tensor(inputs[k], dtype=torch.float32, device=dev, requires_grad=True) for k in names}
-    out_gpu = cuda.selective_scan_cupy(**got, delta_softplus=softplus)
+    if with_dlast:
+        out_gpu, last = cuda.selective_scan_cupy(**got, delta_softplus=softplus, return_last_state=True)
+    else:
+        out_gpu = cuda.selective_scan_cupy(**got, delta_softplus=softplus)
     assert out_gpu.requires_grad
-    out_gpu.backward(torch.tensor(dout, dtype=torch.float32, device=dev))
+    loss_gpu = (out_gpu * torch.tensor(dout, dtype=torch.float32, device=dev)).sum()
+    if with_dlast:
+        loss_gpu = loss_gpu + (last * torch.tensor(dlast, dtype=torch.float32, device=dev)).sum()
+    loss_gpu.backward()
     for k in names:
         err = rel_err(got[k].grad.cpu().numpy(), ref[k].grad.numpy())
         assert err < GRAD_TOL, f"grad of {k}: relative error {err:.2e}"
@@ -286,28 +304,7 @@ def test_v2_backward_paths_match_float64(case, rng):
     b, d, l, n, gB, gC, with_dlast = BACKWARD_CASES[case]
     if "segments" in case:  # the case must keep exercising the two-pass backward
         assert cuda.backward_segments(b, d, l, cuda.backward_config(n)[0])[0] > 1
-    inputs = make_inputs(rng, b, d, l, n, gB, gC)
-    dout = rng.standard_normal((b, d, l))
-    dlast = rng.standard_normal((b, d, n)) if with_dlast else None
-    names = [k for k, v in inputs.items() if v is not None]
-
-    ref = {k: torch.tensor(inputs[k], requires_grad=True) for k in names}
-    out, h = reference_scan(**ref, delta_softplus=True)
-    loss = (out * torch.from_numpy(dout)).sum()
-    if with_dlast:
-        loss = loss + (h * torch.from_numpy(dlast)).sum()
-    loss.backward()
-
-    dev = torch.device("cuda")
-    got = {k: torch.tensor(inputs[k], dtype=torch.float32, device=dev, requires_grad=True) for k in names}
-    out_gpu, last = cuda.selective_scan_cupy(**got, delta_softplus=True, return_last_state=True)
-    loss_gpu = (out_gpu * torch.tensor(dout, dtype=torch.float32, device=dev)).sum()
-    if with_dlast:
-        loss_gpu = loss_gpu + (last * torch.tensor(dlast, dtype=torch.float32, device=dev)).sum()
-    loss_gpu.backward()
-    for k in names:
-        err = rel_err(got[k].grad.cpu().numpy(), ref[k].grad.numpy())
-        assert err < GRAD_TOL, f"grad of {k}: relative error {err:.2e}"
+    _assert_gradients_match_float64(make_inputs(rng, b, d, l, n, gB, gC), rng, with_dlast=with_dlast)
 
 
 def test_gradcheck_small():

@@ -256,17 +256,17 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
         float v[4] = {a.x, a.y, a.z, a.w};
         if (flags & 1) {
             float xv[4];
-            load4(x + o, xv, whole && vec_x, count);
+            read_quad(x + o, xv, whole && vec_x, count);
 #pragma unroll
             for (int e = 0; e < 4; ++e)
                 if (e < count) v[e] += ((flags & 2) ? D[hi * P + p0 + i + e] : D[hi]) * xv[e];
         }
         if (flags & 4) {
             float zv[4];
-            load4(z + o, zv, whole && vec_z, count);
+            read_quad(z + o, zv, whole && vec_z, count);
 #pragma unroll
             for (int e = 0; e < 4; ++e) v[e] *= zv[e] / (1.f + __expf(-zv[e]));
         }
-        store4(out + o, v, whole, count);
+        write_quad(out + o, v, whole, count);
     }
 }

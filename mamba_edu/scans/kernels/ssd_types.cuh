@@ -14,9 +14,9 @@ __device__ __forceinline__ void put(__half* p, float v) { *p = __float2half_rn(v
 __device__ __forceinline__ void put(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
 // 4 consecutive elements as float: one 16-byte (float) / 8-byte (half) load when vec (p aligned to it), else
-// the first `count` (<= 4) one by one and zeros after them; store4 writes them back the same way
+// the first `count` (<= 4) one by one and zeros after them; write_quad writes them back the same way
 template <typename T>
-__device__ __forceinline__ void load4(const T* p, float v[4], bool vec, int count) {
+__device__ __forceinline__ void read_quad(const T* p, float v[4], bool vec, int count) {
     if (vec) {
         if constexpr (sizeof(T) == 4) {
             const float4 q = *reinterpret_cast<const float4*>(p);
@@ -31,7 +31,7 @@ __device__ __forceinline__ void load4(const T* p, float v[4], bool vec, int coun
     }
 }
 template <typename T>
-__device__ __forceinline__ void store4(T* p, const float v[4], bool vec, int count) {
+__device__ __forceinline__ void write_quad(T* p, const float v[4], bool vec, int count) {
     if (vec) {
         if constexpr (sizeof(T) == 4) {
             *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
