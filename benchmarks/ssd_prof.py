@@ -4,7 +4,8 @@ Run on a GPU from the repository root: ``python benchmarks/ssd_prof.py`` (about 
 shape, dtype and chunk size, the GPU µs per call of every kernel (ssd_chunk_scan, ssd_chunk_state, ...) and
 their total. ``--min-blocks scan=0,state=3`` overrides ``ssd_cuda.MIN_BLOCKS`` (the register budget of the two
 matrix-product kernels), ``--slice 32`` ``ssd_cuda.SLICE`` (the pipelined slices' length) and
-``--buffers 3`` ``ssd_cuda.BUFFERS`` (stage buffers) for A/B comparisons; ``--shapes small`` runs the
+``--buffers 3`` ``ssd_cuda.BUFFERS`` (stage buffers) and ``--float32-tiles`` sends 16-bit inputs through the
+float32 (TF32) tiles instead of the 16-bit ones, for A/B comparisons; ``--shapes small`` runs the
 smallest shape only.
 """
 
@@ -32,9 +33,12 @@ def main():
     ap.add_argument("--min-blocks", default="", help="e.g. scan=0,state=3 (0: the compiler's choice)")
     ap.add_argument("--slice", type=int, default=ssd_cuda.SLICE, help="ssd_cuda.SLICE (32 or 64)")
     ap.add_argument("--buffers", type=int, default=ssd_cuda.BUFFERS, help="ssd_cuda.BUFFERS (2 or 3)")
+    ap.add_argument("--float32-tiles", action="store_true", help="16-bit inputs on the TF32 tiles (no MMA16)")
     ap.add_argument("--json", default="", help="also write the rows here (the data file's `kernels` record)")
     opts = ap.parse_args()
     defaults = (dict(ssd_cuda.MIN_BLOCKS), ssd_cuda.SLICE, ssd_cuda.BUFFERS)
+    if opts.float32_tiles:
+        ssd_cuda._mma16 = lambda *a: False
 
     def knobs(min_blocks, slice_, buffers):
         ssd_cuda.MIN_BLOCKS.clear()

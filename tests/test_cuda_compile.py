@@ -76,13 +76,19 @@ CASES.append(("ssd:scan", {**ssd_cuda.defines("scan", 64, 128, 256, BF16_BENCH),
 for _step, (_p, _n, _Q) in [("scan", (64, 128, 256)), ("scan", (64, 128, 64)), ("state", (64, 128, 256)),
                             ("state", (8, 16, 16)), ("scan", (8, 16, 16))]:
     CASES.append((f"ssd:{_step}", {**ssd_cuda.defines(_step, _p, _n, _Q), "NBUF": 3}))
+# 16-bit tiles (MMA16) wherever x, B, C share a 16-bit dtype and p, n are multiples of 8 (ssd_cuda._mma16), and
+# the float32 tiles there too (what a misaligned view gets)
+SSD_CONFIGS += [((p, n), Q, dict.fromkeys(ALL, dtype)) for p, n in ((8, 8), (8, 16), (24, 40), (64, 128), (128, 256))
+                for Q in ssd_cuda.CHUNK_SIZES for dtype in ("bfloat16", "float16")]
 for (_p, _n), _Q, _types in SSD_CONFIGS:
-    for _step in ssd_cuda.KERNEL_FILES:
-        _defs = ssd_cuda.defines(_step, _p, _n, _Q, _types)
-        _key = (_step, tuple(sorted(_defs.items())))
-        if _key not in _seen:
-            _seen.add(_key)
-            CASES.append((f"ssd:{_step}", _defs))
+    _16 = _types.get("x") in ("float16", "bfloat16") and _types.get("B") == _types.get("C") == _types["x"]
+    for _mma16 in (False, True) if _16 and _p % 8 == 0 and _n % 8 == 0 else (False,):
+        for _step in ssd_cuda.KERNEL_FILES:
+            _defs = ssd_cuda.defines(_step, _p, _n, _Q, _types, _mma16)
+            _key = (_step, tuple(sorted(_defs.items())))
+            if _key not in _seen:
+                _seen.add(_key)
+                CASES.append((f"ssd:{_step}", _defs))
 
 
 def test_shared_memory_fits_sm90():

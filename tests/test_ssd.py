@@ -480,6 +480,7 @@ def test_cuda_tiles_and_shared_memory_fit_sm90():
                     assert ssd_cuda.NWARPS % (cols // 16) == 0, (p, n, Q, t)
                 for step in ("bmm", "state", "scan"):
                     assert 0 < ssd_cuda.shared_bytes(step, p, n, Q) <= SMEM_LIMIT
+                    assert 0 < ssd_cuda.shared_bytes(step, p, n, Q, mma16=True) <= SMEM_LIMIT
 
 
 def test_cuda_supports_says_no_without_a_gpu_or_for_other_inputs():
@@ -507,7 +508,7 @@ def test_cuda_launch_arguments_match_the_kernel_signatures():
     f = lambda *s: torch.empty(*s)  # noqa: E731
     named = ssd_cuda._launch_args(t["x"], t["dt"], t["A"], t["B"], t["C"], t["D"], t["z"], t["dt_bias"],
                                   t["initial_states"], f(b, h, c, Q), f(b, h, c, Q), f(b, c, g, Q, Q),
-                                  f(b, c, h, p, n), f(b, l, h, p), f(b, h, p, n), True)
+                                  f(b, c, h, p, n), f(b, c, h, p, n), f(b, l, h, p), f(b, h, p, n), True)
     assert list(named) == list(ssd_cuda.STEPS)
     for step, pairs in named.items():
         src = ssd_cuda.kernel_source(step)

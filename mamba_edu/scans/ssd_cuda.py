@@ -120,9 +120,10 @@ def tiles(p, n, Q):
             "scan": {"TT": tt, "TP": tp, "KS": min(tt, SLICE)}}
 
 
-def scan_depth_slice(n):
-    """Columns of n per phase-1 slice of ``ssd_chunk_scan`` (its KN): :data:`SLICE`, or n padded to 8 when smaller."""
-    return min(SLICE, _round_up(n, 8))
+def scan_depth_slice(n, mma16=False):
+    """Columns of n per phase-1 slice of ``ssd_chunk_scan`` (its KN): :data:`SLICE`, or n padded to the MMA depth
+    (8; 16 for 16-bit products) when smaller."""
+    return min(SLICE, _round_up(n, 16 if mma16 else 8))
 
 
 def _pow2_blocks(k):
@@ -130,44 +131,55 @@ def _pow2_blocks(k):
     return 16 * (1 << (-(-k // 16) - 1).bit_length())
 
 
-def shared_bytes(step, p, n, Q):
-    """Dynamic shared memory (bytes) of a kernel launch (the buffers at the top of each ``.cu``)."""
+def shared_bytes(step, p, n, Q, mma16=False):
+    """Dynamic shared memory (bytes) of a kernel launch (the buffers at the top of each ``.cu``).
+
+    ``mma16``: the 16-bit tiles of the state and scan kernels (MMA16 = 1), whose slices take half the bytes.
+    """
     t = tiles(p, n, Q)
     nk = _round_up(n, 8)
     if step == "bmm":
         return 4 * 2 * t["bmm"]["TT"] * (nk + 4)
+    half = 2 if mma16 else 1  # 16-bit slices: two elements per float of shared memory
     if step == "state":
         ks, tp, tn = t["state"]["KS"], t["state"]["TP"], t["state"]["TN"]
-        stage = _round_up(ks * (tp + 8) + ks * (tn + 8), 8)  # x and B slices
-        return 4 * (Q + BUFFERS * stage)  # w; the stage buffers (then the output tile: a static_assert checks it fits)
+        stage = _round_up((ks * (tp + 8) + ks * (tn + 8)) // half, 8)  # x and B slices
+        return 4 * (Q + max(BUFFERS * stage, tp * (tn + 8)))  # w; the stage buffers, then the output tile
     if step == "scan":
         tt, tp, ks = t["scan"]["TT"], t["scan"]["TP"], t["scan"]["KS"]
-        kn = scan_depth_slice(n)
-        stage = _round_up(max((tt + tp) * (kn + 4), ks * (tp + 8) + tt * (ks + 4)), 8)  # C, S or x, M slices
-        return 4 * (2 * Q + tt + BUFFERS * stage)  # cs, Δ, exp(cs_t); the stage buffers (then the output tile)
+        kn = scan_depth_slice(n, mma16)
+        pad = 8 if mma16 else 4  # the C, S and M rows' padding
+        stage1 = (tt + tp) * (kn + pad) // half  # C, S slices
+        stage2 = ks * (tp + 8) // half + tt * (ks + 4)  # x slice, CB (float32) or M slice
+        buf = max(BUFFERS * _round_up(max(stage1, stage2), 8), _round_up(tt * (tp + 8), 8))  # then the output tile
+        m16 = tt * (ks + 8) // 2 if mma16 else 0  # the 16-bit M slice
+        return 4 * (2 * Q + tt + buf + m16)  # cs, Δ, exp(cs_t); the stage buffers; M
     return 0
 
 
-def defines(step, p, n, Q, types=None):
+def defines(step, p, n, Q, types=None, mma16=False):
     """The ``-D`` options of one kernel: sizes, tiles and input C types.
 
     ``types`` maps argument names (x, dt, B, C, z) to dtype names ("float32", "float16",
-    "bfloat16"); missing ones are float32. Used by :func:`ssd_scan_cuda` and the compile test.
+    "bfloat16"); missing ones are float32. ``mma16``: the state and scan kernels keep their tiles in x's
+    16-bit type and multiply them on 16-bit tensor cores, and the state passing hands them the states in
+    that type (:func:`_mma16` says when). Used by :func:`ssd_scan_cuda` and the compile test.
     """
     types = {k: _DTYPES[v] for k, v in (types or {}).items()}
     ty = lambda name: types.get(name, "float")  # noqa: E731
     if step == "cumsum":
         return {"Q": Q, "T_DT": ty("dt")}
     if step == "passing":
-        return {}
+        return {"T_S": ty("x")} if mma16 else {}
     t = tiles(p, n, Q)[step]
     if step == "bmm":
         return {"N": n, "Q": Q, **t, "NWARPS": NWARPS, "T_B": ty("B"), "T_C": ty("C")}
-    bounds = {"NBUF": BUFFERS, **({"MIN_BLOCKS": MIN_BLOCKS[step]} if MIN_BLOCKS.get(step) else {})}
+    bounds = {"NBUF": BUFFERS, **({"MIN_BLOCKS": MIN_BLOCKS[step]} if MIN_BLOCKS.get(step) else {}),
+              **({"MMA16": 1} if mma16 else {})}
     if step == "state":
         return {"P": p, "N": n, "Q": Q, **t, "NWARPS": NWARPS, **bounds, "T_X": ty("x"), "T_B": ty("B")}
     if step == "scan":
-        return {"P": p, "N": n, "Q": Q, **t, "KN": scan_depth_slice(n), "NWARPS": NWARPS, **bounds,
+        return {"P": p, "N": n, "Q": Q, **t, "KN": scan_depth_slice(n, mma16), "NWARPS": NWARPS, **bounds,
                 "T_X": ty("x"), "T_C": ty("C"), "T_Z": ty("z")}
     raise ValueError(f"step must be one of {sorted(KERNEL_FILES)}, got {step!r}")
 
@@ -252,14 +264,22 @@ def _checked(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states):
     _CHECKED[sig] = None
 
 
+def _mma16(x, B, C):
+    """True when the state and scan kernels can keep x, B, C as 16-bit tiles (MMA16): the three have one
+    16-bit dtype, p and n are multiples of 8 and the tensors start 16-byte aligned (so every row does)."""
+    p, n = x.shape[3], B.shape[3]
+    return (_dtype_name(x) in ("float16", "bfloat16") and B.dtype == x.dtype and C.dtype == x.dtype
+            and p % 8 == 0 and n % 8 == 0 and all(a.data_ptr() % 16 == 0 for a in (x, B, C)))
+
+
 @functools.lru_cache(maxsize=256)
-def _plan(device, b, l, h, p, g, n, Q, types):
-    """Compiled kernels, grids, blocks and shared memory for one shape and dtype combination."""
+def _plan(device, b, l, h, p, g, n, Q, types, mma16):
+    """Compiled kernels, grids, blocks and shared memory for one shape, dtype combination and tile kind."""
     cp = _cupy()
     types = dict(types)
     c = -(-l // Q)
-    kernels = {step: _kernel(cp, step, **defines(step, p, n, Q, types)) for step in STEPS}
-    smem = {step: shared_bytes(step, p, n, Q) for step in STEPS}
+    kernels = {step: _kernel(cp, step, **defines(step, p, n, Q, types, mma16)) for step in STEPS}
+    smem = {step: shared_bytes(step, p, n, Q, mma16) for step in STEPS}
     if max(smem.values()) > SMEM_LIMIT:  # tiles() keeps every supported size below it (tested)
         raise RuntimeError(f"SSD kernels need {smem} bytes of shared memory, more than {SMEM_LIMIT}")
     for step in ("bmm", "state", "scan"):
@@ -279,7 +299,7 @@ def _plan(device, b, l, h, p, g, n, Q, types):
     return tuple((kernels[step], *grids[step], smem[step]) for step in STEPS)
 
 
-def _launch_args(x, dt, A, B, C, D, z, dt_bias, h0, dt_out, cs, CB, states, out, final, dt_softplus):
+def _launch_args(x, dt, A, B, C, D, z, dt_bias, h0, dt_out, cs, CB, states, entering, out, final, dt_softplus):
     """Each kernel's arguments as (name, value) pairs, named as in its ``.cu`` signature (checked by a test).
 
     Values are tensors (passed as device pointers), None (NULL) or Python ints (int32).
@@ -295,10 +315,10 @@ def _launch_args(x, dt, A, B, C, D, z, dt_bias, h0, dt_out, cs, CB, states, out,
         "bmm": (("B", B), ("C", C), ("CB", CB), ("l", l), ("g", g), ("nchunks", c)),
         "state": (("x", x), ("B", B), ("dt_out", dt_out), ("cs", cs), ("states", states), ("l", l), ("h", h),
                   ("g", g), ("nchunks", c)),
-        "passing": (("states", states), ("cs", cs), ("h0", h0), ("final_state", final), ("h", h), ("nchunks", c),
+        "passing": (("states", states), ("entering", entering), ("cs", cs), ("h0", h0), ("final_state", final), ("h", h), ("nchunks", c),
                     ("Q", Q), ("pn", p * n)),
         "scan": (("x", x), ("C", C), ("CB", CB), ("z", z), ("D", D), ("dt_out", dt_out), ("cs", cs),
-                 ("states", states), ("out", out), ("l", l), ("h", h), ("g", g), ("nchunks", c),
+                 ("states", entering), ("out", out), ("l", l), ("h", h), ("g", g), ("nchunks", c),
                  ("flags", flags_scan)),
     }
 
@@ -378,15 +398,17 @@ def ssd_scan_cuda(x, dt, A, B, C, chunk_size=64, D=None, z=None, dt_bias=None, d
     if switch:
         torch.cuda.set_device(x.device)
     try:
-        plan = _plan(x.device.index, b, l, h, p, g, n, Q, types)
+        mma16 = _mma16(x_, B_, C_)
+        plan = _plan(x.device.index, b, l, h, p, g, n, Q, types, mma16)
         f32 = dict(dtype=torch.float32, device=x.device)
         dt_out = torch.empty(b, h, c, Q, **f32)
         cs = torch.empty(b, h, c, Q, **f32)
         CB = torch.empty(b, c, g, Q, Q, **f32)  # only the tiles on and below the diagonal are written and read
         states = torch.empty(b, c, h, p, n, **f32)
+        entering = torch.empty(b, c, h, p, n, dtype=x.dtype, device=x.device) if mma16 else states  # (in place)
         out = torch.empty(b, l, h, p, dtype=x.dtype, device=x.device)
         final = torch.empty(b, h, p, n, **f32) if return_final_states else None
-        named = _launch_args(x_, dt_, A_, B_, C_, D_, z_, bias_, h0, dt_out, cs, CB, states, out, final,
+        named = _launch_args(x_, dt_, A_, B_, C_, D_, z_, bias_, h0, dt_out, cs, CB, states, entering, out, final,
                              dt_softplus)
         calls = [tuple(np.int32(v) if isinstance(v, int) else _arg(v) for _, v in named[step]) for step in STEPS]
         stream = _torch_stream(x.device.index)  # torch's current stream: launches queue behind the caller's work

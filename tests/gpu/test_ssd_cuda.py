@@ -6,8 +6,9 @@ Skipped cleanly without CuPy or a GPU.
 
 Tolerances (max error relative to the output's largest entry, against float64 on the same inputs):
 float32 inputs 3e-3 — the kernels' matrix products use TF32 (10-bit mantissa, unit roundoff 4.9e-4),
-like the official Triton kernel; bf16/fp16 inputs 1.5e-2 (the reference sees the same rounded inputs;
-the rest is TF32 plus the rounding of the bf16 output, 2⁻⁸ = 3.9e-3). Final states: the same bounds.
+like the official Triton kernel; bf16/fp16 inputs 1.5e-2 (the reference sees the same rounded inputs; the
+16-bit products round M, w_s x_s and the passed states to the input type, as the official kernel does, and the
+output is rounded too: 2⁻⁸ = 3.9e-3 each). Final states: the same bounds.
 Every (p, n, Q, dtype) used here is compiled for sm_90 on CPU machines by tests/test_cuda_compile.py.
 """
 
@@ -77,10 +78,25 @@ def test_small_chunk_sizes(Q):
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_small_half_precision_inputs(dtype):
-    """Every argument in bf16 / fp16: read as is by the kernels, output in that dtype."""
+    """Every argument in bf16 / fp16: read as is by the kernels, output in that dtype (16-bit products)."""
     args = make(b=2, l=130, h=4, p=8, g=2, n=16, seed=3)
     args["initial_states"] = args["initial_states"] * 0.1
-    check(on_gpu(args, dtype), 64, dtype)
+    dev = on_gpu(args, dtype)
+    assert ssd_cuda._mma16(dev["x"], dev["B"], dev["C"])
+    check(dev, 64, dtype)
+
+
+@pytest.mark.parametrize("Q", ssd_cuda.CHUNK_SIZES)
+@pytest.mark.parametrize("p, n", [(8, 8), (24, 40), (64, 128), (128, 256)])
+def test_small_16bit_products_every_tile(p, n, Q):
+    """The 16-bit tiles (MMA16) at every chunk size: depths padded to 16 (n = 8, 40), several tiles (p, n = 128,
+    256), partial last chunks and groups; bfloat16 and float16."""
+    for dtype, seed in ((torch.bfloat16, 1), (torch.float16, 2)):
+        args = make(b=2, l=3 * Q // 2 + 5, h=4, p=p, g=2, n=n, seed=seed + p + n + Q)
+        args["initial_states"] = args["initial_states"] * 0.1
+        dev = on_gpu(args, dtype)
+        assert ssd_cuda._mma16(dev["x"], dev["B"], dev["C"])
+        check(dev, Q, dtype)
 
 
 def test_small_mixed_dtypes_like_the_benchmark():
@@ -126,9 +142,12 @@ def test_small_odd_sizes_and_misaligned_rows(dtype):
     args["initial_states"] = args["initial_states"] * 0.1
     check(on_gpu(args, dtype), 64, dtype)
     dev = on_gpu(make(b=2, l=130, h=4, p=8, g=2, n=16, seed=9), dtype)
-    ref = ssd_cuda.ssd_scan_cuda(**dev, chunk_size=64, dt_softplus=True)
     shifted = {k: misaligned(v) if k in ("x", "B", "C") else v for k, v in dev.items()}
     assert shifted["x"].is_contiguous() and shifted["x"].data_ptr() % 8 != 0
+    assert not ssd_cuda._mma16(shifted["x"], shifted["B"], shifted["C"])  # 16-bit inputs: the float32 tiles
+    with pytest.MonkeyPatch.context() as mp:  # the aligned inputs through the same (float32-tile) kernels
+        mp.setattr(ssd_cuda, "_mma16", lambda *a: False)
+        ref = ssd_cuda.ssd_scan_cuda(**dev, chunk_size=64, dt_softplus=True)
     out = ssd_cuda.ssd_scan_cuda(**shifted, chunk_size=64, dt_softplus=True)
     assert torch.equal(out, ref)
 

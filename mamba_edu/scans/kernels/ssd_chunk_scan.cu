@@ -25,6 +25,11 @@
 // (ssd_mma.cuh), like the official kernel's tl.dot on fp32; each lane reads its operand elements from shared
 // memory itself, with strides that make the reads free of bank conflicts. Warp w owns the 16 x 16 output
 // fragments w, w + NWARPS, ... .
+// With MMA16 = 1 (x, C and the entering states all float16 or all bfloat16, rows 16-byte aligned, p and n
+// multiples of 8: ssd_cuda checks it), the tiles stay 16-bit and the products are mma.sync.m16n8k16, twice the
+// depth per instruction at half the bytes, as the official kernel's tl.dot on 16-bit inputs: x, C and S are
+// copied raw (no finish step); exp(cs_t) scales the phase-1 sums once, after phase 1; M is rounded to x's type
+// (into its own buffer sM, from the float32 CB slice).
 //
 // Compile-time sizes (-D): P, N, Q, TT (rows per block, a multiple of 16 dividing Q), TP (channels
 // per block, a multiple of 16), KS (steps per slice of the diagonal part, a multiple of 16 dividing TT),
@@ -68,19 +73,39 @@
 #ifndef T_Z
 #define T_Z float
 #endif
+#ifndef MMA16
+#define MMA16 0                            // 1: 16-bit tiles and products (x, C, states all of type T_X)
+#endif
+#if MMA16
+#define T_S T_X                            // the entering states, as step 3 wrote them
+#define DEPTH 16                           // depth of one MMA
+#else
+#define T_S float
+#define DEPTH 8
+#endif
 
-#define NK ((N + 7) / 8 * 8)               // n padded to the MMA depth (8)
+#define NK ((N + DEPTH - 1) / DEPTH * DEPTH)  // n padded to the MMA depth
 #ifndef KN
-#define KN (NK < 64 ? NK : 64)             // depth of a phase-1 slice (columns of n, a multiple of 8)
+#define KN (NK < 64 ? NK : 64)             // depth of a phase-1 slice (columns of n, a multiple of DEPTH)
 #endif
 #define K1 ((NK + KN - 1) / KN)            // phase-1 stages (columns past n are zeros)
-#define LDK (KN + 4)                       // row strides in shared memory (floats): multiples of 4 for the
-#define LDX (TP + 8)                       // 16-byte copies, and odd multiples of 4 (LDK, LDM) or 8 mod 32
-#define LDM (KS + 4)                       // (LDX) for conflict-free fragment reads (ssd_mma.cuh)
-#define LDO (TP + 8)                       // the output tile, at the end (conflict-free 8-byte stores)
+#if MMA16                                  // row strides in shared memory, in elements of the tiles' type:
+#define LDK (KN + 8)                       // multiples of 8 for the 16-byte copies and 8 mod 16 for
+#define LDX (TP + 8)                       // conflict-free ldmatrix reads (ssd_mma.cuh)
+#define LDM (KS + 4)                       // (floats: the CB slice, as copied)
+#define LDH (KS + 8)                       // the M slice sM, in T_X
+#define STAGE1 ((TT + TP) * LDK / 2)       // floats of a phase-1 stage: C slice, S slice
+#define STAGE2 (KS * LDX / 2 + TT * LDM)   // floats of a phase-2 stage: x slice, CB slice
+#else                                      // (floats): multiples of 4 for the 16-byte copies, and odd multiples
+#define LDK (KN + 4)                       // of 4 (LDK, LDM) or 8 mod 32 (LDX) for conflict-free fragment
+#define LDX (TP + 8)                       // reads (ssd_mma.cuh)
+#define LDM (KS + 4)
 #define STAGE1 ((TT + TP) * LDK)           // floats of a phase-1 stage: C slice, S slice
 #define STAGE2 (KS * LDX + TT * LDM)       // floats of a phase-2 stage: x slice, M slice
+#endif
+#define LDO (TP + 8)                       // the output tile, at the end (floats; conflict-free 8-byte stores)
 #define STAGE ((((STAGE1 > STAGE2) ? STAGE1 : STAGE2) + 7) / 8 * 8)  // 32-byte multiple
+#define BUF_FLOATS (NBUF * STAGE > TT * LDO ? NBUF * STAGE : (TT * LDO + 7) / 8 * 8)  // stages, then the output
 #define SMALL (2 * Q + TT)                 // cs, delta of the chunk, exp(cs_t) of the block's rows
 #define OUT_FRAGS ((TT / 16) * (TP / 16))
 #define OUT_PER_WARP ((OUT_FRAGS + NWARPS - 1) / NWARPS)
@@ -93,22 +118,30 @@
 #include "ssd_tiles.cuh"
 
 static_assert(TT % KS == 0 && KS % 16 == 0, "KS must be a multiple of 16 dividing TT");
-static_assert(KN % 8 == 0, "KN must be a multiple of the MMA depth (8)");
-static_assert(TT * LDO <= NBUF * STAGE, "the output tile must fit in the stage buffers");
+static_assert(KN % DEPTH == 0, "KN must be a multiple of the MMA depth");
 static_assert(SMALL % 8 == 0, "stage buffers must start 32-byte aligned");
+#if MMA16
+static_assert(sizeof(T_X) == 2, "MMA16 takes 16-bit x, C and states");
+static_assert(LDK % 16 == 8 && LDX % 16 == 8 && LDH % 16 == 8 && (LDM / 4) % 2 == 1,
+              "strides for 16-byte rows and conflict-free fragment reads");
+#else
 static_assert((LDK / 4) % 2 == 1 && (LDM / 4) % 2 == 1 && LDX % 32 % 16 == 8,
               "strides for conflict-free fragment reads");
+#endif
 
 extern "C" __global__ void BOUNDS
 ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float* __restrict__ CB,
                const T_Z* __restrict__ z, const float* __restrict__ D, const float* __restrict__ dt_out,
-               const float* __restrict__ cs, const float* __restrict__ states, T_X* __restrict__ out,
+               const float* __restrict__ cs, const T_S* __restrict__ states, T_X* __restrict__ out,
                int l, int h, int g, int nchunks, int flags) {
     extern __shared__ __align__(16) float smem[];  // 16-byte copies and loads
     float* sCs = smem;                // Q: cs of the chunk
     float* sDt = sCs + Q;             // Q: delta of the chunk
     float* sE = sDt + Q;              // TT: exp(cs_t) of the block's rows
     float* buf = smem + SMALL;        // NBUF stage buffers of STAGE floats; at the end the output tile
+#if MMA16
+    T_X* sM = reinterpret_cast<T_X*>(buf + BUF_FLOATS);  // TT x LDH: the M slice of the current stage
+#endif
 
     const int tiles_p = (P + TP - 1) / TP;
     const int rt = blockIdx.x / tiles_p, p0 = (blockIdx.x % tiles_p) * TP;
@@ -118,18 +151,46 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
     const long chunk0 = (long)c * Q;                       // first step of the chunk
     const long cs_base = ((long)bh * nchunks + c) * Q;
     const int K2 = (t0 + TT) / KS;                         // phase-2 stages: slices up to the diagonal
-    const float* S = states + (((long)bi * nchunks + c) * h + hi) * (long)(P * N);
+    const T_S* S = states + (((long)bi * nchunks + c) * h + hi) * (long)(P * N);
     const float* cb = CB + (((long)bi * nchunks + c) * g + gi) * (long)(Q * Q);
     const bool vec_c = quads_ok(C, N), vec_s = quads_ok(states, N), vec_x = quads_ok(x, P), vec_cb = quads_ok(CB, Q);
 
     // the staged tiles' origins in global memory (row r of a tile at origin + r * its row stride); rows past
     // the sequence or past p are staged as zeros
     const T_C* c_tile = C + (((long)bi * l + chunk0 + t0) * g + gi) * N;  // rows t0 .., columns k0 + (k0 per stage)
-    const float* s_tile = S + (long)p0 * N;                              // rows p0 .. of the state, columns k0 ..
+    const T_S* s_tile = S + (long)p0 * N;                                // rows p0 .. of the state, columns k0 ..
     const T_X* x_tile = x + (((long)bi * l + chunk0) * h + hi) * P + p0;  // rows s0 + s (s0 per stage)
     const float* cb_tile = cb + (long)t0 * Q;                            // rows t0 .., columns s0 ..
     const int rows_left = l - chunk0;                                    // steps of this chunk inside the sequence
 
+    // M[t, s] = CB[t, s] exp(cs_t - cs_s) delta_s for s <= t, else 0 (masked before the exp), rows t0 + r,
+    // columns s0 + s
+    auto m_entry = [&](int s0, int r, int s, float v) {
+        return s0 + s <= t0 + r ? v * __expf(sCs[t0 + r] - sCs[s0 + s]) * sDt[s0 + s] : 0.f;
+    };
+#if MMA16
+    // stage k's copies into buffer `dst`: 16-bit C and S slices, or a 16-bit x slice and a float32 CB slice
+    auto issue = [&](int k, float* dst) {
+        T_X* d16 = reinterpret_cast<T_X*>(dst);
+        if (k < K1) {
+            const int k0 = k * KN;
+            tile_issue16<TT, KN, LDK>(d16, c_tile + k0, g * N, rows_left - t0, N - k0, C);
+            tile_issue16<TP, KN, LDK>(d16 + TT * LDK, s_tile + k0, N, P - p0, N - k0, states);
+        } else {
+            const int s0 = (k - K1) * KS;
+            tile_issue16<KS, TP, LDX>(d16, x_tile + (long)s0 * h * P, h * P, rows_left - s0, P - p0, x);
+            tile_issue<TT, KS, LDM, float>(dst + KS * LDX / 2, cb_tile + s0, Q, TT, KS, vec_cb, CB);
+        }
+    };
+    // stage k's own elements: M of a phase-2 slice into sM (x, C, S are used as copied)
+    auto finish = [&](int k, float* dst) {
+        if (k >= K1) {
+            const int s0 = (k - K1) * KS;
+            tile_convert16<TT, KS, LDM, LDH>(dst + KS * LDX / 2, sM,
+                                             [&](int r, int s, float v) { return m_entry(s0, r, s, v); });
+        }
+    };
+#else
     // stage k's copies into buffer `dst`
     auto issue = [&](int k, float* dst) {
         if (k < K1) {
@@ -154,13 +215,11 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
             const int s0 = (k - K1) * KS;
             tile_finish<KS, TP, LDX, T_X>(dst, x_tile + (long)s0 * h * P, h * P, rows_left - s0, P - p0, vec_x,
                                           [](int, int, float v) { return v; });
-            // M[t, s] = CB[t, s] exp(cs_t - cs_s) delta_s for s <= t, else 0 (masked before the exp)
-            auto m_entry = [&](int r, int s, float v) {
-                return s0 + s <= t0 + r ? v * __expf(sCs[t0 + r] - sCs[s0 + s]) * sDt[s0 + s] : 0.f;
-            };
-            tile_finish<TT, KS, LDM, float>(dst + KS * LDX, cb_tile + s0, Q, TT, KS, vec_cb, m_entry);
+            tile_finish<TT, KS, LDM, float>(dst + KS * LDX, cb_tile + s0, Q, TT, KS, vec_cb,
+                                            [&](int r, int s, float v) { return m_entry(s0, r, s, v); });
         }
     };
+#endif
 
     for (int s = tid; s < Q; s += THREADS) {
         sCs[s] = cs[cs_base + s];
@@ -192,6 +251,49 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
         finish(k, cur);
         __syncthreads();  // the stage, scaled and rounded by every thread, is visible to all
         if (warp < OUT_FRAGS) {  // (only false when the tile has fewer fragments than warps)
+#if MMA16
+            const T_X* c16 = reinterpret_cast<const T_X*>(cur);
+            if (k < K1) {
+                // C (t, j) at c16[t][j], S^T (j, i) at c16[TT * LDK + i * LDK + j]: the depth j is contiguous
+#pragma unroll
+                for (int kk = 0; kk < KN; kk += 16) {
+                    FragB16 b;
+                    load_b16<LDK, false>(b, c16 + TT * LDK + fj * 16 * LDK + kk);
+#pragma unroll
+                    for (int m = 0; m < OUT_PER_WARP; ++m) {
+                        const int f = warp + m * NWARPS;
+                        if (f < OUT_FRAGS) {
+                            FragA16 a;
+                            load_a16<LDK, false>(a, c16 + (f / (TP / 16)) * 16 * LDK + kk);
+                            mma16<T_X>(acc[m], a, b);
+                        }
+                    }
+                }
+                if (k == K1 - 1) {  // phase 1 done: its sums times exp(cs_t), row by row
+#pragma unroll
+                    for (int m = 0; m < OUT_PER_WARP; ++m) {
+                        const int f = warp + m * NWARPS;
+                        if (f < OUT_FRAGS) acc_scale_rows(acc[m], sE + (f / (TP / 16)) * 16);
+                    }
+                }
+            } else {
+                // x (s, i) at c16[s][i] (the depth s across rows: ldmatrix .trans), M (t, s) at sM[t][s]
+#pragma unroll
+                for (int kk = 0; kk < KS; kk += 16) {
+                    FragB16 b;
+                    load_b16<LDX, true>(b, c16 + kk * LDX + fj * 16);
+#pragma unroll
+                    for (int m = 0; m < OUT_PER_WARP; ++m) {
+                        const int f = warp + m * NWARPS;
+                        if (f < OUT_FRAGS) {
+                            FragA16 a;
+                            load_a16<LDH, false>(a, sM + (f / (TP / 16)) * 16 * LDH + kk);
+                            mma16<T_X>(acc[m], a, b);
+                        }
+                    }
+                }
+            }
+#else
             if (k < K1) {
                 const float* sC = cur;                  // TT x LDK: (t, j) at sC[t][j]
                 const float* sS = cur + TT * LDK;       // TP x LDK: S^T, (j, i) at sS[i][j]
@@ -227,6 +329,7 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
                     }
                 }
             }
+#endif
         }
         __syncthreads();  // this buffer is no longer read: the copies of stage k + NBUF may go in
     }

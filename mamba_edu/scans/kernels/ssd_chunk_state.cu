@@ -19,6 +19,11 @@
 // w, w + NWARPS, ... . The tile goes through shared memory to global memory so that rows/columns past
 // p or n (padding) are never written.
 //
+// With MMA16 = 1 (x and B both float16 or both bfloat16, rows 16-byte aligned, p and n multiples of 8: ssd_cuda
+// checks it), the slices stay 16-bit and the products are mma.sync.m16n8k16 (ssd_mma.cuh): B is used as copied,
+// w_s x_s is rounded to x's type, as the official kernel's tl.dot on 16-bit inputs; both operands have the depth s
+// across rows and are read with ldmatrix .trans.
+//
 // Compile-time sizes (-D): P, N (head dim, state size), Q (chunk), KS (steps per slice, a multiple
 // of 8 dividing Q), TP, TN (tile, multiples of 16), NWARPS, NBUF (stage buffers, default 2),
 // MIN_BLOCKS (optional), T_X, T_B (input types: float, __half,
@@ -57,12 +62,23 @@
 #define T_B float
 #endif
 
+#ifndef MMA16
+#define MMA16 0       // 1: 16-bit slices and products (x and B of type T_X)
+#endif
 #define LDX (TP + 8)  // row strides in shared memory (floats, multiples of 4 for the 16-byte copies): + 8 makes
 #define LDB (TN + 8)  // the fragment reads below (lane 4g + t reads row t, column g) free of bank conflicts
+                      // (MMA16: elements of T_X, multiples of 8 and 8 mod 16 for conflict-free ldmatrix reads)
 #define FRAGS ((TP / 16) * (TN / 16))
 #define PER_WARP ((FRAGS + NWARPS - 1) / NWARPS)
 #define THREADS (NWARPS * 32)
-#define STAGE ((KS * LDX + KS * LDB + 7) / 8 * 8)  // floats of a stage (x and B slices), a 32-byte multiple
+#if MMA16
+#define DEPTH 16      // depth of one MMA
+#define STAGE (((KS * LDX + KS * LDB) / 2 + 7) / 8 * 8)  // floats of a stage (x and B slices), a 32-byte multiple
+#else
+#define DEPTH 8
+#define STAGE ((KS * LDX + KS * LDB + 7) / 8 * 8)
+#endif
+#define BUF_FLOATS (NBUF * STAGE > TP * LDB ? NBUF * STAGE : TP * LDB)  // the stages, then the output tile
 
 #include "ssd_types.cuh"
 
@@ -70,8 +86,10 @@
 #include "ssd_mma.cuh"
 #include "ssd_tiles.cuh"
 
-static_assert(Q % KS == 0 && KS % 8 == 0, "KS must be a multiple of 8 dividing Q");
-static_assert(TP * LDB <= NBUF * STAGE, "the output tile must fit in the stage buffers");
+static_assert(Q % KS == 0 && KS % 16 == 0, "KS must be a multiple of 16 dividing Q");
+#if MMA16
+static_assert(sizeof(T_X) == 2 && sizeof(T_B) == 2, "MMA16 takes 16-bit x and B");
+#endif
 static_assert(Q % 8 == 0, "stage buffers must start 32-byte aligned");
 static_assert(LDX % 32 % 16 == 8 && LDB % 32 % 16 == 8, "strides for conflict-free fragment reads");
 
@@ -95,9 +113,16 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
     const T_B* b_tile = B + (((long)bi * l + chunk0) * g + gi) * N + n0;
     const int rows_left = l - chunk0;                                    // steps of this chunk inside the sequence
     auto issue = [&](int s0, float* dst) {
+#if MMA16
+        T_X* d16 = reinterpret_cast<T_X*>(dst);
+        tile_issue16<KS, TP, LDX>(d16, x_tile + (long)s0 * h * P, h * P, rows_left - s0, P - p0, x);
+        tile_issue16<KS, TN, LDB>(reinterpret_cast<T_B*>(d16 + KS * LDX), b_tile + (long)s0 * g * N, g * N,
+                                  rows_left - s0, N - n0, B);
+#else
         tile_issue<KS, TP, LDX, T_X>(dst, x_tile + (long)s0 * h * P, h * P, rows_left - s0, P - p0, vec_x, x);
         tile_issue<KS, TN, LDB, T_B>(dst + KS * LDX, b_tile + (long)s0 * g * N, g * N, rows_left - s0, N - n0,
                                      vec_b, B);
+#endif
     };
 
     const float cs_last = cs[cs_base + Q - 1];
@@ -118,30 +143,48 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
     for (int k = 0; k < PER_WARP; ++k) acc_zero(acc[k]);
     for (int k = 0; k < slices; ++k) {
         const int s0 = k * KS;
-        float* sX = buf + (k % NBUF) * STAGE;
-        float* sB = sX + KS * LDX;
+        float* cur = buf + (k % NBUF) * STAGE;
         // the copies of slice k + NBUF - 1 fly while this one is multiplied (its buffer was last read by
         // slice k - 1, before the barrier that ended it); one group per slice, empty past the last
         if (k + NBUF - 1 < slices) issue((k + NBUF - 1) * KS, buf + ((k + NBUF - 1) % NBUF) * STAGE);
         cp_async_commit();
         cp_async_wait<NBUF - 1>();  // slice k's group is complete
+#if MMA16
+        T_X* sX = reinterpret_cast<T_X*>(cur);
+        const T_B* sB = reinterpret_cast<const T_B*>(sX + KS * LDX);
+        tile_scale16<KS, TP, LDX>(sX, [&](int s, int, float v) { return v * sW[s0 + s]; });
+#else
+        float* sX = cur;
+        float* sB = sX + KS * LDX;
         tile_finish<KS, TP, LDX, T_X>(sX, x_tile + (long)s0 * h * P, h * P, rows_left - s0, P - p0, vec_x,
                                       [&](int s, int, float v) { return v * sW[s0 + s]; });
         tile_finish<KS, TN, LDB, T_B>(sB, b_tile + (long)s0 * g * N, g * N, rows_left - s0, N - n0, vec_b,
                                       [](int, int, float v) { return v; });
+#endif
         __syncthreads();  // the slice, scaled and rounded by every thread, is visible to all
         if (warp < FRAGS) {  // (only false when the tile has fewer fragments than warps)
 #pragma unroll
-            for (int kk = 0; kk < KS; kk += 8) {
+            for (int kk = 0; kk < KS; kk += DEPTH) {
+#if MMA16
+                FragB16 b;
+                load_b16<LDB, true>(b, sB + kk * LDB + fj * 16);  // (s, j) at sB[s][j]
+#else
                 FragB b;
                 load_b<LDB, 1>(b, sB + kk * LDB + fj * 16);  // (s, j) at sB[s][j]
+#endif
 #pragma unroll
                 for (int m = 0; m < PER_WARP; ++m) {
                     const int f = warp + m * NWARPS;
                     if (f < FRAGS) {
+#if MMA16
+                        FragA16 a;
+                        load_a16<LDX, true>(a, sX + kk * LDX + (f / (TN / 16)) * 16);  // (i, s) at sX[s][i]
+                        mma16<T_X>(acc[m], a, b);
+#else
                         FragA a;
                         load_a<1, LDX>(a, sX + kk * LDX + (f / (TN / 16)) * 16);  // (i, s) at sX[s][i]
                         mma(acc[m], a, b);
+#endif
                     }
                 }
             }

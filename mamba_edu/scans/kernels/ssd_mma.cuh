@@ -66,5 +66,70 @@ __device__ __forceinline__ void acc_store(const Acc16& acc, float* o) {
         *reinterpret_cast<float2*>(o + (g + 8) * LD + 8 * h + 2 * t) = make_float2(acc.c[h][2], acc.c[h][3]);
     }
 }
+// the fragment's rows times e[0 .. 15]
+__device__ __forceinline__ void acc_scale_rows(Acc16& acc, const float* e) {
+    const int g = (threadIdx.x & 31) >> 2;
+    const float top = e[g], bottom = e[g + 8];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) acc.c[h][0] *= top, acc.c[h][1] *= top, acc.c[h][2] *= bottom, acc.c[h][3] *= bottom;
+}
+
+// ---- 16-bit operands (float16 / bfloat16 inputs): mma.sync.m16n8k16, depth 16 per step, float32 accumulation.
+// The PTX ISA fixes each lane's elements (g = lane / 4, t = lane % 4), two consecutive k in each 32-bit register:
+//     A: x[0] = (g, 2t..2t+1), x[1] = (g + 8, 2t..), x[2] = (g, 2t + 8..), x[3] = (g + 8, 2t + 8..);
+//     B (per 8 columns): (2t..2t+1, g), (2t + 8.., g);   acc: as above.
+// Fragments are read with ldmatrix, which loads four 8 x 8 matrices of 16-bit elements whose rows are 16
+// contiguous bytes in shared memory (lanes 8m .. 8m + 7 give the row addresses of matrix m); lane 4g + t gets
+// elements (g, 2t..2t+1) of each matrix, or with .trans elements (2t..2t+1, g): the transposed matrix. So an
+// operand stored with k contiguous is read plainly, one stored with k across rows is read with .trans.
+// Reads are free of bank conflicts when a row stride is an odd multiple of 16 bytes (stride = 8 mod 16 elements).
+struct FragA16 { unsigned x[4]; };     // a 16 x 16 slice of A (16-bit pairs)
+struct FragB16 { unsigned x[2][2]; };  // a 16 x 16 slice of B: left and right 8 columns
+
+template <bool TRANS>
+__device__ __forceinline__ void ldmatrix_x4(unsigned r[4], const void* row) {
+    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(row));
+    if constexpr (TRANS)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+}
+// the row this lane addresses when matrix m of four covers rows 8 (m & 1) .. and columns 8 (m >> 1) .. of a
+// 16 x 16 block at p (row stride LD), or rows 8 (m >> 1) .. and columns 8 (m & 1) .. (`across`)
+template <int LD, bool across, typename T>
+__device__ __forceinline__ const T* ldmatrix_row(const T* p) {
+    const int lane = threadIdx.x & 31, m = lane >> 3, r = lane & 7;
+    return across ? p + (r + 8 * (m >> 1)) * LD + 8 * (m & 1) : p + (r + 8 * (m & 1)) * LD + 8 * (m >> 1);
+}
+// A (16 x 16): element (r, k) at a[r * LD + k] (k contiguous), or at a[k * LD + r] when KROWS (k across rows)
+template <int LD, bool KROWS, typename T>
+__device__ __forceinline__ void load_a16(FragA16& f, const T* a) {
+    ldmatrix_x4<KROWS>(f.x, ldmatrix_row<LD, KROWS>(a));
+}
+// B (16 x 16): element (k, n) at b[n * LD + k] (k contiguous), or at b[k * LD + n] when KROWS
+template <int LD, bool KROWS, typename T>
+__device__ __forceinline__ void load_b16(FragB16& f, const T* b) {
+    unsigned r[4];
+    ldmatrix_x4<KROWS>(r, ldmatrix_row<LD, !KROWS>(b));
+    f.x[0][0] = r[0], f.x[0][1] = r[1], f.x[1][0] = r[2], f.x[1][1] = r[3];
+}
+template <typename T>
+__device__ __forceinline__ void mma16(Acc16& acc, const FragA16& a, const FragB16& b) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        if constexpr (sizeof(T) == 2 && !is_bf16<T>::value)
+            asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                         "{%8, %9}, {%0, %1, %2, %3};\n"
+                         : "+f"(acc.c[h][0]), "+f"(acc.c[h][1]), "+f"(acc.c[h][2]), "+f"(acc.c[h][3])
+                         : "r"(a.x[0]), "r"(a.x[1]), "r"(a.x[2]), "r"(a.x[3]), "r"(b.x[h][0]), "r"(b.x[h][1]));
+        else
+            asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                         "{%8, %9}, {%0, %1, %2, %3};\n"
+                         : "+f"(acc.c[h][0]), "+f"(acc.c[h][1]), "+f"(acc.c[h][2]), "+f"(acc.c[h][3])
+                         : "r"(a.x[0]), "r"(a.x[1]), "r"(a.x[2]), "r"(a.x[3]), "r"(b.x[h][0]), "r"(b.x[h][1]));
+    }
+}
 
 #endif  // MAMBA_EDU_SSD_MMA_CUH

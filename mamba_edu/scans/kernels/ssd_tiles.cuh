@@ -35,14 +35,14 @@ __device__ __forceinline__ bool quads_ok(const T* p, int dim) {
 //   thread's own cp.async copies are visible to it after cp.async.wait_group), one 16-byte shared load
 //   and store per quad; half quads are widened from their raw bytes or, without vec, read here with
 //   plain loads.
-template <int R, int W>
-struct Quads {  // this thread's quads of an R x W tile: quad m at row row(m), columns col(m) .. col(m) + 3
-    static constexpr int count = R * W / 4, per_thread = (count + THREADS - 1) / THREADS;
+template <int R, int W, int V = 4>
+struct Quads {  // this thread's pieces of V columns (4: quads) of an R x W tile: piece m at row(m), columns col(m) ..
+    static constexpr int count = R * W / V, per_thread = (count + THREADS - 1) / THREADS;
     static __device__ __forceinline__ bool mine(int m) {
         return count % THREADS == 0 || threadIdx.x + m * THREADS < count;
     }
-    static __device__ __forceinline__ int row(int m) { return (threadIdx.x + m * THREADS) / (W / 4); }
-    static __device__ __forceinline__ int col(int m) { return 4 * ((threadIdx.x + m * THREADS) % (W / 4)); }
+    static __device__ __forceinline__ int row(int m) { return (threadIdx.x + m * THREADS) / (W / V); }
+    static __device__ __forceinline__ int col(int m) { return V * ((threadIdx.x + m * THREADS) % (W / V)); }
 };
 
 template <int R, int W, int LD, typename T>
@@ -97,6 +97,53 @@ __device__ __forceinline__ void tile_finish(float* dst, const T* base, int strid
         }
         *slot = make_float4(to_tf32(f(r, j, v[0])), to_tf32(f(r, j + 1, v[1])), to_tf32(f(r, j + 2, v[2])),
                             to_tf32(f(r, j + 3, v[3])));
+    }
+}
+
+// ---- 16-bit tiles, for the m16n8k16 products (ssd_mma.cuh). Tiles stay in their input type T (float16 or
+// bfloat16) in shared memory. The host sends only rows that are 16-byte aligned with widths a multiple of 8
+// here, so a tile moves 8 elements (16 bytes) per copy; rows >= nrows and columns >= ncols are staged as zeros.
+// LD (elements) is a multiple of 8.
+template <int R, int W, int LD, typename T>
+__device__ __forceinline__ void tile_issue16(T* dst, const T* base, int stride, int nrows, int ncols, const T* any) {
+    using Qd = Quads<R, W, 8>;
+#pragma unroll
+    for (int m = 0; m < Qd::per_thread; ++m) {
+        if (!Qd::mine(m)) break;
+        const int r = Qd::row(m), j = Qd::col(m);
+        const bool ok = r < nrows && j < ncols;
+        cp_async16(dst + r * LD + j, ok ? base + r * stride + j : any, ok);
+    }
+}
+// after the wait: each thread replaces its own elements v of a 16-bit tile by f(r, j, v), rounded to T
+template <int R, int W, int LD, typename T, typename F>
+__device__ __forceinline__ void tile_scale16(T* dst, F f) {
+    using Qd = Quads<R, W, 8>;
+#pragma unroll
+    for (int m = 0; m < Qd::per_thread; ++m) {
+        if (!Qd::mine(m)) break;
+        const int r = Qd::row(m), j = Qd::col(m);
+        uint4* slot = reinterpret_cast<uint4*>(dst + r * LD + j);
+        uint4 raw = *slot;
+        T* e = reinterpret_cast<T*>(&raw);
+#pragma unroll
+        for (int k = 0; k < 8; ++k) put(e + k, f(r, j + k, to_f(e[k])));
+        *slot = raw;
+    }
+}
+// after the wait: each thread turns its own quads of a float32 tile src (staged by tile_issue, stride LDF)
+// into f(r, j, v) in T at dst (stride LD)
+template <int R, int W, int LDF, int LD, typename T, typename F>
+__device__ __forceinline__ void tile_convert16(const float* src, T* dst, F f) {
+    using Qd = Quads<R, W>;
+#pragma unroll
+    for (int m = 0; m < Qd::per_thread; ++m) {
+        if (!Qd::mine(m)) break;
+        const int r = Qd::row(m), j = Qd::col(m);
+        const float4 q = *reinterpret_cast<const float4*>(src + r * LDF + j);
+        T e[4];
+        put(e, f(r, j, q.x)), put(e + 1, f(r, j + 1, q.y)), put(e + 2, f(r, j + 2, q.z)), put(e + 3, f(r, j + 3, q.w));
+        *reinterpret_cast<uint2*>(dst + r * LD + j) = *reinterpret_cast<const uint2*>(e);
     }
 }
 
