@@ -12,8 +12,9 @@ Inputs fp32, or bf16 for x, dt, B, C (A, D, dt_bias fp32), like the official tes
 
 Ours: ``me.ssd_scan(x, dt, A, B, C, D=..., dt_bias=..., dt_softplus=True)`` exactly as a user calls it,
 on CUDA torch tensors — the default chunk_size (64), and chunk_size=128 / 256 — which runs the fused
-CUDA kernels of ``mamba_edu.scans.ssd_cuda`` (five launches, TF32 tensor-core products, no host
-synchronisation). Official: Triton (its ``tl.dot`` uses TF32 tensor cores for fp32 inputs), chunk 256.
+CUDA kernels of ``mamba_edu.scans.ssd_cuda`` (five launches, tensor-core products: TF32 for fp32 inputs,
+bf16 for bf16 inputs; no host synchronisation). Official: Triton (its ``tl.dot`` uses TF32 tensor cores for
+fp32 inputs), chunk 256.
 ``--generic`` adds the array-generic chunked code of ``mamba_edu.scans.ssd`` (CuPy arrays: strict
 fp32 cuBLAS; torch tensors with the kernels switched off: strict fp32 and TF32 cuBLAS).
 
@@ -127,7 +128,7 @@ def save(rows, opts, verdicts=None):
         issue_official_gpu_us_fp32_bf16={str(k): v for k, v in OFFICIAL_ISSUE_US.items()},
         command="PYTHONPATH=. python benchmarks/ssd_gpu.py",
         ours="me.ssd_scan as called (default arguments, and chunk_size=Q) on CUDA torch tensors: the fused "
-             "CUDA kernels of mamba_edu.scans.ssd_cuda (TF32 tensor-core products)",
+             "CUDA kernels of mamba_edu.scans.ssd_cuda (tensor-core products: TF32 for fp32, bf16 for bf16 inputs)",
         targets="as called <= 1.0x the official; GPU time <= 1.5x (aim 1.0x)",
         summary=verdicts,
         rows=rows,
@@ -245,7 +246,7 @@ def main():
                     return lambda: fn(**a, **k)
                 return lambda: fn(**a, chunk_size=Q, **k)
 
-            kernels = "fused CUDA kernels, TF32 tensor cores" + (", bf16 in" if dtype_name == "bf16" else "")
+            kernels = "fused CUDA kernels, " + ("bf16 tensor cores" if dtype_name == "bf16" else "TF32 tensor cores")
             variants = []
             if mamba_chunk_scan_combined is not None:
                 mode = "TF32 (tl.dot)" if dtype_name == "fp32" else "bf16 tensor cores"

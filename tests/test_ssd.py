@@ -496,6 +496,24 @@ def test_cuda_supports_says_no_without_a_gpu_or_for_other_inputs():
         ssd_cuda.kernel_source("nope")
 
 
+def test_cuda_16bit_tiles_only_for_one_aligned_16bit_dtype():
+    """_mma16 (the state and scan kernels' 16-bit tiles) needs x, B, C of one 16-bit dtype, p and n multiples of 8
+    and 16-byte aligned data; everything else takes the float32 (TF32) tiles."""
+    from mamba_edu.scans import ssd_cuda
+
+    def args(dtype=torch.bfloat16, p=8, n=16, **dtypes):
+        t = to_torch(make(b=1, l=8, h=2, p=p, g=1, n=n, extras=False), torch.float32)
+        return [t[k].to(dtypes.get(k, dtype)) for k in ("x", "B", "C")]
+
+    assert ssd_cuda._mma16(*args()) and ssd_cuda._mma16(*args(torch.float16))
+    assert not ssd_cuda._mma16(*args(torch.float32))
+    assert not ssd_cuda._mma16(*args(C=torch.float32)) and not ssd_cuda._mma16(*args(B=torch.float16))
+    assert not ssd_cuda._mma16(*args(p=6)) and not ssd_cuda._mma16(*args(n=12))
+    x, B, C = args()
+    shifted = torch.empty(x.numel() + 1, dtype=x.dtype)[1:].view(x.shape)
+    assert not ssd_cuda._mma16(shifted, B, C)
+
+
 def test_cuda_launch_arguments_match_the_kernel_signatures():
     """The launcher passes each kernel its arguments in the order, kind and names of the .cu signature."""
     import re

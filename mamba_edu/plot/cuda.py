@@ -143,9 +143,9 @@ def ssd_text(record):
                      f"as called {s['best_called_us']:.0f} vs {s['official_called_us']:.0f} µs, "
                      f"{s['called_ratio']:.2f}× ({verdict(s['called_target_met'])}); default chunk size: "
                      f"{s['default_gpu_ratio']:.2f}× GPU, {s['default_called_ratio']:.2f}× as called")
-    text = (f"{record.get('code', 'our fused CUDA kernels')}. Our fused CUDA kernels (TF32 tensor cores) through "
-            "`me.ssd_scan`, beside the official Triton `mamba_chunk_scan_combined` in the same run (targets: GPU "
-            "time ≤ 1.5×, as called ≤ 1.0×): " + " · ".join(parts) + ".")
+    text = (f"{record.get('code', 'our fused CUDA kernels')}. Our fused CUDA kernels (tensor cores: TF32 for fp32, "
+            "bf16 for bf16 inputs) through `me.ssd_scan`, beside the official Triton `mamba_chunk_scan_combined` "
+            "in the same run (targets: GPU time ≤ 1.5×, as called ≤ 1.0×): " + " · ".join(parts) + ".")
     rows = record.get("kernels", {}).get("rows", [])
     if rows:
         text += (" Profiler, GPU time per call of `me.ssd_scan` (the same code, another process of the same "

@@ -17,8 +17,12 @@ output once, in x's dtype. Each kernel is a readable ``.cu`` file in ``scans/ker
 Matrix products run on tensor cores (the PTX instruction ``mma.sync.m16n8k8``, ``kernels/ssd_mma.cuh``)
 with TF32 inputs (10-bit mantissa) and float32 accumulation, like the official Triton kernel's ``tl.dot``
 on float32: expect errors of about 1e-4 … 1e-3 of the output's scale against a float64 reference
-(strict float32 products would give ~1e-6). Everything else (exponentials, softplus, sums, the state
-passing) is float32.
+(strict float32 products would give ~1e-6). When x, B and C are all float16 or all bfloat16 (and p, n are
+multiples of 8, the tensors 16-byte aligned: :func:`_mma16`), ``ssd_chunk_state`` and ``ssd_chunk_scan``
+keep their tiles in that 16-bit type and multiply with ``mma.sync.m16n8k16`` (twice the depth per
+instruction, half the bytes), rounding M, Δ_s·x_s and the passed states to it, as the official kernel does
+for 16-bit inputs; otherwise 16-bit inputs are widened to TF32 tiles. Everything else (exponentials,
+softplus, sums, the state passing) is float32.
 
 :func:`ssd_scan_cuda` launches them on torch's current stream with no host synchronisation (forward
 only). :func:`mamba_edu.ssd_scan` with ``method="chunked"`` sends torch CUDA tensors here when
@@ -315,8 +319,8 @@ def _launch_args(x, dt, A, B, C, D, z, dt_bias, h0, dt_out, cs, CB, states, ente
         "bmm": (("B", B), ("C", C), ("CB", CB), ("l", l), ("g", g), ("nchunks", c)),
         "state": (("x", x), ("B", B), ("dt_out", dt_out), ("cs", cs), ("states", states), ("l", l), ("h", h),
                   ("g", g), ("nchunks", c)),
-        "passing": (("states", states), ("entering", entering), ("cs", cs), ("h0", h0), ("final_state", final), ("h", h), ("nchunks", c),
-                    ("Q", Q), ("pn", p * n)),
+        "passing": (("states", states), ("entering", entering), ("cs", cs), ("h0", h0), ("final_state", final),
+                    ("h", h), ("nchunks", c), ("Q", Q), ("pn", p * n)),
         "scan": (("x", x), ("C", C), ("CB", CB), ("z", z), ("D", D), ("dt_out", dt_out), ("cs", cs),
                  ("states", entering), ("out", out), ("l", l), ("h", h), ("g", g), ("nchunks", c),
                  ("flags", flags_scan)),
