@@ -305,6 +305,12 @@ def tf32_round(a):
     return ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32).astype(np.float64)
 
 
+def tf32_truncate(a):
+    """A float32 operand as the tensor cores read it when it is used as copied: its top 19 bits (TF32, truncated)."""
+    bits = np.asarray(a, dtype=np.float32).view(np.uint32)
+    return (bits & np.uint32(0xFFFFE000)).view(np.float32).astype(np.float64)
+
+
 def kernels_emulated(x, dt, A, B, C, Q, D=None, z=None, dt_bias=None, dt_softplus=False, h0=None, tile=None,
                      tf32=False):
     """The five kernels of mamba_edu/scans/kernels/ssd_*.cu replayed in float64 numpy, block by block.
@@ -315,7 +321,8 @@ def kernels_emulated(x, dt, A, B, C, Q, D=None, z=None, dt_bias=None, dt_softplu
     past p or n, s ≤ t) and loop bounds (slices up to the diagonal): a check of the decomposition the
     kernels implement, without a GPU. It is a separate numpy program, so it cannot see the kernels' own
     index expressions, thread loops or barriers — only the GPU tests check those.
-    ``tf32=True`` also rounds every staged matrix-product operand to TF32 as the
+    ``tf32=True`` also rounds the operands the kernels compute (M, w_s x_s, bmm's C and B) to TF32 and
+    truncates those they multiply as copied (the scan's C, S and x, the state's B), as the float32
     kernels do (to size the GPU tests' tolerances); otherwise all is float64.
     """
     from mamba_edu.scans import ssd_cuda
@@ -326,6 +333,7 @@ def kernels_emulated(x, dt, A, B, C, Q, D=None, z=None, dt_bias=None, dt_softplu
     t = tile or ssd_cuda.tiles(p, n, Q)
     r16 = lambda v, m: -(-v // m) * m  # noqa: E731
     r32 = tf32_round if tf32 else (lambda a: a)
+    t32 = tf32_truncate if tf32 else (lambda a: a)
     # 1. ssd_chunk_cumsum: one block per (chunk, b·h), thread s = step s
     dt_out = np.zeros((b, h, c, Q))
     cs = np.zeros((b, h, c, Q))
@@ -380,7 +388,7 @@ def kernels_emulated(x, dt, A, B, C, Q, D=None, z=None, dt_bias=None, dt_softplu
                 acc = np.zeros((TP, TN))
                 for s0 in range(0, Q, KS):
                     sX = r32(rows(x, bi, ci, s0, KS, p0, TP, hi=hi) * w[s0:s0 + KS, None])
-                    sB = r32(rows(B, bi, ci, s0, KS, n0, TN, gi=gi))
+                    sB = t32(rows(B, bi, ci, s0, KS, n0, TN, gi=gi))
                     acc += sX.T @ sB
                 pi, nj = min(TP, p - p0), min(TN, n - n0)
                 states[bi, ci, hi, p0:p0 + pi, n0:n0 + nj] = acc[:pi, :nj]
@@ -406,16 +414,17 @@ def kernels_emulated(x, dt, A, B, C, Q, D=None, z=None, dt_bias=None, dt_softplu
                 t0 = rt * TT
                 csT = cs[bi, hi, ci, t0:t0 + TT]
                 # phase 1: slices of KN columns of n (zeros past n)
-                sC = r32(rows(C, bi, ci, t0, TT, 0, NKP, gi=gi) * np.exp(csT)[:, None])  # decay folded into C's rows
+                sC = t32(rows(C, bi, ci, t0, TT, 0, NKP, gi=gi))
                 S = np.zeros((TP, NKP))
                 S[:min(TP, p - p0), :n] = states[bi, ci, hi, p0:p0 + TP]
                 acc = np.zeros((TT, TP))
                 for k0 in range(0, NKP, KN):
-                    acc += sC[:, k0:k0 + KN] @ r32(S[:, k0:k0 + KN]).T
+                    acc += sC[:, k0:k0 + KN] @ t32(S[:, k0:k0 + KN]).T
+                acc *= np.exp(csT)[:, None]  # the decay of each row, once phase 1 is done
                 # phase 2: slices of KS steps up to the diagonal
                 for sb in range((t0 + TT) // KS2):
                     s0 = sb * KS2
-                    sX = r32(rows(x, bi, ci, s0, KS2, p0, TP, hi=hi))
+                    sX = t32(rows(x, bi, ci, s0, KS2, p0, TP, hi=hi))
                     csS, dtS = cs[bi, hi, ci, s0:s0 + KS2], dt_out[bi, hi, ci, s0:s0 + KS2]
                     causal = (s0 + np.arange(KS2))[None, :] <= (t0 + np.arange(TT))[:, None]
                     cb = CB[bi, ci, gi, t0:t0 + TT, s0:s0 + KS2]
@@ -544,6 +553,7 @@ def test_tf32_rounding_stays_inside_the_gpu_tests_tolerance():
     """With the kernels' TF32 rounding replayed, the error vs float64 is that of TF32 (not 0) and inside the
     3e-3 that tests/gpu/test_ssd_cuda.py allows for float32 inputs, at its small sizes and the largest p, n."""
     assert tf32_round(np.float32(1 + 2**-11)) == 1 + 2**-10 and tf32_round(np.float32(1 + 2**-12)) == 1.0
+    assert tf32_truncate(np.float32(1 + 2**-10 + 2**-11)) == 1 + 2**-10 and tf32_truncate(np.float32(-1.75)) == -1.75
     for shape, Q in [(dict(b=2, l=300, h=4, p=8, g=2, n=16), 64), (dict(b=1, l=150, h=2, p=128, g=1, n=256), 64)]:
         args = make(**shape, seed=3)
         out, final = kernels_emulated(**{k: args[k] for k in ("x", "dt", "A", "B", "C", "D", "z", "dt_bias")}, Q=Q,

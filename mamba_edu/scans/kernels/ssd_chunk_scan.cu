@@ -10,7 +10,7 @@
 // One block computes TT rows (steps t0 .. t0+TT-1 of the chunk) x TP columns (channels p0 ..) of y,
 // as one accumulation over a sequence of stages, each a small matrix product on tensor cores:
 //   1. stages 0 .. K1-1: slices of KN columns j of the state's depth n:
-//      acc += (exp(cs_t) C[t, j]) S[i, j]^T;
+//      acc += C[t, j] S[i, j]^T;   after the last one, acc[t, :] *= exp(cs_t) (once per row);
 //   2. stages K1 .. : slices of KS steps s up to the diagonal (causality: later slices contribute 0):
 //      acc += M[t, s] x[s, i], M[t, s] = CB[t, s] exp(cs_t - cs_s) delta_s for s <= t, 0 above (the
 //      mask is applied before the exp: no inf);
@@ -18,18 +18,17 @@
 // The stages are pipelined through NBUF shared-memory buffers (default 2): while the warps multiply
 // stage k, the copies of stages k+1 .. k+NBUF-1 are in flight (cp.async: the data passes no registers).
 // Inputs are copied raw, 4 elements at a time (16 bytes of float, 8 of half, when rows are aligned;
-// otherwise float goes 4 bytes at a time and half is read with plain loads later), then each thread
-// widens, scales/masks and rounds to TF32 the elements it copied itself (cp.async.wait_group makes a
-// thread's own copies visible to it).
+// otherwise float goes 4 bytes at a time and half is read with plain loads later). Float32 tiles (C, S, x) are
+// multiplied as copied; each thread widens the 16-bit elements it copied itself and computes, masks and rounds
+// to TF32 its elements of M (cp.async.wait_group makes a thread's own copies visible to it).
 // Tensor-core products are the PTX instruction mma.sync.m16n8k8 on TF32 inputs with float32 accumulation
-// (ssd_mma.cuh), like the official kernel's tl.dot on fp32; each lane reads its operand elements from shared
-// memory itself, with strides that make the reads free of bank conflicts. Warp w owns the 16 x 16 output
-// fragments w, w + NWARPS, ... .
+// (ssd_mma.cuh), like the official kernel's tl.dot on fp32 (the tensor cores read the top 19 bits of a float32
+// operand: TF32, truncated); each lane reads its operand elements from shared memory itself, with strides that
+// make the reads free of bank conflicts. Warp w owns the 16 x 16 output fragments w, w + NWARPS, ... .
 // With MMA16 = 1 (x, C and the entering states all float16 or all bfloat16, rows 16-byte aligned, p and n
 // multiples of 8: ssd_cuda checks it), the tiles stay 16-bit and the products are mma.sync.m16n8k16, twice the
 // depth per instruction at half the bytes, as the official kernel's tl.dot on 16-bit inputs: x, C and S are
-// copied raw (no finish step); exp(cs_t) scales the phase-1 sums once, after phase 1; M is rounded to x's type
-// (into its own buffer sM, from the float32 CB slice).
+// used as copied; M is rounded to x's type (into its own buffer sM, from the float32 CB slice).
 //
 // Compile-time sizes (-D): P, N, Q, TT (rows per block, a multiple of 16 dividing Q), TP (channels
 // per block, a multiple of 16), KS (steps per slice of the diagonal part, a multiple of 16 dividing TT),
@@ -203,18 +202,15 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
             tile_issue<TT, KS, LDM, float>(dst + KS * LDX, cb_tile + s0, Q, TT, KS, vec_cb, CB);
         }
     };
-    // stage k's own elements: scale, mask, round to tf32
+    // stage k's own elements: 16-bit C and x widened (float32 ones and S are used as copied); M computed,
+    // masked and rounded to tf32
     auto finish = [&](int k, float* dst) {
         if (k < K1) {
             const int k0 = k * KN;
-            tile_finish<TT, KN, LDK, T_C>(dst, c_tile + k0, g * N, rows_left - t0, N - k0, vec_c,
-                                          [&](int r, int, float v) { return v * sE[r]; });
-            tile_finish<TP, KN, LDK, float>(dst + TT * LDK, s_tile + k0, N, P - p0, N - k0, vec_s,
-                                            [](int, int, float v) { return v; });
+            tile_widen<TT, KN, LDK, T_C>(dst, c_tile + k0, g * N, rows_left - t0, N - k0, vec_c);
         } else {
             const int s0 = (k - K1) * KS;
-            tile_finish<KS, TP, LDX, T_X>(dst, x_tile + (long)s0 * h * P, h * P, rows_left - s0, P - p0, vec_x,
-                                          [](int, int, float v) { return v; });
+            tile_widen<KS, TP, LDX, T_X>(dst, x_tile + (long)s0 * h * P, h * P, rows_left - s0, P - p0, vec_x);
             tile_finish<TT, KS, LDM, float>(dst + KS * LDX, cb_tile + s0, Q, TT, KS, vec_cb,
                                             [&](int r, int s, float v) { return m_entry(s0, r, s, v); });
         }
@@ -267,13 +263,6 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
                             load_a16<LDK, false>(a, c16 + (f / (TP / 16)) * 16 * LDK + kk);
                             mma16<T_X>(acc[m], a, b);
                         }
-                    }
-                }
-                if (k == K1 - 1) {  // phase 1 done: its sums times exp(cs_t), row by row
-#pragma unroll
-                    for (int m = 0; m < OUT_PER_WARP; ++m) {
-                        const int f = warp + m * NWARPS;
-                        if (f < OUT_FRAGS) acc_scale_rows(acc[m], sE + (f / (TP / 16)) * 16);
                     }
                 }
             } else {
@@ -330,6 +319,13 @@ ssd_chunk_scan(const T_X* __restrict__ x, const T_C* __restrict__ C, const float
                 }
             }
 #endif
+            if (k == K1 - 1) {  // phase 1 done: its sums times exp(cs_t), row by row
+#pragma unroll
+                for (int m = 0; m < OUT_PER_WARP; ++m) {
+                    const int f = warp + m * NWARPS;
+                    if (f < OUT_FRAGS) acc_scale_rows(acc[m], sE + (f / (TP / 16)) * 16);
+                }
+            }
         }
         __syncthreads();  // this buffer is no longer read: the copies of stage k + NBUF may go in
     }

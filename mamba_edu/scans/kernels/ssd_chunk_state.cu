@@ -11,10 +11,11 @@
 // k+1 .. k+NBUF-1 are in flight
 // (cp.async, 4 elements at a time: 16 bytes of float, 8 of half, when rows are aligned; otherwise float
 // goes 4 bytes at a time and half is read with plain loads later). After the wait, each thread widens
-// and scales the x elements it copied itself by w_s (sX[s][i] = w_s x[s, i]) and rounds them and its B
-// elements (sB[s][j]) to TF32.
+// and scales the x elements it copied itself by w_s (sX[s][i] = w_s x[s, i]) and rounds them to TF32; its B
+// elements (sB[s][j]) are used as copied (16-bit ones widened).
 // Then the warps multiply on tensor cores with mma.sync.m16n8k8 (ssd_mma.cuh): TF32 inputs (10-bit
-// mantissa, like the official kernel's tl.dot on fp32), float32 accumulation, 16 x 16 output fragments.
+// mantissa, like the official kernel's tl.dot on fp32; of a float32 operand the tensor cores read the top 19
+// bits, TF32 truncated), float32 accumulation, 16 x 16 output fragments.
 // Xw^T is read from sX as a column-major matrix (no transpose copy). Warp w owns the output fragments
 // w, w + NWARPS, ... . The tile goes through shared memory to global memory so that rows/columns past
 // p or n (padding) are never written.
@@ -158,8 +159,7 @@ ssd_chunk_state(const T_X* __restrict__ x, const T_B* __restrict__ B, const floa
         float* sB = sX + KS * LDX;
         tile_finish<KS, TP, LDX, T_X>(sX, x_tile + (long)s0 * h * P, h * P, rows_left - s0, P - p0, vec_x,
                                       [&](int s, int, float v) { return v * sW[s0 + s]; });
-        tile_finish<KS, TN, LDB, T_B>(sB, b_tile + (long)s0 * g * N, g * N, rows_left - s0, N - n0, vec_b,
-                                      [](int, int, float v) { return v; });
+        tile_widen<KS, TN, LDB, T_B>(sB, b_tile + (long)s0 * g * N, g * N, rows_left - s0, N - n0, vec_b);
 #endif
         __syncthreads();  // the slice, scaled and rounded by every thread, is visible to all
         if (warp < FRAGS) {  // (only false when the tile has fewer fragments than warps)

@@ -146,5 +146,13 @@ __device__ __forceinline__ void tile_convert16(const float* src, T* dst, F f) {
         *reinterpret_cast<uint2*>(dst + r * LD + j) = *reinterpret_cast<const uint2*>(e);
     }
 }
+// after the wait: a tile of 16-bit inputs widened to float in place (exactly: their mantissas fit TF32). A float32
+// tile is used as copied: the tensor cores read the top 19 bits of each float (TF32, truncated), as for the
+// official kernel's tl.dot on float32, so it needs no pass here.
+template <int R, int W, int LD, typename T>
+__device__ __forceinline__ void tile_widen(float* dst, const T* base, int stride, int nrows, int ncols, bool vec) {
+    if constexpr (!is_f32<T>::value)
+        tile_finish<R, W, LD, T>(dst, base, stride, nrows, ncols, vec, [](int, int, float v) { return v; });
+}
 
 #endif  // MAMBA_EDU_SSD_TILES_CUH
