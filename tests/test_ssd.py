@@ -5,6 +5,7 @@ Tolerances (max error relative to the output's largest entry): float64 paths 1e-
 paths 1e-5; transformers' pure-PyTorch ``mamba2_chunk_scan`` (it computes in float32) 1e-5.
 """
 
+import itertools
 import math
 
 import numpy as np
@@ -479,8 +480,8 @@ def test_cuda_tiles_and_shared_memory_fit_sm90():
 
     for Q in ssd_cuda.CHUNK_SIZES:
         for p in range(1, ssd_cuda.MAX_P + 1):
-            for n in range(1, ssd_cuda.MAX_N + 1):
-                t = ssd_cuda.tiles(p, n, Q)
+            for n, mma16 in itertools.product(range(1, ssd_cuda.MAX_N + 1), (False, True)):
+                t = ssd_cuda.tiles(p, n, Q, mma16)
                 assert Q % t["state"]["KS"] == 0 and Q % t["scan"]["TT"] == 0 and t["scan"]["TT"] % t["scan"]["KS"] == 0
                 assert all(v % 16 == 0 for v in (*t["state"].values(), *t["scan"].values()))
                 assert t["bmm"]["TT"] == t["scan"]["TT"]  # step 4 reads the tiles step 2a wrote
@@ -488,8 +489,7 @@ def test_cuda_tiles_and_shared_memory_fit_sm90():
                 for cols in (t["state"]["TN"], t["state"]["TP"], t["scan"]["TP"]):
                     assert ssd_cuda.NWARPS % (cols // 16) == 0, (p, n, Q, t)
                 for step in ("bmm", "state", "scan"):
-                    assert 0 < ssd_cuda.shared_bytes(step, p, n, Q) <= SMEM_LIMIT
-                    assert 0 < ssd_cuda.shared_bytes(step, p, n, Q, mma16=True) <= SMEM_LIMIT
+                    assert 0 < ssd_cuda.shared_bytes(step, p, n, Q, mma16) <= SMEM_LIMIT
 
 
 def test_cuda_supports_says_no_without_a_gpu_or_for_other_inputs():

@@ -71,6 +71,12 @@ PASSING_THREADS = 256
 # Q = 128 took 474 µs in fp32 and 478 µs in bf16, against 524 and 519 µs with SLICE = 32 and the compiler's
 # register choice for the scan.
 MIN_BLOCKS = {"state": 4, "scan": 4}
+# the state kernel's tiles of 128 columns of n (see tiles()) hold four accumulator fragments per warp: blocks per SM
+# by the bytes of one column of a slice (KS steps): 4 up to 64 bytes, else 3 (72 registers a thread). Measured on
+# the H200 (profiler, one process, 2026-12-03) at (8, 2048, 24, 64, 1, 128): chunk_state 120 → 98 µs (bf16, Q = 64:
+# 64-byte columns), 80 → 70 µs (bf16, Q = 128) and 162 → 145 µs (fp32, Q = 64: 128-byte columns), against
+# tiles of 64 columns.
+WIDE_STATE_MIN_BLOCKS = {64: 4, 128: 3}
 SLICE = 64  # steps (state, scan) and columns of n (scan's phase 1) per pipelined slice: 16 times a power of two
 BUFFERS = 2  # shared-memory stage buffers of the state and scan kernels (BUFFERS - 1 slices copied ahead)
 _DTYPES = {"float32": "float", "float16": "__half", "bfloat16": "__nv_bfloat16"}  # input dtype → C type
@@ -104,24 +110,33 @@ def _round_up(v, m):
 
 
 @functools.cache
-def tiles(p, n, Q):
+def tiles(p, n, Q, mma16=False):
     """Tile sizes of the two matrix-product kernels for head dimension p, state size n and chunk Q.
 
     ``bmm``: TT × TT tiles of each chunk's C Bᵀ (Q × Q);
     ``state``: slices of KS steps, output tiles TP × TN of the (p × n) chunk state;
     ``scan``: TT rows (steps) × TP channels of the output per block, its diagonal part in slices of KS
     steps (its state part in slices of :func:`scan_depth_slice` columns of n).
-    TP and TN are 16 times a power of two (16, 32, 64): the kernels split a tile's 16-wide fragment
+    TP and TN are 16 times a power of two (16, 32, 64; TN also 128): the kernels split a tile's 16-wide fragment
     columns evenly over their NWARPS = 8 warps. p and n are padded up to them (padding is masked).
     Slices are at most :data:`SLICE` = 64 steps, and the state kernel's at most half a chunk (16 at least), as the
     kernels copy the next slice while they multiply the current one (:data:`BUFFERS` shared-memory
-    buffers); TN ≤ 64 keeps the state kernel at two accumulator fragments per warp.
+    buffers). The state kernel's TN is at most 128 when one column of a slice (KS steps, 4 bytes an element, 2 with
+    ``mma16``'s 16-bit tiles) takes at most 128 bytes — its two stage buffers then stay under 56 KB — else 64:
+    fewer, longer blocks that read each x slice once (:data:`WIDE_STATE_MIN_BLOCKS`).
     """
     tp = min(_pow2_blocks(p), 64)
     tt = min(Q, 64)
+    ks = max(16, min(Q // 2, SLICE))
+    tn_max = 128 if _slice_column_bytes(ks, mma16) <= max(WIDE_STATE_MIN_BLOCKS) else 64
     return {"bmm": {"TT": tt},
-            "state": {"KS": max(16, min(Q // 2, SLICE)), "TP": tp, "TN": min(_pow2_blocks(n), 64)},
+            "state": {"KS": ks, "TP": tp, "TN": min(_pow2_blocks(n), tn_max)},
             "scan": {"TT": tt, "TP": tp, "KS": min(tt, SLICE)}}
+
+
+def _slice_column_bytes(ks, mma16):
+    """Bytes of one column of a state-kernel slice in shared memory: KS elements of the tiles' type."""
+    return ks * (2 if mma16 else 4)
 
 
 def scan_depth_slice(n, mma16=False):
@@ -140,7 +155,7 @@ def shared_bytes(step, p, n, Q, mma16=False):
 
     ``mma16``: the 16-bit tiles of the state and scan kernels (MMA16 = 1), whose slices take half the bytes.
     """
-    t = tiles(p, n, Q)
+    t = tiles(p, n, Q, mma16)
     nk = _round_up(n, 8)
     if step == "bmm":
         return 4 * 2 * t["bmm"]["TT"] * (nk + 4)
@@ -175,11 +190,14 @@ def defines(step, p, n, Q, types=None, mma16=False):
         return {"Q": Q, "T_DT": ty("dt")}
     if step == "passing":
         return {"T_S": ty("x")} if mma16 else {}
-    t = tiles(p, n, Q)[step]
+    t = tiles(p, n, Q, mma16)[step]
     if step == "bmm":
         return {"N": n, "Q": Q, **t, "NWARPS": NWARPS, "T_B": ty("B"), "T_C": ty("C")}
-    bounds = {"NBUF": BUFFERS, **({"MIN_BLOCKS": MIN_BLOCKS[step]} if MIN_BLOCKS.get(step) else {}),
-              **({"MMA16": 1} if mma16 else {})}
+    min_blocks = MIN_BLOCKS.get(step)
+    if step == "state" and t["TN"] > 64 and min_blocks:
+        column = _slice_column_bytes(t["KS"], mma16)
+        min_blocks = WIDE_STATE_MIN_BLOCKS[min(k for k in WIDE_STATE_MIN_BLOCKS if column <= k)]
+    bounds = {"NBUF": BUFFERS, **({"MIN_BLOCKS": min_blocks} if min_blocks else {}), **({"MMA16": 1} if mma16 else {})}
     if step == "state":
         return {"P": p, "N": n, "Q": Q, **t, "NWARPS": NWARPS, **bounds, "T_X": ty("x"), "T_B": ty("B")}
     if step == "scan":
@@ -288,7 +306,7 @@ def _plan(device, b, l, h, p, g, n, Q, types, mma16):
         raise RuntimeError(f"SSD kernels need {smem} bytes of shared memory, more than {SMEM_LIMIT}")
     for step in ("bmm", "state", "scan"):
         kernels[step].max_dynamic_shared_size_bytes = smem[step]
-    t = tiles(p, n, Q)
+    t = tiles(p, n, Q, mma16)
     tt_b = t["bmm"]["TT"]
     tp_s, tn_s = t["state"]["TP"], t["state"]["TN"]
     tt, tp = t["scan"]["TT"], t["scan"]["TP"]
