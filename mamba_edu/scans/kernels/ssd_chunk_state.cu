@@ -26,7 +26,7 @@
 // across rows and are read with ldmatrix .trans.
 //
 // Compile-time sizes (-D): P, N (head dim, state size), Q (chunk), KS (steps per slice, a multiple
-// of 8 dividing Q), TP, TN (tile, multiples of 16), NWARPS, NBUF (stage buffers, default 2),
+// of 16 dividing Q), TP, TN (tile, multiples of 16), NWARPS, NBUF (stage buffers, default 2), MMA16,
 // MIN_BLOCKS (optional), T_X, T_B (input types: float, __half,
 // __nv_bfloat16). Grid: (ceil(P/TP) * ceil(N/TN), chunks, b*h).
 // Layout: x (b, l, h, p); B (b, l, g, n), head hi uses group hi / (h/g); dt_out, cs (b, h, chunks, Q);

@@ -1,7 +1,8 @@
 // Shared by ssd_chunk_scan.cu and ssd_chunk_state.cu (lesson 8): the cp.async staging of operand tiles into
-// shared memory, rounded to TF32 for the tensor cores, and the pipeline's compile-time knobs (NBUF stage
-// buffers, BOUNDS from MIN_BLOCKS). The including kernel defines THREADS and includes ssd_types.cuh,
-// cp_async.cuh and ssd_mma.cuh (to_tf32) first. kernel_source() pastes this file in place of its #include.
+// shared memory (float32 tiles, with the operands a kernel computes rounded to TF32; or 16-bit tiles), and the
+// pipeline's compile-time knobs (NBUF stage buffers, BOUNDS from MIN_BLOCKS). The including kernel defines
+// THREADS and includes ssd_types.cuh, cp_async.cuh and ssd_mma.cuh (to_tf32) first. kernel_source() pastes this
+// file in place of its #include.
 #ifndef MAMBA_EDU_SSD_TILES_CUH
 #define MAMBA_EDU_SSD_TILES_CUH
 
