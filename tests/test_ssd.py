@@ -324,7 +324,8 @@ def kernels_emulated(x, dt, A, B, C, Q, D=None, z=None, dt_bias=None, dt_softplu
     index expressions, thread loops or barriers — only the GPU tests check those.
     ``tf32=True`` also rounds the operands the kernels compute (M, w_s x_s, bmm's C and B) to TF32 and
     truncates those they multiply as copied (the scan's C, S and x, the state's B), as the float32
-    kernels do (to size the GPU tests' tolerances); otherwise all is float64.
+    kernels do (to size the GPU tests' tolerances); otherwise all is float64. It replays the float32 tiles
+    only, not the 16-bit ones (MMA16), whose roundings the GPU tests bound.
     """
     from mamba_edu.scans import ssd_cuda
 

@@ -72,7 +72,7 @@ PASSING_THREADS = 256
 # register choice for the scan.
 MIN_BLOCKS = {"state": 4, "scan": 4}
 # the state kernel's tiles of 128 columns of n (see tiles()) hold four accumulator fragments per warp: blocks per SM
-# by the bytes of one column of a slice (KS steps): 4 up to 64 bytes, else 3 (72 registers a thread). Measured on
+# by the bytes of one column of a slice (KS steps): 4 up to 64 bytes, else 3 (up to 80 registers a thread). Measured on
 # the H200 (profiler, one process, 2026-12-03) at (8, 2048, 24, 64, 1, 128): chunk_state 120 → 98 µs (bf16, Q = 64:
 # 64-byte columns), 80 → 70 µs (bf16, Q = 128) and 162 → 145 µs (fp32, Q = 64: 128-byte columns), against
 # tiles of 64 columns.
@@ -392,7 +392,9 @@ def ssd_scan_cuda(x, dt, A, B, C, chunk_size=64, D=None, z=None, dt_bias=None, d
     RuntimeError
         When CuPy or a CUDA GPU is missing.
 
-    Accuracy: TF32 matrix products (see the module docstring). Explained in lesson 8.
+    Accuracy: TF32 matrix products, or 16-bit ones for 16-bit x, B, C (see the module docstring; 16-bit inputs
+    that are not 16-byte aligned take the TF32 tiles, so their results can differ in the last bits from those
+    of aligned copies). Explained in lesson 8.
     """
     import torch
 

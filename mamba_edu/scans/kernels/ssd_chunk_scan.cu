@@ -32,7 +32,7 @@
 //
 // Compile-time sizes (-D): P, N, Q, TT (rows per block, a multiple of 16 dividing Q), TP (channels
 // per block, a multiple of 16), KS (steps per slice of the diagonal part, a multiple of 16 dividing TT),
-// KN (columns of n per slice of phase 1, a multiple of 8), NWARPS, NBUF, MIN_BLOCKS (optional); input types
+// KN (columns of n per slice of phase 1, a multiple of the MMA depth: 8, or 16 with MMA16), NWARPS, NBUF, MIN_BLOCKS (optional); input types
 // T_X, T_C, T_Z (float, __half, __nv_bfloat16); the output has x's type.
 // Grid: ((Q/TT) * ceil(P/TP), chunks, b*h).
 // Layout: x, z, out (b, l, h, p); C (b, l, g, n), head hi uses group hi / (h/g); CB (b, chunks, g, Q, Q);
@@ -120,7 +120,8 @@ static_assert(TT % KS == 0 && KS % 16 == 0, "KS must be a multiple of 16 dividin
 static_assert(KN % DEPTH == 0, "KN must be a multiple of the MMA depth");
 static_assert(SMALL % 8 == 0, "stage buffers must start 32-byte aligned");
 #if MMA16
-static_assert(sizeof(T_X) == 2, "MMA16 takes 16-bit x, C and states");
+static_assert(sizeof(T_X) == 2 && sizeof(T_C) == 2 && is_bf16<T_X>::value == is_bf16<T_C>::value,
+              "MMA16 takes x and C of one 16-bit type");
 static_assert(LDK % 16 == 8 && LDX % 16 == 8 && LDH % 16 == 8 && (LDM / 4) % 2 == 1,
               "strides for 16-byte rows and conflict-free fragment reads");
 #else

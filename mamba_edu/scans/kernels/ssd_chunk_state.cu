@@ -89,7 +89,8 @@
 
 static_assert(Q % KS == 0 && KS % 16 == 0, "KS must be a multiple of 16 dividing Q");
 #if MMA16
-static_assert(sizeof(T_X) == 2 && sizeof(T_B) == 2, "MMA16 takes 16-bit x and B");
+static_assert(sizeof(T_X) == 2 && sizeof(T_B) == 2 && is_bf16<T_X>::value == is_bf16<T_B>::value,
+              "MMA16 takes x and B of one 16-bit type");
 #endif
 static_assert(Q % 8 == 0, "stage buffers must start 32-byte aligned");
 static_assert(LDX % 32 % 16 == 8 && LDB % 32 % 16 == 8, "strides for conflict-free fragment reads");
