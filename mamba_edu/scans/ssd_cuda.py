@@ -71,12 +71,6 @@ PASSING_THREADS = 256
 # Q = 128 took 474 µs in fp32 and 478 µs in bf16, against 524 and 519 µs with SLICE = 32 and the compiler's
 # register choice for the scan.
 MIN_BLOCKS = {"state": 4, "scan": 4}
-# the state kernel's tiles of 128 columns of n (see tiles()) hold four accumulator fragments per warp: blocks per SM
-# by the bytes of one column of a slice (KS steps): 4 up to 64 bytes, else 3 (up to 80 registers a thread). Measured on
-# the H200 (profiler, one process, 2026-12-03) at (8, 2048, 24, 64, 1, 128): chunk_state 120 → 98 µs (bf16, Q = 64:
-# 64-byte columns), 80 → 70 µs (bf16, Q = 128) and 162 → 145 µs (fp32, Q = 64: 128-byte columns), against
-# tiles of 64 columns.
-WIDE_STATE_MIN_BLOCKS = {64: 4, 128: 3}
 SLICE = 64  # steps (state, scan) and columns of n (scan's phase 1) per pipelined slice: 16 times a power of two
 BUFFERS = 2  # shared-memory stage buffers of the state and scan kernels (BUFFERS - 1 slices copied ahead)
 _DTYPES = {"float32": "float", "float16": "__half", "bfloat16": "__nv_bfloat16"}  # input dtype → C type
@@ -123,20 +117,28 @@ def tiles(p, n, Q, mma16=False):
     kernels copy the next slice while they multiply the current one (:data:`BUFFERS` shared-memory
     buffers). The state kernel's TN is at most 128 when one column of a slice (KS steps, 4 bytes an element, 2 with
     ``mma16``'s 16-bit tiles) takes at most 128 bytes — its two stage buffers then stay under 56 KB — else 64:
-    fewer, longer blocks that read each x slice once (:data:`WIDE_STATE_MIN_BLOCKS`).
+    fewer, longer blocks that read each x slice once (:func:`_wide_state_blocks`).
     """
     tp = min(_pow2_blocks(p), 64)
     tt = min(Q, 64)
     ks = max(16, min(Q // 2, SLICE))
-    tn_max = 128 if _slice_column_bytes(ks, mma16) <= max(WIDE_STATE_MIN_BLOCKS) else 64
+    tn_max = 128 if _wide_state_blocks(ks, mma16) else 64
     return {"bmm": {"TT": tt},
             "state": {"KS": ks, "TP": tp, "TN": min(_pow2_blocks(n), tn_max)},
             "scan": {"TT": tt, "TP": tp, "KS": min(tt, SLICE)}}
 
 
-def _slice_column_bytes(ks, mma16):
-    """Bytes of one column of a state-kernel slice in shared memory: KS elements of the tiles' type."""
-    return ks * (2 if mma16 else 4)
+def _wide_state_blocks(ks, mma16):
+    """Blocks per SM (``MIN_BLOCKS``) of the state kernel with tiles of 128 columns of n, by the bytes of one column
+    of its slices (KS elements of the tiles' type): 4 up to 64 bytes, 3 up to 128 (up to 80 registers a thread),
+    None above (the tiles stay at 64 columns).
+
+    Such tiles hold four accumulator fragments per warp. Measured on the H200 (profiler, one process, 2026-12-03)
+    at (8, 2048, 24, 64, 1, 128) against tiles of 64 columns: chunk_state 120 → 98 µs (bf16, Q = 64: 64-byte
+    columns), 80 → 70 µs (bf16, Q = 128) and 162 → 145 µs (fp32, Q = 64: 128-byte columns).
+    """
+    column = ks * (2 if mma16 else 4)
+    return 4 if column <= 64 else 3 if column <= 128 else None
 
 
 def scan_depth_slice(n, mma16=False):
@@ -194,9 +196,8 @@ def defines(step, p, n, Q, types=None, mma16=False):
     if step == "bmm":
         return {"N": n, "Q": Q, **t, "NWARPS": NWARPS, "T_B": ty("B"), "T_C": ty("C")}
     min_blocks = MIN_BLOCKS.get(step)
-    if step == "state" and t["TN"] > 64 and min_blocks:
-        column = _slice_column_bytes(t["KS"], mma16)
-        min_blocks = WIDE_STATE_MIN_BLOCKS[min(k for k in WIDE_STATE_MIN_BLOCKS if column <= k)]
+    if step == "state" and t["TN"] > 64 and min_blocks:  # (0, the compiler's choice, is kept)
+        min_blocks = _wide_state_blocks(t["KS"], mma16)
     bounds = {"NBUF": BUFFERS, **({"MIN_BLOCKS": min_blocks} if min_blocks else {}), **({"MMA16": 1} if mma16 else {})}
     if step == "state":
         return {"P": p, "N": n, "Q": Q, **t, "NWARPS": NWARPS, **bounds, "T_X": ty("x"), "T_B": ty("B")}
