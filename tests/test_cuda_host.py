@@ -13,6 +13,8 @@ The GPU tests (tests/gpu) run the same paths with the real kernels.
 import ctypes
 import gc
 import re
+import struct
+import sys
 import threading
 import warnings
 from types import SimpleNamespace
@@ -76,7 +78,9 @@ class Stream:
 def host(monkeypatch):
     """cuda.py with CPU stand-ins for CuPy, the stream and pinned memory; fresh per-thread words."""
     monkeypatch.setattr(cuda, "_cupy", lambda: SimpleNamespace(cuda=SimpleNamespace(Event=Event)))
-    monkeypatch.setattr(cuda, "_torch_stream", lambda device: Stream())
+    monkeypatch.setattr(cuda, "_torch_stream_ptr", lambda device: 0)
+    monkeypatch.setattr(cuda, "_synchronize", lambda stream: Stream().synchronize())
+    monkeypatch.setattr(cuda, "_record", lambda event, stream: event.record(stream))
     monkeypatch.setattr(cuda, "_pinned_word", lambda: (lambda w: (w, w.numpy()))(torch.zeros(1, dtype=torch.int32)))
     monkeypatch.setattr(cuda, "_THREAD", threading.local())
     monkeypatch.setattr(GPU, "queue", [])
@@ -109,11 +113,12 @@ def _parameters(version, name):
     return [(re.match(r".*?(\w+)$", p.strip()).group(1), "*" in p) for p in sig.split(",")]
 
 
-def _check_args(args, params, expect):
-    """Each argument has its parameter's kind; named pointers are the expected tensors' addresses."""
-    assert len(args) == len(params)
+def _check_args(args, params, expect, kinds):
+    """The launcher's kinds are the parameters' (pointer or int); named pointers are the expected tensors' addresses."""
+    assert len(args) == len(params) == len(kinds)
+    assert [kind == "P" for kind in kinds] == [is_ptr for _, is_ptr in params]
     for value, (name, is_ptr) in zip(args, params):
-        assert isinstance(value, np.uint64 if is_ptr else np.int32), name
+        assert type(value) is int and (0 <= value < 2**64 if is_ptr else -(2**31) <= value < 2**31), name
         if name in expect:
             want = expect[name]
             assert int(value) == (0 if want is None else want.data_ptr()), name
@@ -129,7 +134,7 @@ def test_forward_and_backward_arguments_follow_the_kernel_signatures(host):
     params = _parameters("v2", "selective_scan_fwd_v2")
     names = [name for name, _ in params]
     expect = dict(zip(names, [*ins, out, last, h_chk]))
-    _check_args(kernel[0][2], params, expect)
+    _check_args(kernel[0][2], params, expect, cuda.FORWARD_KINDS)
     values = dict(zip(names, kernel[0][2]))
     assert int(values["err"]) == pending.word.data_ptr() and int(values["seg_len"]) == 32
     assert int(values["flags"]) == 1 | 2 | 4 | 8 | 16 | 32 | 64  # D, z, bias, softplus, last, checkpoints, check
@@ -141,7 +146,7 @@ def test_forward_and_backward_arguments_follow_the_kernel_signatures(host):
     assert first[0][0] == (5, 1) and kernel[0][0] == (5, 2)
     params = _parameters("v2_backward", "selective_scan_bwd_v2")
     names = [name for name, _ in params]
-    _check_args(kernel[0][2], params, dict(zip(names, [*ins, dout, h_chk, *grads, dlast])))
+    _check_args(kernel[0][2], params, dict(zip(names, [*ins, dout, h_chk, *grads, dlast])), cuda.BACKWARD_KINDS)
     assert [tuple(g.shape) for g in grads] == [tuple(x.shape) for x in ins]
     assert all(g.abs().sum() == 0 for g in grads[2:6])  # the summed gradients start from the zeroed buffer
 
@@ -229,3 +234,63 @@ def test_one_signature_for_every_cache():
     assert cuda._signature((t, None)) == cuda._signature((torch.ones(2, 3), None))
     assert cuda._signature((t,)) != cuda._signature((t.double(),))
     hash(cuda._signature((t, a, None)))
+
+
+def _fake_cupy(monkeypatch, launch):
+    """sys.modules' cupy replaced by the two modules a Launcher imports; ``launch`` stands in for cuLaunchKernel."""
+    class CUDADriverError(RuntimeError):
+        pass
+
+    driver = SimpleNamespace(CUDADriverError=CUDADriverError, launchKernel=launch)
+    runtime = SimpleNamespace(freed=[], free=lambda ptr: runtime.freed.append(ptr))
+    cuda_module = SimpleNamespace(driver=driver, runtime=runtime)
+    monkeypatch.setitem(sys.modules, "cupy", SimpleNamespace(cuda=cuda_module))
+    monkeypatch.setitem(sys.modules, "cupy.cuda", cuda_module)
+    return driver, runtime
+
+
+def test_launcher_hands_the_driver_one_slot_per_argument(monkeypatch):
+    """kernelParams points at one slot per argument holding its value: 8-byte pointers, 4-byte int32s."""
+    kinds = "PiiPPiP"
+    seen = []
+
+    def launch(f, gx, gy, gz, bx, by, bz, smem, stream, params, extra):
+        addresses = (ctypes.c_void_p * len(kinds)).from_address(params)
+        assert all(a % (8 if k == "P" else 4) == 0 for a, k in zip(addresses, kinds))  # aligned as in C
+        values = [(ctypes.c_uint64 if k == "P" else ctypes.c_int32).from_address(a).value
+                  for a, k in zip(addresses, kinds)]
+        seen.append((f, (gx, gy, gz), (bx, by, bz), smem, stream, values, extra))
+
+    _fake_cupy(monkeypatch, launch)
+    launcher = cuda.Launcher(SimpleNamespace(ptr=1234), kinds)
+    args = (2**63 + 5, -7, 2**31 - 1, 0, 0x7F00_0000_1000, 3, 16)
+    launcher((5, 2), (256,), args, shared_mem=4096, stream=99)
+    launcher((1,), (32, 2, 1), (1, 2, 3, 4, 5, 6, 7))
+    assert seen[0] == (1234, (5, 2, 1), (256, 1, 1), 4096, 99, list(args), 0)
+    assert seen[1][1:6] == ((1, 1, 1), (32, 2, 1), 0, 0, [1, 2, 3, 4, 5, 6, 7])  # the slots are rewritten
+    with pytest.raises(ValueError, match="6 arguments for a kernel of 7 parameters"):
+        launcher((1,), (32,), (1, 2, 3, 4, 5, 6))
+    with pytest.raises(struct.error):  # an int32 slot cannot hold 2**31: an error, not a wrapped value
+        launcher((1,), (32,), (1, 2**31, 3, 4, 5, 6, 7))
+
+
+def test_launcher_makes_a_context_current_in_a_fresh_thread(monkeypatch):
+    """A thread with no current context (CUDA_ERROR_INVALID_CONTEXT) gets the device's, then the launch runs."""
+    tries = []
+
+    def launch(*args):
+        tries.append(args)
+        if len(tries) == 1:
+            raise driver.CUDADriverError("CUDA_ERROR_INVALID_CONTEXT: invalid device context")
+
+    driver, runtime = _fake_cupy(monkeypatch, launch)
+    cuda.Launcher(SimpleNamespace(ptr=1), "Pi")((1,), (32,), (8, 9))
+    assert len(tries) == 2 and runtime.freed == [0]
+
+    def fail(*args):
+        raise driver.CUDADriverError("CUDA_ERROR_INVALID_VALUE: invalid argument")
+
+    driver.launchKernel = fail
+    with pytest.raises(driver.CUDADriverError, match="INVALID_VALUE"):  # any other error is the caller's
+        cuda.Launcher(SimpleNamespace(ptr=1), "Pi")((1,), (32,), (8, 9))
+    assert runtime.freed == [0]

@@ -51,6 +51,7 @@ import numpy as np
 
 from mamba_edu._backend import gpu_available  # noqa: F401  (re-exported: cuda.gpu_available)
 from mamba_edu.data import load
+from mamba_edu.scans.launch import Launcher
 
 KERNEL_DIR = Path(__file__).resolve().parent / "kernels"
 KERNEL_FILES = {
@@ -302,6 +303,19 @@ def _arg(x):
     return np.uint64(ptr()) if ptr is not None else x
 
 
+def _ptr(x):
+    """A v2 launch argument: the device address of a torch tensor or CuPy array, 0 for None (NULL)."""
+    if x is None:
+        return 0
+    ptr = getattr(x, "data_ptr", None)
+    return ptr() if ptr is not None else x.data.ptr
+
+
+def _current_stream():
+    """CuPy's current stream as a raw handle (what the launches of CuPy-array callers queue on)."""
+    return _cupy().cuda.get_current_stream().ptr
+
+
 def scan_forward(version, u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, *,
                  out, last_state=None, h_chk=None, chunk=None, forward=None, err=None):
     """Launch one forward kernel on checked, contiguous float32 arrays (no validation here).
@@ -319,12 +333,12 @@ def scan_forward(version, u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     n = A.shape[1]
     B_groups = B.shape[1] if B.ndim == 4 else None
     C_groups = C.shape[1] if C.ndim == 4 else None
-    ints = (np.int32(b), np.int32(d), np.int32(l), np.int32(B_groups or 0), np.int32(C_groups or 0))
+    ints = (b, d, l, B_groups or 0, C_groups or 0)
     if version == "v0":
         kernel = _kernel(cp, "v0", "selective_scan_v0", DSTATE=n)
         flags = _flags(D, z, delta_bias, delta_softplus, last_state)
         args = tuple(map(_arg, (u, delta, A, B, C, D, z, delta_bias, out, last_state)))
-        kernel((-(-b * d // 128),), (128,), (*args, *ints, np.int32(flags)))
+        kernel((-(-b * d // 128),), (128,), (*args, *map(np.int32, ints), np.int32(flags)))
     elif version == "v1":
         _v1_forward(cp, u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, last_state)
     elif version == "v2":
@@ -346,13 +360,20 @@ def _run_forward(plan, arrays, ints, flags, err, stream=None):
     """Launch v2's forward as planned by :func:`_forward_plan` (two passes when time is cut into segments).
 
     ``arrays``: u, delta, A, B, C, D, z, delta_bias, out, last_state, h_chk, seg_buf (None → NULL);
-    ``ints``: b, d, l and the B/C groups as np.int32; ``err``: the address of the NaN/inf word (0: none).
+    ``ints``: b, d, l and the B/C groups; ``err``: the address of the NaN/inf word (0: none); ``stream``:
+    a raw stream handle (None: CuPy's current stream).
     """
     first, kernel, blocks, threads, smem, segments, seg_len, seg = plan
-    args = (*map(_arg, arrays), np.int32(seg_len), *ints, np.int32(seg), np.int32(flags), np.uint64(err))
+    stream = _current_stream() if stream is None else stream
+    args = (*map(_ptr, arrays), seg_len, *ints, seg, flags, err)
     if segments > 1:  # pass 1: final state and decay of every segment but the last
         first((blocks, 1, segments - 1), threads, args, shared_mem=smem, stream=stream)
     kernel((blocks, 1, segments), threads, args, shared_mem=smem, stream=stream)
+
+
+# the parameter kinds of v2's kernels (P pointer, i int), in the order of their .cu signatures
+FORWARD_KINDS = "P" * 12 + "i" * 8 + "P"  # u … seg_buf, seg_len … flags, err
+BACKWARD_KINDS = "P" * 19 + "i" * 7 + "Pi"  # u … dlast, batch … flags, seg_adj, tiles_per_seg
 
 
 class ForwardLaunch(NamedTuple):
@@ -406,7 +427,9 @@ def _forward_plan(device, b, d, l, n, B_groups, C_groups, chunk, overrides, in_d
     if segments > 1:
         first = _kernel(cp, "v2", "selective_scan_fwd_v2", **defines, STATES_ONLY=1)
         first.max_dynamic_shared_size_bytes = smem
-    return ForwardLaunch(first, kernel, blocks, (32 * cfg["nwarps"],), smem, segments, seg_len, seg)
+        first = Launcher(first, FORWARD_KINDS)
+    return ForwardLaunch(first, Launcher(kernel, FORWARD_KINDS), blocks, (32 * cfg["nwarps"],), smem, segments,
+                         seg_len, seg)
 
 
 def backward_segments(b, d, l, chunk=CHUNK, segments=None):
@@ -439,8 +462,10 @@ def _backward_plan(device, b, d, l, n, B_groups, C_groups, chunk, nwarps, segmen
     if segs > 1:
         first = _kernel(cp, "v2_backward", "selective_scan_bwd_v2", **defines, ADJ_ONLY=1)
         first.max_dynamic_shared_size_bytes = smem
+        first = Launcher(first, BACKWARD_KINDS)
     seg = _segment(d, B_groups, C_groups)
-    return BackwardLaunch(first, kernel, (d // seg) * (-(-seg // nwarps)) * b, (32 * nwarps,), smem, seg, segs, per)
+    blocks = (d // seg) * (-(-seg // nwarps)) * b
+    return BackwardLaunch(first, Launcher(kernel, BACKWARD_KINDS), blocks, (32 * nwarps,), smem, seg, segs, per)
 
 
 def scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dout, h_chk, *,
@@ -463,7 +488,7 @@ def scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dout, h_c
                           min_blocks)
     flags = _flags(D, z, delta_bias, delta_softplus) | (16 if dlast is not None else 0)
     seg_adj = cp.empty((b, d, plan.segs, 2, n), dtype=cp.float32) if plan.segs > 1 else None
-    ints = (np.int32(b), np.int32(d), np.int32(l), np.int32(B_groups or 0), np.int32(C_groups or 0))
+    ints = (b, d, l, B_groups or 0, C_groups or 0)
     _run_backward(plan, (u, delta, A, B, C, D, z, delta_bias, dout, h_chk,
                          du, ddelta, dA, dB, dC, dD, dz, ddelta_bias, dlast), ints, flags, seg_adj)
 
@@ -472,10 +497,12 @@ def _run_backward(plan, arrays, ints, flags, seg_adj, stream=None):
     """Launch v2's backward as planned by :func:`_backward_plan` (two passes when time is cut into segments).
 
     ``arrays``: u, delta, A, B, C, D, z, delta_bias, dout, h_chk, then the 9 gradients (dlast last);
-    ``seg_adj``: the carry maps of the segments (None with one segment).
+    ``seg_adj``: the carry maps of the segments (None with one segment); ``stream``: a raw stream handle
+    (None: CuPy's current stream).
     """
     first, kernel, blocks, threads, smem, seg, segs, per = plan
-    args = (*map(_arg, arrays), *ints, np.int32(seg), np.int32(flags), _arg(seg_adj), np.int32(per))
+    stream = _current_stream() if stream is None else stream
+    args = (*map(_ptr, arrays), *ints, seg, flags, _ptr(seg_adj), per)
     if segs > 1:  # pass 1: the adjoint carry map of every segment but the first
         first((blocks, segs - 1), threads, args, shared_mem=smem, stream=stream)
     kernel((blocks, segs), threads, args, shared_mem=smem, stream=stream)
@@ -568,8 +595,8 @@ class _PendingCheck:
         self._pool = pool
 
     def recorded(self, stream):
-        """Mark the end of the forward kernel on ``stream``; returns self."""
-        self.event.record(stream)
+        """Mark the end of the forward kernel on ``stream`` (a raw handle); returns self."""
+        _record(self.event, stream)
         return self
 
     def raise_if_bad(self, ins):
@@ -626,13 +653,27 @@ def _stream(ptr):
     return cp.cuda.ExternalStream(ptr)
 
 
-def _torch_stream(device_index):
-    """CuPy's handle on torch's current stream of a device (a fast path for the raw pointer where torch has one)."""
+def _torch_stream_ptr(device_index):
+    """torch's current stream of a device, as a raw handle (a fast path where torch has one)."""
     import torch
 
     raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-    ptr = raw(device_index) if raw is not None else torch.cuda.current_stream(device_index).cuda_stream
-    return _stream(ptr)
+    return raw(device_index) if raw is not None else torch.cuda.current_stream(device_index).cuda_stream
+
+
+def _torch_stream(device_index):
+    """CuPy's handle on torch's current stream of a device (for CuPy kernels: the SSD launches)."""
+    return _stream(_torch_stream_ptr(device_index))
+
+
+def _record(event, stream):
+    """Record a CuPy event on a raw stream handle."""
+    _cupy().cuda.runtime.eventRecord(event.ptr, stream)
+
+
+def _synchronize(stream):
+    """Wait for the work queued on a raw stream handle."""
+    _cupy().cuda.runtime.streamSynchronize(stream)
 
 
 class _Call:
@@ -654,23 +695,30 @@ class _Call:
         self.C_groups = None if shapes.C_groups is None else max(1, shapes.C_groups)
         self.chunk = backward_config(self.n)[0]
         self.flags = _flags(args[5], args[6], args[7], False)
-        self.ints = (np.int32(self.b), np.int32(self.d), np.int32(self.l),
-                     np.int32(self.B_groups or 0), np.int32(self.C_groups or 0))
+        self.ints = (self.b, self.d, self.l, self.B_groups or 0, self.C_groups or 0)
         # the gradients the backward sums with atomicAdd (dA, dB, dC, dD, ddelta_bias): one zeroed buffer
         self.summed = [(i, x.numel(), tuple(x.shape)) for i, x in enumerate(args)
                        if i in (2, 3, 4, 5, 7) and x is not None]
+        self.summed_sizes = [size for _, size, _ in self.summed]
+        self._launches = {}  # in_dtype or "backward" → its launch plan
 
     def forward_plan(self, in_dtype="float32"):
-        return _forward_plan(self.device, self.b, self.d, self.l, self.n, self.B_groups, self.C_groups, self.chunk, (),
-                             in_dtype)
+        launch = self._launches.get(in_dtype)
+        if launch is None:
+            launch = self._launches[in_dtype] = _forward_plan(self.device, self.b, self.d, self.l, self.n,
+                                                              self.B_groups, self.C_groups, self.chunk, (), in_dtype)
+        return launch
 
     def backward_plan(self):
-        chunk, nwarps = backward_config(self.n)
-        return _backward_plan(self.device, self.b, self.d, self.l, self.n, self.B_groups, self.C_groups, chunk,
-                              nwarps, None)
+        launch = self._launches.get("backward")
+        if launch is None:
+            chunk, nwarps = backward_config(self.n)
+            launch = self._launches["backward"] = _backward_plan(self.device, self.b, self.d, self.l, self.n,
+                                                                 self.B_groups, self.C_groups, chunk, nwarps, None)
+        return launch
 
 
-_CALLS = {}  # argument signature → _Call (or the error it raised)
+_CALLS = {}  # torch key (:func:`_torch_key`) → _Call
 
 
 def _signature(args):
@@ -682,21 +730,32 @@ def _signature(args):
                  for x in args)
 
 
-def _torch_call_plan(args):
-    """The :class:`_Call` of these torch arguments: checked once per signature (no data is read)."""
+def _torch_key(args):
+    """Shape, dtype and device index of each torch tensor (None for None): the key of the torch plans.
+
+    Cheaper than :func:`_signature` (no conversions), so a call pays a few µs for its lookup. Raises
+    AttributeError for an argument that is not a torch tensor.
+    """
+    return tuple([None if x is None else (x.shape, x.dtype, x.get_device()) for x in args])
+
+
+def _torch_call_plan(args, key=None):
+    """The :class:`_Call` of these torch arguments: checked once per key (no data is read)."""
     import torch
 
-    if not all(x is None or isinstance(x, torch.Tensor) for x in args):
-        _validate(args, "v2")  # names the argument of another kind
-        raise ValueError("selective_scan_cupy: mix of torch tensors and other arrays")
-    sig = _signature(args)
-    plan = _CALLS.get(sig)
+    try:
+        plan = _CALLS.get(_torch_key(args) if key is None else key)
+    except AttributeError:  # not all torch tensors: the full check below names the argument
+        plan = None
     if plan is None:
+        if not all(x is None or isinstance(x, torch.Tensor) for x in args):
+            _validate(args, "v2")  # names the argument of another kind
+            raise ValueError("selective_scan_cupy: mix of torch tensors and other arrays")
         shapes, half = _validate(args, "v2")
         plan = _Call(shapes, args, half)
         if len(_CALLS) > 1024:
             _CALLS.clear()
-        _CALLS[sig] = plan
+        _CALLS[_torch_key(args)] = plan
     return plan
 
 
@@ -728,13 +787,13 @@ def _launch_forward(plan, ins, delta_softplus, check, need_last, need_chk, in_dt
         err = word.data_ptr()
     flags = plan.flags | (_FLAGS["softplus"] if delta_softplus else 0) | (_FLAGS["last_state"] if need_last else 0)
     flags |= (_FLAGS["checkpoint"] if need_chk else 0) | (_FLAGS["check"] if check else 0)
-    stream = _torch_stream(plan.device)
+    stream = _torch_stream_ptr(plan.device)
     _run_forward(launch, (*ins, out, last, h_chk, seg_buf), plan.ints, flags, err, stream)
     if pending is not None:  # at once: should anything below raise, the word still waits for this kernel
         pending.recorded(stream)
-    zeros = u.new_zeros(sum(size for _, size, _ in plan.summed)) if need_chk else None  # overlaps the kernel
+    zeros = u.new_zeros(sum(plan.summed_sizes)) if need_chk else None  # overlaps the kernel
     if check and pending is None:
-        stream.synchronize()  # the one cost of the check: wait for the kernel, read one word
+        _synchronize(stream)  # the one cost of the check: wait for the kernel, read one word
         if word_np[0]:
             _raise_if_bad(int(word_np[0]), {k: tuple(v.shape) for k, v in zip(_ARG_BITS, ins) if v is not None})
     return out, last, h_chk, zeros, pending
@@ -747,15 +806,13 @@ def _launch_backward(plan, saved, delta_softplus, dout, dlast, zeros):
     u, delta, A, B, C, D, z, delta_bias, h_chk = saved
     grads = [torch.empty_like(u), torch.empty_like(delta), None, None, None, None,
              None if z is None else torch.empty_like(z), None]
-    start = 0
-    for i, size, shape in plan.summed:  # views of the zeroed buffer queued by the forward
-        grads[i] = zeros[start:start + size].view(shape)
-        start += size
+    for (i, _, shape), part in zip(plan.summed, zeros.split(plan.summed_sizes)):  # views of the zeroed buffer
+        grads[i] = part.view(shape)
     launch = plan.backward_plan()
     seg_adj = u.new_empty(plan.b, plan.d, launch.segs, 2, plan.n) if launch.segs > 1 else None
     flags = plan.flags | (_FLAGS["softplus"] if delta_softplus else 0) | (16 if dlast is not None else 0)
     # the autograd engine runs this in its own thread: launch on torch's current stream there
-    stream = _torch_stream(plan.device)
+    stream = _torch_stream_ptr(plan.device)
     _run_backward(launch, (u, delta, A, B, C, D, z, delta_bias, dout, h_chk, *grads, dlast), plan.ints, flags,
                   seg_adj, stream)
     return grads
@@ -790,7 +847,7 @@ def _make_function():
             dlast = None if dlast is None else dlast.contiguous()
             zeros, ctx.zeros = ctx.zeros, None  # a second backward (retain_graph) gets a fresh buffer
             if zeros is None:
-                zeros = saved[0].new_zeros(sum(size for _, size, _ in ctx.plan.summed))
+                zeros = saved[0].new_zeros(sum(ctx.plan.summed_sizes))
             grads = _launch_backward(ctx.plan, saved, ctx.delta_softplus, dout, dlast, zeros)
             if ctx.pending is not None:  # the forward's NaN/inf flag, read now that the backward is queued
                 ctx.pending.raise_if_bad(saved[:8])
@@ -799,11 +856,11 @@ def _make_function():
     return SelectiveScanV2
 
 
-def _torch_v2(args, delta_softplus, return_last_state, check):
+def _torch_v2(args, delta_softplus, return_last_state, check, key=None):
     """selective_scan_cupy's v2 path for torch CUDA tensors: the lean path users (and MambaBlock) take."""
     import torch
 
-    plan = _torch_call_plan(args)
+    plan = _torch_call_plan(args, key)
     grad = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in args)
     native = plan.native if not grad else None
     ins = [None if x is None else x.contiguous() for x in args]
@@ -811,7 +868,8 @@ def _torch_v2(args, delta_softplus, return_last_state, check):
         ins = [x if i in (0, 1, 3, 4, 6) or x is None else x.float() for i, x in enumerate(ins)]
     elif plan.half:  # the backward kernel reads float32: convert once (arithmetic is float32 either way)
         ins = [None if x is None else x.float() for x in ins]
-    previous = torch.cuda.current_device()
+    get_device = getattr(torch._C, "_cuda_getDevice", None)  # torch.cuda.current_device() without its checks
+    previous = get_device() if get_device is not None else torch.cuda.current_device()
     if plan.device != previous:
         torch.cuda.set_device(plan.device)
     try:
@@ -853,26 +911,44 @@ def supports(u, delta, A, B, C, D=None, z=None, delta_bias=None):
     float32, float16 or bfloat16 (A, D, delta_bias real). Anything else (float64, complex A, …)
     goes to the reference. Never raises.
     """
+    return _supported_key((u, delta, A, B, C, D, z, delta_bias)) is not None
+
+
+def _supported_key(args):
+    """The :func:`_torch_key` of ``args`` when :func:`supports` holds for them, else None. Never raises."""
     try:
         import torch
 
-        args = (u, delta, A, B, C, D, z, delta_bias)
-        if not all(x is None or isinstance(x, torch.Tensor) for x in args) or not u.is_cuda:
-            return False
-        sig = _signature(args)  # the answer depends on shapes and dtypes only: computed once per signature
-        known = _SUPPORTS.get(sig)
+        if not (isinstance(args[0], torch.Tensor) and args[0].is_cuda):
+            return None
+        key = _torch_key(args)  # the answer depends on shapes, dtypes and devices only: found once per key
+        known = _SUPPORTS.get(key)
         if known is None:
-            known = (not A.is_complex() and A.ndim == 2 and 1 <= A.shape[1] <= MAX_DSTATE
+            A = args[2]
+            known = (all(x is None or isinstance(x, torch.Tensor) for x in args)
+                     and not A.is_complex() and A.ndim == 2 and 1 <= A.shape[1] <= MAX_DSTATE
                      and all(x is None or _dtype_name(x) in _DTYPES for x in args))
             if len(_SUPPORTS) > 1024:
                 _SUPPORTS.clear()
-            _SUPPORTS[sig] = known
-        return known and _cuda_usable()
+            _SUPPORTS[key] = known
+        return key if known and _cuda_usable() else None
     except Exception:
-        return False
+        return None
 
 
-_SUPPORTS = {}  # argument signature → supports(...)
+_SUPPORTS = {}  # torch key → supports(...)
+
+
+def scan_if_supported(args, delta_softplus, return_last_state):
+    """``selective_scan``'s CUDA branch: the v2 kernel's result when :func:`supports` holds, else None.
+
+    The same call as ``selective_scan_cupy(*args, delta_softplus=…, return_last_state=…)`` with its
+    defaults (the NaN/inf check on), looked up with one key.
+    """
+    key = _supported_key(args)
+    if key is None:
+        return None
+    return _torch_v2(args, bool(delta_softplus), bool(return_last_state), True, key)
 
 
 def _device_key(device):

@@ -187,9 +187,9 @@ def selective_scan(
     args = (u, delta, A, B, C, D, z, delta_bias)
     flags = dict(delta_softplus=bool(delta_softplus), return_last_state=bool(return_last_state))
     if isinstance(u, torch.Tensor) and u.is_cuda:  # the fused CuPy kernel, when it takes these inputs
-        cuda = import_module("mamba_edu.scans.cuda")
-        if cuda.supports(*args):
-            return cuda.selective_scan_cupy(*args, **flags)
+        result = import_module("mamba_edu.scans.cuda").scan_if_supported(args, **flags)
+        if result is not None:
+            return result
     if backend(u) == "numpy":  # lists etc. → numpy
         args = tuple(x if x is None or backend(x) != "numpy" else np.asarray(x) for x in args)
     shapes = check_selective_scan_inputs(*args)  # the one check; the kernel and reference below do not repeat it

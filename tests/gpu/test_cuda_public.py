@@ -219,13 +219,13 @@ def test_fixed_B_C_nan_is_caught(rng):
 
 def test_dispatch_from_selective_scan(monkeypatch, rng):
     calls = []
-    original = cuda.selective_scan_cupy
+    original = cuda._torch_v2  # the kernel's path, behind selective_scan_cupy and selective_scan's dispatch
 
     def spy(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(cuda, "selective_scan_cupy", spy)
+    monkeypatch.setattr(cuda, "_torch_v2", spy)
     x = _torch(make_inputs(rng, 2, 3, 50, 16))
     out = me.selective_scan(**x, delta_softplus=True)
     assert calls == [1]
@@ -240,8 +240,8 @@ def test_dispatch_from_selective_scan(monkeypatch, rng):
 
 def test_mamba_block_trains_on_the_kernel(monkeypatch):
     calls = []
-    original = cuda.selective_scan_cupy
-    monkeypatch.setattr(cuda, "selective_scan_cupy", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = cuda._torch_v2
+    monkeypatch.setattr(cuda, "_torch_v2", lambda *a, **k: calls.append(1) or original(*a, **k))
     torch.manual_seed(0)
     block = me.MambaBlock(32, d_state=16).double()
     x = torch.randn(2, 64, 32, dtype=torch.float64)
@@ -285,11 +285,13 @@ def test_backward_time_segments(target_warps, monkeypatch, rng):
     monkeypatch.setattr(cuda, "BWD_SPLIT_BELOW_WARPS", 10**9)
     monkeypatch.setattr(cuda, "BWD_TARGET_WARPS", target_warps)
     cuda._backward_plan.cache_clear()
+    cuda._CALLS.clear()  # each call plan keeps the launches it made
     try:
         assert cuda.backward_segments(2, 3, 3000)[0] > 1
         _assert_grads_with_dlast(rng, 2, 3, 3000, 16)
     finally:
         cuda._backward_plan.cache_clear()
+        cuda._CALLS.clear()
 
 
 def test_second_backward_with_retain_graph(rng):
@@ -353,10 +355,11 @@ def test_half_input_nan_is_a_clear_error(name, rng):
 
 
 def test_native_half_path_is_taken_only_without_grad(monkeypatch, rng):
-    """The forward is planned for bf16 inputs when no gradient is wanted, for float32 when one is."""
+    """The forward is launched for bf16 inputs when no gradient is wanted, for float32 when one is."""
     seen = []
-    original = cuda._forward_plan
-    monkeypatch.setattr(cuda, "_forward_plan", lambda *a: seen.append(a[-1]) or original(*a))
+    original = cuda._launch_forward
+    monkeypatch.setattr(cuda, "_launch_forward", lambda *a, **k: seen.append(a[6] if len(a) > 6 else k.get(
+        "in_dtype", "float32")) or original(*a, **k))
     x = _torch(make_inputs(rng, 2, 6, 256, 16), half=torch.bfloat16)
     me.selective_scan(**x, delta_softplus=True)
     assert seen == ["bfloat16"]
