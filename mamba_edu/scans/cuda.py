@@ -10,9 +10,9 @@ Three kernels, from simple to fast, all shipped as readable CUDA C++ in ``scans/
   (b, d, n, l) arrays and h is read back for y = C·h: the memory traffic that v2 removes.
 * ``"v2"`` — the fused production kernel, forward and backward: softplus, discretization, scan,
   C contraction, D skip and z gate in registers and shared memory; nothing of size (b, d, l, n)
-  touches global memory. The *forward* spreads the n states of a channel over 16 lanes (each lane
-  runs its states' recurrences sequentially, so b·d·16 threads keep the GPU busy even when b·d is
-  small) and sums y = C·h across the lanes with a warp-shuffle "transpose-reduce"; tiles of time
+  touches global memory. The *forward* spreads the n states of a channel over 8 lanes (16 when
+  n > 16; each lane runs its states' recurrences sequentially, so b·d·8 threads keep the GPU busy even
+  when b·d is small) and sums y = C·h across the lanes with a warp-shuffle "transpose-reduce"; tiles of time
   are copied into shared memory with ``cp.async`` while the previous tile is computed
   (:mod:`mamba_edu.scans.emulate` replays this in numpy). When b·d is small the grid also splits
   time into segments (:func:`time_segments`): a first pass finds each segment's final state and
@@ -67,11 +67,12 @@ VERSIONS = ("v0", "v1", "v2")
 # registers (None: the kernel's default, 32 warps per SM); unroll: blocks of lpc steps unrolled
 # together; segments: time segments over the grid (None: chosen by time_segments).
 FORWARD = {"lpc": 16, "nwarps": 8, "tile": 64, "min_blocks": 3, "unroll": 4, "segments": None}
-# Half-precision inputs (float16 or bfloat16, read natively, n ≤ 16): 8 lanes per channel (two states each at
-# n = 16) and a looser register cap. Measured on the H200 through me.selective_scan with bf16 inputs (median of 20;
-# float16 takes the same kernel shape, unmeasured): at (8, 1536, 2048, 16) 394 µs vs
-# 409 µs with FORWARD, at (1, 1536, 16384, 16) 558 vs 576 µs, at (4, 768, 1024, 16) 154 vs 159 µs.
-FORWARD_HALF = {"lpc": 8, "min_blocks": 2}
+# n ≤ 16, float32 and half precision: 8 lanes per channel (two states each at n = 16), blocks of 4 warps, up to
+# 128 registers. Measured on the H200 (2026-12-03, the launch alone, median of 30, two rounds; float16 takes the
+# bf16 kernel shape, unmeasured) against FORWARD and the earlier half-precision shape (8 lanes, 8 warps):
+# float32 at (8, 1536, 2048, 16) 300 µs vs 329–331 µs with FORWARD; bf16 at (8, 1536, 2048, 16) 302–304 vs
+# 310–315 µs, at (1, 1536, 16384, 16) 428–435 vs 458–465 µs, at (4, 768, 1024, 16) 78.5 vs 79–81 µs.
+FORWARD_SMALL_N = {"lpc": 8, "nwarps": 4, "min_blocks": 4}
 # Few channels (small b·d) leave the GPU idle: with fewer than SPLIT_BELOW_WARPS warps, time is also
 # split into segments (see v2_forward.cu), enough to reach about TARGET_WARPS warps. Measured on an
 # H200 (benchmarks/gpu_scan.py --sweep-segments): at (1, 1536, 16384, 16), 768 warps, 1 segment takes
@@ -194,20 +195,20 @@ def forward_config(n, in_bytes=4):
     when n is large, so that the B and C tiles of all n states fit in shared memory (≤ ~110 KB, two
     blocks per SM) — measured with the layout of the inputs' precision (``in_bytes`` 2: half precision,
     read natively, which stages the raw tiles beside one float buffer); a looser register cap as the
-    states per lane grow. Half-precision inputs with n ≤ 16 take :data:`FORWARD_HALF` instead.
+    states per lane grow. n ≤ 16 takes :data:`FORWARD_SMALL_N` (tuned separately, both precisions).
     """
     if not 1 <= n <= MAX_DSTATE:
         raise ValueError(f"n (d_state) is {n}, expected 1 ≤ n ≤ {MAX_DSTATE}")
-    half = in_bytes < 4 and n <= 16  # tuned separately: FORWARD_HALF
-    cfg = dict(FORWARD, **(FORWARD_HALF if half else {}))
+    small = n <= 16
+    cfg = dict(FORWARD, **(FORWARD_SMALL_N if small else {}))
     if n < cfg["lpc"]:
         cfg["lpc"] = max(4, 1 << (n - 1).bit_length())
     for tile in (cfg["tile"], 32, 16):
         cfg["tile"] = tile
         if v2_shared_bytes(n, forward=cfg, in_bytes=in_bytes) <= 110 * 1024:
             break
-    if not half:
-        cfg["min_blocks"] = 3 if n <= 16 else 2 if n <= 64 else 1
+    if not small:
+        cfg["min_blocks"] = 2 if n <= 64 else 1
     return cfg
 
 

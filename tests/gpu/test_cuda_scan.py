@@ -231,8 +231,9 @@ def test_numpy_emulation_reproduces_the_kernel(rng):
     inputs = make_inputs(rng, 2, 5, 700, 16)
     out, last = run_poisoned("v2", inputs)
     x32 = {k: None if v is None else v.astype(np.float32) for k, v in inputs.items()}
-    emu, emu_last = selective_scan_v2_emulated(**x32, delta_softplus=True, chunk=cuda.FORWARD["tile"],
-                                               lanes_per_channel=cuda.FORWARD["lpc"], return_last_state=True)
+    cfg = cuda.forward_config(16)  # the kernel's tile shape at n = 16
+    emu, emu_last = selective_scan_v2_emulated(**x32, delta_softplus=True, chunk=cfg["tile"],
+                                               lanes_per_channel=cfg["lpc"], return_last_state=True)
     assert rel_err(out, emu) < 2e-6
     assert rel_err(last, emu_last) < 2e-6
 
