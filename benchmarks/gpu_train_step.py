@@ -68,9 +68,11 @@ def step_time(which, cfg, steps):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     g = torch.Generator(device="cuda").manual_seed(0)
     tokens = torch.randint(0, VOCAB, (cfg["batch"], cfg["length"] + 1), device="cuda", generator=g)
-    original = cuda.supports
-    if which == "reference":
-        cuda.supports = lambda *a, **k: False
+    original_scan, original_v2 = cuda.scan_if_supported, cuda._torch_v2
+    kernel_calls = []  # which path ran is counted, not assumed
+    cuda._torch_v2 = lambda *a, **k: kernel_calls.append(1) or original_v2(*a, **k)
+    if which == "reference":  # selective_scan's CUDA branch says "not supported": the reference runs
+        cuda.scan_if_supported = lambda *a, **k: None
     try:
         times = []
         for i in range(steps + 2):
@@ -87,9 +89,11 @@ def step_time(which, cfg, steps):
                 times.append(time.perf_counter() - t0)
         peak = torch.cuda.max_memory_allocated() / 2**30
         step_ms = round(1e3 * statistics.median(times), 1)
+        if (which == "kernel") != bool(kernel_calls):
+            raise RuntimeError(f"the {which} run made {len(kernel_calls)} calls of the CUDA kernel")
         return dict(step_ms=step_ms, peak_GiB=round(peak, 1), loss=float(loss.detach()))
     finally:
-        cuda.supports = original
+        cuda.scan_if_supported, cuda._torch_v2 = original_scan, original_v2
         del model, opt
         torch.cuda.empty_cache()
 
