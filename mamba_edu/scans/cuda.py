@@ -27,9 +27,10 @@ A. torch CUDA tensors in → torch tensors out (raw device pointers, no copies o
 differentiable with ``version="v2"``); CuPy arrays in → CuPy arrays out. CuPy is imported only when a
 function here needs the GPU.
 
-How a call travels (v2, torch): :func:`selective_scan_cupy` → :func:`_torch_v2` (host checks and
-launch sizes cached per argument signature in a :class:`_Call`) → the autograd Function, or directly
-:func:`_launch_forward` without gradients → :func:`_run_forward` (the kernel launch); the backward:
+How a call travels (v2, torch): :func:`selective_scan_cupy` (or ``selective_scan``'s CUDA branch,
+:func:`scan_if_supported`) → :func:`_torch_v2` (host checks and launch sizes cached per argument key in a
+:class:`_Call`) → the autograd Function, or directly :func:`_launch_forward` without gradients →
+:func:`_run_forward` (the kernel launch, through a :class:`~mamba_edu.scans.launch.Launcher`); the backward:
 :func:`_launch_backward` → :func:`_run_backward`. :func:`scan_forward` / :func:`scan_backward` launch the
 same kernels on CuPy arrays (lesson 7, the tests and the benchmark use them).
 
