@@ -71,8 +71,9 @@ FORWARD = {"lpc": 16, "nwarps": 8, "tile": 64, "min_blocks": 3, "unroll": 4, "se
 # n ≤ 16, float32 and half precision: 8 lanes per channel (two states each at n = 16), blocks of 4 warps, up to
 # 128 registers. Measured on the H200 (2026-12-03, the launch alone, median of 30, two rounds; float16 takes the
 # bf16 kernel shape, unmeasured) against FORWARD and the earlier half-precision shape (8 lanes, 8 warps):
-# float32 at (8, 1536, 2048, 16) 300 µs vs 329–331 µs with FORWARD; bf16 at (8, 1536, 2048, 16) 302–304 vs
-# 310–315 µs, at (1, 1536, 16384, 16) 428–435 vs 458–465 µs, at (4, 768, 1024, 16) 78.5 vs 79–81 µs.
+# float32 at (8, 1536, 2048, 16) 300–313 µs vs 329–333 µs with FORWARD, at (1, 1536, 16384, 16) 440 vs 500 µs, at
+# (4, 768, 1024, 16) 78 vs 75–76 µs (slightly slower); bf16 at (8, 1536, 2048, 16) 302–304 vs 310–315 µs,
+# at (1, 1536, 16384, 16) 428–435 vs 458–465 µs, at (4, 768, 1024, 16) 78.5 vs 79–81 µs.
 FORWARD_SMALL_N = {"lpc": 8, "nwarps": 4, "min_blocks": 4}
 # Few channels (small b·d) leave the GPU idle: with fewer than SPLIT_BELOW_WARPS warps, time is also
 # split into segments (see v2_forward.cu), enough to reach about TARGET_WARPS warps. Measured on an
