@@ -63,11 +63,12 @@ KERNEL_FILES = {
 }
 VERSIONS = ("v0", "v1", "v2")
 
-# v2 forward (tuned on an H200 with benchmarks/gpu_scan.py --sweep): lpc lanes per channel share
-# its n states; blocks of nwarps warps; tile steps per shared-memory tile; min_blocks caps the
-# registers (None: the kernel's default, 32 warps per SM); unroll: blocks of lpc steps unrolled
-# together; segments: time segments over the grid (None: chosen by time_segments).
-FORWARD = {"lpc": 16, "nwarps": 8, "tile": 64, "min_blocks": 3, "unroll": 4, "segments": None}
+# v2 forward for n > 16 (n ≤ 16: FORWARD_SMALL_N below; tuned on an H200 with benchmarks/gpu_scan.py --sweep):
+# lpc lanes per channel share its n states; blocks of nwarps warps; tile steps per shared-memory tile;
+# min_blocks caps the registers (None: the kernel's default, 32 warps per SM; 1 above n = 64, see
+# forward_config); unroll: blocks of lpc steps unrolled together; segments: time segments over the grid
+# (None: chosen by time_segments).
+FORWARD = {"lpc": 16, "nwarps": 8, "tile": 64, "min_blocks": 2, "unroll": 4, "segments": None}
 # n ≤ 16, float32 and half precision: 8 lanes per channel (two states each at n = 16), blocks of 4 warps, up to
 # 128 registers. Measured on the H200 (2026-12-03, the launch alone, median of 30, two rounds; float16 takes the
 # bf16 kernel shape, unmeasured) against FORWARD and the earlier half-precision shape (8 lanes, 8 warps):
@@ -209,8 +210,8 @@ def forward_config(n, in_bytes=4):
         cfg["tile"] = tile
         if v2_shared_bytes(n, forward=cfg, in_bytes=in_bytes) <= 110 * 1024:
             break
-    if not small:
-        cfg["min_blocks"] = 2 if n <= 64 else 1
+    if n > 64:  # more states per lane: no register cap beyond one block per SM
+        cfg["min_blocks"] = 1
     return cfg
 
 
@@ -291,27 +292,21 @@ def _flags(D, z, delta_bias, delta_softplus, last_state=None, h_chk=None):
     return flags | (_FLAGS["softplus"] if delta_softplus else 0)
 
 
-_NULL = np.uint64(0)
-
-
-def _arg(x):
-    """A kernel argument: CuPy arrays as they are, torch tensors as their device pointer, None as NULL.
+def _ptr(x):
+    """The device address of a torch tensor or CuPy array, 0 for None (NULL): a pointer argument of a launch.
 
     Passing raw pointers skips DLPack: no capsule, no stream synchronisation, a few µs less per call.
     The kernels never dereference an optional pointer whose flag is off.
     """
     if x is None:
-        return _NULL
-    ptr = getattr(x, "data_ptr", None)
-    return np.uint64(ptr()) if ptr is not None else x
-
-
-def _ptr(x):
-    """A v2 launch argument: the device address of a torch tensor or CuPy array, 0 for None (NULL)."""
-    if x is None:
         return 0
     ptr = getattr(x, "data_ptr", None)
     return ptr() if ptr is not None else x.data.ptr
+
+
+def _arg(x):
+    """:func:`_ptr` as the NumPy scalar a CuPy ``RawKernel`` call takes (v0, v1 and the SSD launches)."""
+    return np.uint64(_ptr(x))
 
 
 def _current_stream():
