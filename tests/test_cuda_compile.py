@@ -260,7 +260,8 @@ def test_recorded_benchmark_is_a_real_h200_table():
 def test_backward_segments_on_cpu():
     """The backward splits time only when b·d warps are too few; segments cover every tile once."""
     assert cuda.backward_segments(8, 1536, 2048) == (1, 8)
-    assert cuda.backward_segments(1, 1536, 16384) == (1, 64)
+    assert cuda.backward_segments(1, 1536, 16384) == (6, 11)
+    assert cuda.backward_segments(4, 768, 1024) == (2, 2)  # 3072 channels: below the 4096 line
     segs, per = cuda.backward_segments(1, 512, 16384)
     assert segs > 1 and (segs - 1) * per < cuda.n_tiles(16384) <= segs * per
     assert cuda.backward_segments(1, 3, 100) == (1, 1)

@@ -149,6 +149,11 @@ def test_forward_and_backward_arguments_follow_the_kernel_signatures(host):
     _check_args(kernel[0][2], params, dict(zip(names, [*ins, dout, h_chk, *grads, dlast])), cuda.BACKWARD_KINDS)
     assert [tuple(g.shape) for g in grads] == [tuple(x.shape) for x in ins]
     assert all(g.abs().sum() == 0 for g in grads[2:6])  # the summed gradients start from the zeroed buffer
+    summed = sorted((g.data_ptr(), g.numel()) for i, g in enumerate(grads) if i in (2, 3, 4, 5, 7))
+    ends = [zeros.data_ptr()] + [ptr + 4 * size for ptr, size in summed]
+    assert [ptr for ptr, _ in summed] == ends[:-1]  # back to back in the buffer: no overlap, no gap
+    assert ends[-1] == zeros.data_ptr() + 4 * zeros.numel()
+    assert all(grads[i].is_contiguous() for i in (2, 3, 4, 5, 7))
 
 
 def test_check_without_gradients_raises_after_the_kernel(host):

@@ -88,10 +88,12 @@ CHUNK = 8
 NWARPS = 16
 # v2 backward, few channels: one warp per channel, so b·d warps; below BWD_SPLIT_BELOW_WARPS the
 # sequence is cut into time segments (two passes, see v2_backward.cu) to reach about BWD_TARGET_WARPS.
-# Measured on the H200 (benchmarks/gpu_scan.py --sweep-backward): at 1536 channels 1 segment takes
-# 2698 µs and 2/4/8 take 3156/2686/2650 µs; at 3072 channels 393 µs vs 371 µs with 2 — no clear gain,
-# so the split is kept for fewer channels than that (b·d < 1024), where most SMs would idle.
-BWD_SPLIT_BELOW_WARPS = 1024
+# Measured on the H200 on 2026-12-03 (session 8, two rounds, median of 40, forward + backward):
+# at (4, 768, 1024, 16), 3072 channels, the launches alone take 346-357 µs with 1 segment and 332-333
+# with 2 or 3; at (1, 1536, 16384, 16), 1536 channels, selective_scan as called takes 2652-2679 µs with
+# 1 segment, 2895-2900 with 2, 2561-2573 with 4, 2580-2597 with 6. So the split starts below 4096
+# channels (the rule gives 2 and 6 segments there); an earlier kernel saw no gain at 1536 channels.
+BWD_SPLIT_BELOW_WARPS = 4096
 BWD_TARGET_WARPS = 8192
 SCAN_BLOCK = 256  # v1: threads (= steps) per block-level scan
 _FLAGS = {"D": 1, "z": 2, "delta_bias": 4, "softplus": 8, "last_state": 16, "checkpoint": 32, "check": 64}
@@ -300,8 +302,10 @@ def _ptr(x):
     """
     if x is None:
         return 0
-    ptr = getattr(x, "data_ptr", None)
-    return ptr() if ptr is not None else x.data.ptr
+    try:
+        return x.data_ptr()  # a torch tensor
+    except AttributeError:
+        return x.data.ptr  # a CuPy array
 
 
 def _arg(x):
@@ -694,10 +698,18 @@ class _Call:
         self.chunk = backward_config(self.n)[0]
         self.flags = _flags(args[5], args[6], args[7], False)
         self.ints = (self.b, self.d, self.l, self.B_groups or 0, self.C_groups or 0)
-        # the gradients the backward sums with atomicAdd (dA, dB, dC, dD, ddelta_bias): one zeroed buffer
-        self.summed = [(i, x.numel(), tuple(x.shape)) for i, x in enumerate(args)
-                       if i in (2, 3, 4, 5, 7) and x is not None]
-        self.summed_sizes = [size for _, size, _ in self.summed]
+        self.h_chk_shape = (self.b, self.d, n_tiles(self.l, self.chunk), self.n)
+        self.present = [i for i, x in enumerate(args) if x is not None]
+        # the gradients the backward sums with atomicAdd (dA, dB, dC, dD, ddelta_bias): parts of one zeroed
+        # buffer of summed_total floats; (index, shape, strides, offset) of each, taken with as_strided
+        self.summed, offset = [], 0
+        for i, x in enumerate(args):
+            if i in (2, 3, 4, 5, 7) and x is not None:
+                shape = tuple(x.shape)
+                strides = tuple(math.prod(shape[k + 1:]) for k in range(len(shape)))  # contiguous
+                self.summed.append((i, shape, strides, offset))
+                offset += x.numel()
+        self.summed_total = offset
         self._launches = {}  # in_dtype or "backward" → its launch plan
 
     def forward_plan(self, in_dtype="float32"):
@@ -772,7 +784,7 @@ def _launch_forward(plan, ins, delta_softplus, check, need_last, need_chk, in_dt
     f32 = dict(dtype=torch.float32)
     out = torch.empty_like(u)  # in u's dtype
     last = u.new_empty(plan.b, plan.d, plan.n, **f32) if need_last else None
-    h_chk = u.new_empty(plan.b, plan.d, n_tiles(plan.l, plan.chunk), plan.n, **f32) if need_chk else None
+    h_chk = u.new_empty(plan.h_chk_shape, **f32) if need_chk else None
     launch = plan.forward_plan(in_dtype)
     seg_buf = u.new_empty(plan.b, plan.d, launch.segments, 2, plan.n, **f32) if launch.segments > 1 else None
     err, pending = 0, None
@@ -789,7 +801,7 @@ def _launch_forward(plan, ins, delta_softplus, check, need_last, need_chk, in_dt
     _run_forward(launch, (*ins, out, last, h_chk, seg_buf), plan.ints, flags, err, stream)
     if pending is not None:  # at once: should anything below raise, the word still waits for this kernel
         pending.recorded(stream)
-    zeros = u.new_zeros(sum(plan.summed_sizes)) if need_chk else None  # overlaps the kernel
+    zeros = u.new_zeros(plan.summed_total) if need_chk else None  # overlaps the kernel
     if check and pending is None:
         _synchronize(stream)  # the one cost of the check: wait for the kernel, read one word
         if word_np[0]:
@@ -804,8 +816,8 @@ def _launch_backward(plan, saved, delta_softplus, dout, dlast, zeros):
     u, delta, A, B, C, D, z, delta_bias, h_chk = saved
     grads = [torch.empty_like(u), torch.empty_like(delta), None, None, None, None,
              None if z is None else torch.empty_like(z), None]
-    for (i, _, shape), part in zip(plan.summed, zeros.split(plan.summed_sizes)):  # views of the zeroed buffer
-        grads[i] = part.view(shape)
+    for i, shape, strides, offset in plan.summed:  # views of the zeroed buffer
+        grads[i] = zeros.as_strided(shape, strides, offset)
     launch = plan.backward_plan()
     seg_adj = u.new_empty(plan.b, plan.d, launch.segs, 2, plan.n) if launch.segs > 1 else None
     flags = plan.flags | (_FLAGS["softplus"] if delta_softplus else 0) | (16 if dlast is not None else 0)
@@ -845,7 +857,7 @@ def _make_function():
             dlast = None if dlast is None else dlast.contiguous()
             zeros, ctx.zeros = ctx.zeros, None  # a second backward (retain_graph) gets a fresh buffer
             if zeros is None:
-                zeros = saved[0].new_zeros(sum(ctx.plan.summed_sizes))
+                zeros = saved[0].new_zeros(ctx.plan.summed_total)
             grads = _launch_backward(ctx.plan, saved, ctx.delta_softplus, dout, dlast, zeros)
             if ctx.pending is not None:  # the forward's NaN/inf flag, read now that the backward is queued
                 ctx.pending.raise_if_bad(saved[:8])
@@ -854,12 +866,15 @@ def _make_function():
     return SelectiveScanV2
 
 
-def _torch_v2(args, delta_softplus, return_last_state, check, key=None):
-    """selective_scan_cupy's v2 path for torch CUDA tensors: the lean path users (and MambaBlock) take."""
+def _torch_v2(args, delta_softplus, return_last_state, check, plan=None):
+    """selective_scan_cupy's v2 path for torch CUDA tensors: the lean path users (and MambaBlock) take.
+
+    ``plan``: the arguments' :class:`_Call` when the caller has it (else looked up here).
+    """
     import torch
 
-    plan = _torch_call_plan(args, key)
-    grad = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in args)
+    plan = _torch_call_plan(args) if plan is None else plan
+    grad = torch.is_grad_enabled() and any([args[i].requires_grad for i in plan.present])
     native = plan.native if not grad else None
     ins = [None if x is None else x.contiguous() for x in args]
     if native:  # u, delta, B, C, z read in their half dtype by the kernel; A, D, delta_bias as float32
@@ -941,12 +956,19 @@ def scan_if_supported(args, delta_softplus, return_last_state):
     """``selective_scan``'s CUDA branch: the v2 kernel's result when :func:`supports` holds, else None.
 
     The same call as ``selective_scan_cupy(*args, delta_softplus=…, return_last_state=…)`` with its
-    defaults (the NaN/inf check on), looked up with one key.
+    defaults (the NaN/inf check on). After the first call with a key, one dictionary lookup: a plan in
+    :data:`_CALLS` exists only for arguments the kernel takes (its checks passed when it was made).
     """
-    key = _supported_key(args)
-    if key is None:
+    try:
+        plan = _CALLS.get(_torch_key(args))
+    except AttributeError:  # not all torch tensors: the reference path names the argument
         return None
-    return _torch_v2(args, bool(delta_softplus), bool(return_last_state), True, key)
+    if plan is None:
+        key = _supported_key(args)
+        if key is None:
+            return None
+        plan = _torch_call_plan(args, key)  # a clear ValueError for inconsistent shapes
+    return _torch_v2(args, bool(delta_softplus), bool(return_last_state), True, plan)
 
 
 def _device_key(device):

@@ -25,6 +25,7 @@ never forms exp(+cumsum(ΔA)) or anything else that grows). :func:`selective_sca
 inputs and uses a compiled CPU kernel (``mamba_edu.scans.cpu``) when one is available.
 """
 
+import sys
 import warnings
 from importlib import import_module
 
@@ -127,6 +128,11 @@ def _cpu_kernel(args):
     return cpu.run_unchecked
 
 
+def _cuda():
+    """The CUDA module, imported on the first call that needs it (after that, a dictionary lookup)."""
+    return sys.modules.get("mamba_edu.scans.cuda") or import_module("mamba_edu.scans.cuda")
+
+
 def selective_scan(
     u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
 ):
@@ -187,7 +193,7 @@ def selective_scan(
     args = (u, delta, A, B, C, D, z, delta_bias)
     flags = dict(delta_softplus=bool(delta_softplus), return_last_state=bool(return_last_state))
     if isinstance(u, torch.Tensor) and u.is_cuda:  # the fused CuPy kernel, when it takes these inputs
-        result = import_module("mamba_edu.scans.cuda").scan_if_supported(args, **flags)
+        result = _cuda().scan_if_supported(args, flags["delta_softplus"], flags["return_last_state"])
         if result is not None:
             return result
     if backend(u) == "numpy":  # lists etc. → numpy
