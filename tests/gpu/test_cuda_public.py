@@ -130,11 +130,12 @@ def test_batch_beyond_grid_y_limit(rng):
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("shape", [(2, 6, 333, 16), (1, 3, 5000, 16)])  # the second splits time into segments
-def test_nan_or_inf_input_is_a_clear_error(name, shape, rng):
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_nan_or_inf_input_is_a_clear_error(name, shape, value, rng):
     b, d, l, n = shape
     x = _torch(make_inputs(rng, b, d, l, n))
     flat = x[name].view(-1)
-    flat[int(rng.integers(flat.numel()))] = float("nan") if name != "C" else float("inf")
+    flat[int(rng.integers(flat.numel()))] = value
     with pytest.raises(ValueError, match=f"{name} \\(shape"):
         me.selective_scan(**x, delta_softplus=True)
     with pytest.raises(ValueError, match="NaN or inf"):

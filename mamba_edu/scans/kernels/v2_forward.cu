@@ -35,6 +35,9 @@
 // their way to the scan, so each is tested there for NaN/inf, and a block that met one sets the bit
 // of that argument (1 u, 2 delta, 4 A, 8 B, 16 C, 32 D, 64 z, 128 delta_bias) in *err with atomicOr.
 // The host reads *err after the launch and raises an error naming the argument: no extra pass.
+// u, delta and z (one value per step) cost one FMA each: poison = fmaf(x, 0, poison) stays 0 while
+// every x is finite and becomes NaN for good at the first NaN or inf (inf * 0 = NaN; IEEE rules,
+// which --use_fast_math keeps: it flushes denormals and fuses, it does not assume finite values).
 // 16-byte copies need 16-byte aligned rows whose length l is a multiple of 4 (float) or 8 (half precision);
 // otherwise (a view at an odd offset, or another l) float takes 4-byte copies and half precision plain loads.
 
@@ -243,6 +246,7 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
     const bool vec = seqlen % VEC == 0 && (addr_bits & 15ull) == 0;   // rows 16-byte aligned
     const bool check = !STATES_ONLY && (flags & FLAG_CHECK);
     unsigned bad = 0;  // bits of the arguments in which this thread saw a NaN or inf
+    float poison_u = 0.f, poison_delta = 0.f, poison_z = 0.f;  // NaN once a NaN/inf went in (see the top)
 
     const long long b_base = b_groups > 0 ? ((long long)bi * b_groups + d0 / (dim / b_groups)) * DSTATE * seqlen : 0;
     const long long c_base = c_groups > 0 ? ((long long)bi * c_groups + d0 / (dim / c_groups)) * DSTATE * seqlen : 0;
@@ -401,10 +405,10 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
                     float d = 0.f;
                     if (live_row && t0 + qj + q < seqlen) {
                         d = dv[q];
-                        if (check) {
-                            if (nonfinite(d)) bad |= 2;
-                            if (nonfinite(uv[q])) bad |= 1;
-                            if (z_on && nonfinite(zv[q])) bad |= 64;
+                        if (check) {  // zv is 0 when there is no z
+                            poison_delta = fmaf(d, 0.f, poison_delta);
+                            poison_u = fmaf(uv[q], 0.f, poison_u);
+                            poison_z = fmaf(zv[q], 0.f, poison_z);
                         }
                         d += bias;
                         if (flags & FLAG_SOFTPLUS) d = d <= 20.f ? log1pf(__expf(d)) : d;
@@ -510,6 +514,8 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS) selective_sca
 #pragma unroll
         for (int i = 0; i < SPL; ++i)
             if (sl + LPC * i < DSTATE) last_state[((long long)bi * dim + di) * DSTATE + sl + LPC * i] = h[i];
+    if (check)
+        bad |= (nonfinite(poison_u) ? 1 : 0) | (nonfinite(poison_delta) ? 2 : 0) | (nonfinite(poison_z) ? 64 : 0);
     if (bad) atomicOr(err, (int)bad);  // rare: only where a NaN or inf was seen
 #endif
 }
