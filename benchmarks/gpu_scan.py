@@ -14,6 +14,9 @@ kernel launch alone, and the two public calls a user makes — ``me.selective_sc
 forward+backward (through autograd, both sides), and the bf16 forward. ``--rounds 3`` repeats the
 whole table three times. Setting: fp32, z + D + delta_bias + softplus, variable B/C of shape
 (b, 1, n, l). Timing: CUDA events around each call, after warm-up; the median of --repeats calls.
+The three ratio columns (forward, forward+backward, bf16 forward: ``me.selective_scan`` beside the
+official call) take the two calls alternately in one loop (:func:`time_torch_pair`), so that a change in
+the host's speed during the loop (it moves the small shapes' times by tens of µs) reaches both alike.
 """
 
 import argparse
@@ -127,6 +130,34 @@ def time_torch(fn, repeats, warmup=3):
     return statistics.median(times)
 
 
+def time_torch_pair(fn_a, fn_b, repeats, warmup=3):
+    """Median times of fn_a() and fn_b() in µs, taken alternately (a b, b a, a b, …) in one loop, CUDA events each."""
+    import torch
+
+    for _ in range(warmup):
+        fn_a()
+        fn_b()
+    torch.cuda.synchronize()
+    times = ([], [])
+    for i in range(repeats):
+        for k in ((0, 1) if i % 2 == 0 else (1, 0)):
+            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            (fn_a, fn_b)[k]()
+            stop.record()
+            stop.synchronize()
+            times[k].append(start.elapsed_time(stop) * 1e3)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def _timed(row, official, ours, official_key, ours_key, reps):
+    """Time ``ours`` into ``row[ours_key]``; with the official kernel here, ``official`` beside it (one loop)."""
+    if official is None:
+        row[ours_key] = time_torch(ours, reps)
+    else:
+        row[official_key], row[ours_key] = time_torch_pair(official, ours, reps)
+
+
 def torch_inputs(b, d, l, n, seed=0, half=None):
     """The benchmark's inputs as torch CUDA tensors (u, delta, B, C, z in ``half`` if given)."""
     import torch
@@ -204,7 +235,8 @@ def bench_public(args):
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), device=device,
         torch=torch.__version__, cupy=__import__("cupy").__version__,
         setting="fp32 (and bf16 u/delta/B/C/z), z + D + delta_bias + softplus, variable B/C (b, 1, n, l)",
-        timing=f"CUDA events around each call, warm-up 3, median of {args.repeats}; all columns in one process",
+        timing=f"CUDA events around each call, warm-up 3, median of {args.repeats}; all columns in one process; "
+               "each official column and the me.selective_scan column beside it taken alternately in one loop",
         official=official_note or "state-spaces/mamba csrc/selective_scan built from source for sm_90 "
                                   "(benchmarks/official_kernel.py), called through a torch.autograd.Function",
         columns=dict(
@@ -246,26 +278,24 @@ def bench_public_shape(shape, official, args):
         with stream:
             cuda.scan_forward("v2", *(x[k] for k in NAMES), True, out=out)
 
-    if official is not None:
-        row["official_fwd"] = time_torch(lambda: official(**x, delta_softplus=True), reps)
+    off_fwd = None if official is None else (lambda: official(**x, delta_softplus=True))
+    _timed(row, off_fwd, lambda: me.selective_scan(**x, delta_softplus=True), "official_fwd", "scan_call_fwd", reps)
     row["launch_fwd"] = time_torch(launch, reps)
     row["cupy_call_fwd"] = time_torch(lambda: me.selective_scan_cupy(**x, delta_softplus=True), reps)
     row["cupy_call_fwd_nocheck"] = time_torch(
         lambda: me.selective_scan_cupy(**x, delta_softplus=True, check_finite=False), reps)
-    row["scan_call_fwd"] = time_torch(lambda: me.selective_scan(**x, delta_softplus=True), reps)
     dout = torch.randn(b, d, l, device="cuda")
-    if official is not None:
-        row["official_fwd_bwd"] = time_torch(_fwd_bwd(official, {k: v.clone() for k, v in x.items()}, dout), reps)
-    row["scan_call_fwd_bwd"] = time_torch(_fwd_bwd(me.selective_scan, {k: v.clone() for k, v in x.items()}, dout),
-                                          reps)
+    off_fwd_bwd = None if official is None else _fwd_bwd(official, {k: v.clone() for k, v in x.items()}, dout)
+    ours_fwd_bwd = _fwd_bwd(me.selective_scan, {k: v.clone() for k, v in x.items()}, dout)
+    _timed(row, off_fwd_bwd, ours_fwd_bwd, "official_fwd_bwd", "scan_call_fwd_bwd", reps)
     nocheck = lambda **kw: me.selective_scan_cupy(**kw, check_finite=False)
     row["cupy_call_fwd_bwd_nocheck"] = time_torch(_fwd_bwd(nocheck, {k: v.clone() for k, v in x.items()}, dout), reps)
     row["launch_fwd_bwd"] = time_torch(_launch_fwd_bwd(x, dout, stream), reps)
     x = None  # free the fp32 inputs
     xh = torch_inputs(b, d, l, n, half=torch.bfloat16)
-    if official is not None:
-        row["official_bf16_fwd"] = time_torch(lambda: official(**xh, delta_softplus=True), reps)
-    row["scan_call_bf16_fwd"] = time_torch(lambda: me.selective_scan(**xh, delta_softplus=True), reps)
+    off_bf16 = None if official is None else (lambda: official(**xh, delta_softplus=True))
+    _timed(row, off_bf16, lambda: me.selective_scan(**xh, delta_softplus=True), "official_bf16_fwd",
+           "scan_call_bf16_fwd", reps)
     for key, col, ref in (("fwd", "scan_call_fwd", "official_fwd"),
                           ("fwd_bwd", "scan_call_fwd_bwd", "official_fwd_bwd"),
                           ("bf16_fwd", "scan_call_bf16_fwd", "official_bf16_fwd")):

@@ -8,8 +8,10 @@ import ctypes
 import glob
 import os
 import shutil
+import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -275,3 +277,42 @@ def test_time_segments_on_cpu():
     assert segments >= 2 and (segments - 1) * seg_len < 16384 <= segments * seg_len
     assert seg_len % cuda.FORWARD["tile"] == 0 and seg_len % (32 * cuda.CHUNK) == 0
     assert cuda.time_segments(2, 11, 1002, forward={"segments": 3})[0] == 2  # segments are multiples of 256 steps
+
+
+def test_benchmark_pairs_alternate_the_two_calls(monkeypatch):
+    """benchmarks/gpu_scan.py times ours beside the official call alternately (a b, b a, …): both see the same drift."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("gpu_scan", Path(__file__).parents[1] / "benchmarks" / "gpu_scan.py")
+    gpu_scan = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_scan)
+    clock, order = [0.0], []
+
+    class Event:  # a fake CUDA event: the clock when recorded; the "GPU" advances it in the calls below
+        def __init__(self, enable_timing=False):
+            self.t = None
+
+        def record(self):
+            self.t = clock[0]
+
+        def synchronize(self):
+            pass
+
+        def elapsed_time(self, other):
+            return other.t - self.t  # ms
+
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+
+    def call(name, ms):
+        def run():
+            order.append(name)
+            clock[0] += ms * (1 + len(order) / 100)  # a slow drift: later calls take longer
+        return run
+
+    a, b = gpu_scan.time_torch_pair(call("a", 1.0), call("b", 2.0), repeats=4, warmup=1)
+    assert order == ["a", "b"] + ["a", "b", "b", "a", "a", "b", "b", "a"]
+    assert a == pytest.approx(1e3 * statistics.median([1.03, 1.06, 1.07, 1.10]))
+    assert b / a == pytest.approx(2.0)  # the drift cancels (taken one after the other: 2.02)
