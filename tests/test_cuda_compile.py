@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mamba_edu.scans import cuda, ssd_cuda
+from mamba_edu.scans import cuda, cuda_complex, ssd_cuda
 
 # (source, extra -D options): each kernel at the sizes the library compiles it with
 CASES = [
@@ -48,6 +48,8 @@ for _half in ("IN_BF16", "IN_FP16"):  # half-precision inputs read natively by t
     CASES.append(("v2", {"DSTATE": 5, "LPC": 4, "NWARPS": 2, "TILE": 16, "VAR_B": 0, "VAR_C": 0, _half: 1}))
 CASES.append(("v2_backward", {"DSTATE": 16, "CHUNK": 8, "NWARPS": 16, "ADJ_ONLY": 1}))
 CASES.append(("v2_backward", {"DSTATE": 256, "CHUNK": 8, "NWARPS": 8, "ADJ_ONLY": 1}))
+for _n in (1, 16, 64):  # complex A (mamba_edu.scans.cuda_complex), at the library's CHK
+    CASES.append(("complex", {"DSTATE": _n, "CHK": cuda_complex.CHK}))
 
 # Lesson 8's SSD kernels ("ssd:<step>"), at every (p, n, Q, input types) that tests/gpu/test_ssd_cuda.py,
 # tests/gpu/test_ssd_gpu.py and benchmarks/ssd_gpu.py launch (ssd_cuda.defines gives the -D options the library uses)
@@ -170,7 +172,8 @@ def test_kernel_compiles_for_sm90(version, defines, tmp_path):
         source, version = ssd_cuda.kernel_source(version[4:]), version[4:]
     else:
         source = cuda.kernel_source(version)
-    options = [f"-D{k}={v}" for k, v in defines.items()] + ["--use_fast_math", "-std=c++17", *_cuda_include()]
+    fast = [] if version in cuda.EXACT_MATH else ["--use_fast_math"]  # the options the library compiles with
+    options = [f"-D{k}={v}" for k, v in defines.items()] + [*fast, "-std=c++17", *_cuda_include()]
     path = _find_nvrtc()
     if path is not None:
         lib = ctypes.CDLL(path)

@@ -60,7 +60,9 @@ KERNEL_FILES = {
     "v1": "v1_block_scan.cu",
     "v2": "v2_forward.cu",
     "v2_backward": "v2_backward.cu",
+    "complex": "complex_scan.cu",  # complex A, forward and backward (mamba_edu.scans.cuda_complex)
 }
+EXACT_MATH = {"complex"}  # compiled without --use_fast_math (sincosf needs its full range reduction)
 VERSIONS = ("v0", "v1", "v2")
 
 # v2 forward for n > 16 (n ≤ 16: FORWARD_SMALL_N below; tuned on an H200 with benchmarks/gpu_scan.py --sweep):
@@ -176,7 +178,8 @@ def _kernel(cp, version, name, **defines):
     """Compile (once per process, sizes and device) and return a RawKernel."""
     key = (version, name, tuple(sorted(defines.items())), cp.cuda.runtime.getDevice())
     if key not in _MODULES:
-        options = ("-std=c++17", "--use_fast_math", *(f"-D{k}={v}" for k, v in sorted(defines.items())))
+        fast = () if version in EXACT_MATH else ("--use_fast_math",)
+        options = ("-std=c++17", *fast, *(f"-D{k}={v}" for k, v in sorted(defines.items())))
         module = cp.RawModule(code=kernel_source(version), options=options)
         _MODULES[key] = module.get_function(name)
     return _MODULES[key]
@@ -920,11 +923,30 @@ def _cuda_usable():
 def supports(u, delta, A, B, C, D=None, z=None, delta_bias=None):
     """True when :func:`selective_scan_cupy` takes these torch CUDA tensors (used by ``selective_scan``).
 
-    Needs CuPy and a GPU, torch CUDA tensors, a real A with 1 ≤ n ≤ 256, and u, delta, z, B, C in
-    float32, float16 or bfloat16 (A, D, delta_bias real). Anything else (float64, complex A, …)
-    goes to the reference. Never raises.
+    Needs CuPy and a GPU, torch CUDA tensors, and either a real A with 1 ≤ n ≤ 256 and u, delta, z,
+    B, C in float32, float16 or bfloat16 (A, D, delta_bias real) — the v2 kernels — or a complex64 A
+    with n ≤ 64 (:func:`mamba_edu.scans.cuda_complex.supports`). Anything else (float64, complex128,
+    …) goes to the reference. Never raises.
     """
-    return _supported_key((u, delta, A, B, C, D, z, delta_bias)) is not None
+    args = (u, delta, A, B, C, D, z, delta_bias)
+    if getattr(A, "is_complex", None) is not None and A.is_complex():
+        return _complex().supports(args) and _cuda_usable()
+    return _supported_key(args) is not None
+
+
+def _complex():
+    """The complex-A module (imported on first use): its host code and autograd Function."""
+    from mamba_edu.scans import cuda_complex
+
+    return cuda_complex
+
+
+def _launch_complex(name, n, blocks, pointers, ints):
+    """Launch kernel ``name`` of complex_scan.cu (built for n states) on torch's current stream."""
+    cp = _cupy()
+    kernel = _kernel(cp, "complex", name, DSTATE=n, CHK=_complex().CHK)
+    args = (*(np.uint64(p) for p in pointers), *(np.int32(i) for i in ints))
+    kernel((blocks,), (_complex().THREADS,), args, stream=_torch_stream(cp.cuda.runtime.getDevice()))
 
 
 def _supported_key(args):
@@ -964,6 +986,11 @@ def scan_if_supported(args, delta_softplus, return_last_state):
     except AttributeError:  # not all torch tensors: the reference path names the argument
         return None
     if plan is None:
+        if args[2].is_complex():  # complex A: its own kernels (mamba_edu.scans.cuda_complex)
+            complex_scan = _complex()
+            if not (complex_scan.supports(args) and _cuda_usable()):
+                return None
+            return complex_scan.scan(args, bool(delta_softplus), bool(return_last_state), True, _launch_complex)
         key = _supported_key(args)
         if key is None:
             return None
@@ -1007,7 +1034,8 @@ def _validate(args, version):
     if shapes.backend == "torch" and u.device.type != "cuda":
         raise ValueError(f"u is on {u.device}: selective_scan_cupy needs CUDA tensors (or use selective_scan)")
     if shapes.is_complex:
-        raise NotImplementedError("selective_scan_cupy supports a real A only; use selective_scan for complex A")
+        raise NotImplementedError("selective_scan_cupy takes a complex A only as torch tensors with version='v2' "
+                                  "(mamba_edu.scans.cuda_complex); use selective_scan for other complex inputs")
     if shapes.dstate > MAX_DSTATE:
         raise ValueError(f"A has shape {tuple(A.shape)}: n = {shapes.dstate} states, expected n ≤ {MAX_DSTATE}")
     torch_in = shapes.backend == "torch"
@@ -1034,7 +1062,9 @@ def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
     ----------
     u, delta : torch CUDA tensor or CuPy array, shape (b, d, l), float32 (torch: also float16, bfloat16 —
         read as they are by the forward when no gradient is wanted, else converted to float32 first)
-    A : shape (d, n), real, 1 ≤ n ≤ 256 (complex A raises NotImplementedError)
+    A : shape (d, n), real, 1 ≤ n ≤ 256; or (torch, v2) complex64 with n ≤ 64: the complex kernels of
+        :mod:`mamba_edu.scans.cuda_complex` (B, C complex64, or float32 with last dimension 2l; the NaN/inf
+        check is then one pass over the inputs)
     B, C : shape (b, n, l), (b, g, n, l) with g | d, or fixed (d, n)
     D, delta_bias : shape (d,), optional
     z : shape (b, d, l), optional — the output is multiplied by silu(z)
@@ -1068,7 +1098,7 @@ def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
         On bad shapes or values (as :func:`mamba_edu.selective_scan`), unsupported dtypes,
         n > 256, CPU tensors, numpy arrays or an unknown version.
     NotImplementedError
-        For a complex A, gradients through v0/v1, half precision with v0/v1.
+        For a complex A in CuPy arrays or with v0/v1, gradients through v0/v1, half precision with v0/v1.
 
     Explained in lesson 7.
     """
@@ -1076,7 +1106,17 @@ def selective_scan_cupy(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
     if version not in VERSIONS:
         raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
     args = (u, delta, A, B, C, D, z, delta_bias)
-    if version == "v2" and type(u).__module__.startswith("torch"):  # the lean path: plans cached per signature
+    torch_in = type(u).__module__.startswith("torch")
+    if version == "v2" and torch_in and hasattr(A, "is_complex") and A.is_complex():  # its own kernels
+        complex_scan = _complex()
+        if not complex_scan.supports(args):
+            _checked(args)  # mixed kinds or devices: a clear error
+            if u.device.type != "cuda":
+                raise ValueError(f"u is on {u.device}: selective_scan_cupy needs CUDA tensors (or use selective_scan)")
+        # (dtypes or an n the kernel is not built for: a clear error from scan)
+        return complex_scan.scan(args, bool(delta_softplus), bool(return_last_state), bool(check_finite),
+                                 _launch_complex)
+    if version == "v2" and torch_in:  # the lean path: plans cached per signature
         return _torch_v2(args, bool(delta_softplus), bool(return_last_state), bool(check_finite))
     import torch
 

@@ -181,7 +181,8 @@ def selective_scan(
 
     * torch CUDA tensors → the fused CuPy kernel :func:`mamba_edu.selective_scan_cupy` (lesson 7)
       when CuPy and a GPU are usable and the inputs suit it (real A, 1 ≤ n ≤ 256, u/delta/z/B/C in
-      float32, float16 or bfloat16); otherwise (float64, complex A, no CuPy) the reference below.
+      float32, float16 or bfloat16); a complex64 A with n ≤ 64 → the plain complex kernel
+      (:mod:`mamba_edu.scans.cuda_complex`); otherwise (float64, complex128, no CuPy) the reference below.
     * torch CPU tensors → the compiled numba kernel (``mamba_edu.scans.cpu``, lesson 6) for float32 /
       float64 with a real A, else the readable reference :func:`selective_scan_ref`.
     * numpy → the reference in float64 / complex128, numpy out.

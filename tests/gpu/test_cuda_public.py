@@ -232,7 +232,7 @@ def test_dispatch_from_selective_scan(monkeypatch, rng):
     assert calls == [1]
     want = me.selective_scan(**{k: v.cpu() for k, v in x.items()}, delta_softplus=True)
     assert rel_err(out.cpu(), want) < 1e-5
-    # float64 and complex A stay on the reference
+    # float64 stays on the reference; complex A takes its own kernels (tests/gpu/test_cuda_complex.py)
     me.selective_scan(**{k: v.double() for k, v in x.items()}, delta_softplus=True)
     xc = dict(x, A=x["A"].to(torch.complex64), B=x["B"].to(torch.complex64), C=x["C"].to(torch.complex64))
     me.selective_scan(**xc, delta_softplus=True)

@@ -349,8 +349,11 @@ def test_errors(rng):
         cuda.selective_scan_cupy(**{**t, "B": t["B"][..., :5]})
     with pytest.raises(ValueError, match="version"):
         cuda.selective_scan_cupy(**t, version="v9")
-    with pytest.raises(NotImplementedError):
-        cuda.selective_scan_cupy(**{**t, "A": t["A"].to(torch.complex64)})
+    c = {k: cp.asarray(v.cpu().numpy()) for k, v in t.items()}
+    with pytest.raises(NotImplementedError, match="torch tensors"):  # complex A: the torch path has its kernels
+        cuda.selective_scan_cupy(**{**c, "A": c["A"].astype(cp.complex64)})
+    with pytest.raises(ValueError, match="complex64 A"):  # complex128: the reference's (selective_scan)
+        cuda.selective_scan_cupy(**{**t, "A": t["A"].to(torch.complex128)})
     with pytest.raises(NotImplementedError, match="backward"):
         cuda.selective_scan_cupy(**{**t, "u": t["u"].clone().requires_grad_()}, version="v0")
     with pytest.raises(ValueError, match="NaN"):
