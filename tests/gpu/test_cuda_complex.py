@@ -54,7 +54,7 @@ def test_selective_scan_dispatches_complex_A_to_the_kernel(monkeypatch, b, d, l,
 
 
 def test_selective_scan_cupy_takes_complex_A_and_matches_selective_scan():
-    x = {k: v.cuda() for k, v in inputs(2, 5, 100, 8, "interleaved", "complex", True).items()}
+    x = {k: v.cuda() for k, v in inputs(2, 6, 100, 8, "interleaved", "grouped", True).items()}
     a = cuda.selective_scan_cupy(**x, delta_softplus=True)
     b = me.selective_scan(**x, delta_softplus=True)
     assert torch.equal(a, b)
