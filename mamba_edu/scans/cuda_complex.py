@@ -14,6 +14,7 @@ or real with last dimension 2l (interleaved re, im) — or fixed (d, n); D, delt
 h state (b, d, n) complex.
 """
 
+import contextlib
 import functools
 
 CHK = 32  # steps between the forward's checkpoints: the backward replays one such stretch at a time
@@ -133,7 +134,9 @@ def scan(args, delta_softplus, return_last_state, check, launch):
     groups = (shapes.B_groups or 0, shapes.C_groups or 0)
     flags = sum(FLAGS[k] for k, x in (("D", D), ("z", z), ("delta_bias", delta_bias)) if x is not None)
     flags |= FLAGS["softplus"] if delta_softplus else 0
-    result = _function().apply(launch, flags, bool(return_last_state), groups, *ins)
+    on_device = torch.cuda.device(u.device) if u.is_cuda else contextlib.nullcontext()
+    with on_device:  # the kernels are built and launched on the inputs' device (the backward's thread has it too)
+        result = _function().apply(launch, flags, bool(return_last_state), groups, *ins)
     out = result[0] if return_last_state else result
     out = out.to(u.dtype)
     return (out, result[1]) if return_last_state else out
