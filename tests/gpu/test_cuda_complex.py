@@ -12,7 +12,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the CPU test's cases and inputs
-from test_complex_scan_cpu import CASES, TOL, inputs, rel_err  # noqa: E402
+from test_complex_scan_cpu import CASES, TOL, float64_leaves, inputs, rel_err  # noqa: E402
 
 import mamba_edu as me  # noqa: E402
 from mamba_edu.scans import cuda, cuda_complex  # noqa: E402
@@ -29,8 +29,7 @@ def _spy(monkeypatch):
 
 
 def _reference(x, softplus, dout, dlast):
-    ref = {k: v.detach().cpu().to(torch.complex128 if v.is_complex() else torch.float64).requires_grad_()
-           for k, v in x.items()}
+    ref = float64_leaves(x)
     out, last = selective_scan_ref(**ref, delta_softplus=softplus, return_last_state=True)
     torch.autograd.backward([out, last], [dout.cpu().double(), dlast.cpu().to(torch.complex128)])
     return out.detach(), last.detach(), {k: v.grad for k, v in ref.items()}
@@ -87,8 +86,7 @@ def test_a_batch_wider_than_one_block():
     x = {k: v.cuda().requires_grad_() for k, v in inputs(3, 100, 40, 4, "complex", "complex", True).items()}
     out = me.selective_scan(**x, delta_softplus=True)
     out.square().sum().backward()
-    ref = {k: v.detach().cpu().to(torch.complex128 if v.is_complex() else torch.float64).requires_grad_()
-           for k, v in x.items()}
+    ref = float64_leaves(x)
     want = selective_scan_ref(**ref, delta_softplus=True)
     want.square().sum().backward()
     assert rel_err(out.detach().cpu().double(), want.detach()) < TOL
