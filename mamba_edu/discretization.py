@@ -256,12 +256,27 @@ def _diag_rule(z, B, delta, method, xp):
 # ----------------------------------------------------------------------------------------------
 # dense A: matrix exponential and linear solves
 # ----------------------------------------------------------------------------------------------
-def _expm(M, xp):
-    if xp is np:
-        import scipy.linalg
+_EXPM_NORM_MAX = 2.0**64  # scipy's expm returns NaN from about ||M|| = 1e35 (its estimates of ||M^k|| overflow)
 
-        return scipy.linalg.expm(M)
-    return xp.linalg.matrix_exp(M)
+
+def _expm(M, xp):
+    """exp(M). For numpy, scipy's expm on M / 2^s, then s squarings, where ||M||_1 > 2^64.
+
+    A stable A times a huge Δ (say Δ = 1e100) has a tame exp(ΔA) — it tends to 0 — but scipy returns NaN
+    there; scaling first and squaring here (what scipy does inside, without its overflowing estimates)
+    gives the limit. torch's matrix_exp needs no help.
+    """
+    if xp is not np:
+        return xp.linalg.matrix_exp(M)
+    import scipy.linalg
+
+    norm = float(np.abs(M).sum(axis=0).max()) if M.size else 0.0
+    squarings = int(np.ceil(np.log2(norm / _EXPM_NORM_MAX))) if np.isfinite(norm) and norm > _EXPM_NORM_MAX else 0
+    E = scipy.linalg.expm(M / 2.0**squarings)
+    with np.errstate(over="ignore", invalid="ignore"):  # an unstable A overflows: discretize warns
+        for _ in range(squarings):
+            E = E @ E
+    return E
 
 
 def _solve(M, R, xp, method):
@@ -362,9 +377,10 @@ def discretize(A, B, delta, method="zoh"):
         B_bar = _solve(lhs, delta * B2, xp, method)
     if not (all_finite(A_bar) and all_finite(B_bar)):
         eig = np.linalg.eigvals(A if xp is np else A.detach().cpu().numpy())
-        warn_not_finite("discretize", "A_bar or B_bar",
-                        f"delta * max Re(eigenvalue of A) = {float(delta) * eig.real.max():.4g}; an unstable A "
-                        "(an eigenvalue with Re > 0) times a large delta overflows exp(delta*A)")
+        growth = float(delta) * eig.real.max()
+        cause = ("an unstable A (an eigenvalue with Re > 0) times a large delta overflows exp(delta*A)" if growth > 0
+                 else f"no eigenvalue of A has Re > 0, but delta * A or delta * B exceeds the range of {A.dtype}")
+        warn_not_finite("discretize", "A_bar or B_bar", f"delta * max Re(eigenvalue of A) = {growth:.4g}; {cause}")
     return narrow((A_bar, B_bar.reshape(B.shape)), half)
 
 

@@ -311,6 +311,39 @@ def test_discretize_overflow_warns_with_cause(backend):
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("delta", [1e25, 1e60, 1e300])
+def test_discretize_zoh_stable_A_huge_delta_is_the_limit(backend, delta):
+    """A stable A, a huge Δ: exp(ΔA) → 0 and B_bar → −A⁻¹B (closed form). scipy's expm alone gave NaN from ~1e35."""
+    A = np.array([[-1.0, 50.0], [0.0, -2.0]])  # stable, far from normal
+    B = np.array([1.0, 3.0])
+    conv = np.asarray if backend == "numpy" else (lambda x: torch.tensor(x, dtype=torch.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no overflow on the way either
+        A_bar, B_bar = me.discretize(conv(A), conv(B), delta)
+    np.testing.assert_allclose(np.asarray(A_bar), 0.0, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(B_bar), -np.linalg.solve(A, B), rtol=1e-9)
+
+
+def test_discretize_zoh_scaled_expm_matches_scipy_where_scipy_works():
+    """Above ||ΔM|| = 2^64 discretize squares scipy's expm itself; scipy alone is still right up to ~1e35."""
+    A = np.array([[-0.5, 2.0, 0.0], [-2.0, -0.5, 1.0], [0.0, 0.0, -3.0]])
+    B = np.array([[1.0], [0.0], [2.0]])
+    for delta in (1e-3, 1e20, 1e30):  # below and above 2^64 ≈ 1.8e19
+        A_bar, B_bar = me.discretize(A, B, delta)
+        E = scipy.linalg.expm(delta * np.block([[A, B], [np.zeros((1, 4))]]))
+        np.testing.assert_allclose(A_bar, E[:3, :3], atol=1e-12)
+        np.testing.assert_allclose(B_bar, E[:3, 3:], rtol=1e-9, atol=1e-12)
+    Ad, Bd, *_ = scipy.signal.cont2discrete((A, B, np.eye(3), np.zeros((3, 1))), 1e-3, method="zoh")
+    np.testing.assert_allclose(me.discretize(A, B, 1e-3)[1], Bd, rtol=1e-12)
+
+
+def test_discretize_overflow_with_stable_A_names_the_range():
+    with pytest.warns(RuntimeWarning, match=r"no eigenvalue of A has Re > 0, but delta \* A or delta \* B exceeds"):
+        A_bar, B_bar = me.discretize(np.array([[0.0]]), np.array([1e300]), 1e100)
+    assert not np.isfinite(B_bar).all()
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_unstable_lti_scan_and_kernel_warn_with_cause(backend):
     conv = (lambda x: torch.tensor(x, dtype=torch.float32)) if backend == "torch" else np.asarray
     A_bar, B_bar, C = conv([1.5]), conv([1.0]), conv([1.0])
