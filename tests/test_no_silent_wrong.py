@@ -199,6 +199,25 @@ def test_scan_reset_after_overflow_issue_case(method, backend):
 
 
 @pytest.mark.parametrize("method", SCAN_METHODS)
+def test_scan_gradient_where_a_is_zero(method):
+    """A reset (a[t] = 0) still has ∂h[t]/∂a[t] = h[t−1]: the parallel groupings returned 0 there."""
+    a = torch.tensor([0.0, 0.5, 0.0, -0.3, 0.0, 0.0, 0.7], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([0.4, -1.0, 2.0, 0.3, 0.9, -0.6, 1.1], dtype=torch.float64, requires_grad=True)
+    h0 = torch.tensor(0.8, dtype=torch.float64, requires_grad=True)
+    weights = torch.arange(1.0, 8.0, dtype=torch.float64)
+    h, hs = h0, []  # reference: a plain loop in torch, differentiated by autograd
+    for t in range(7):
+        h = a[t] * h + b[t]
+        hs.append(h)
+    want = torch.autograd.grad((torch.stack(hs) * weights).sum(), (a, b, h0))
+    got = torch.autograd.grad((me.scan(a, b, method=method, h0=h0) * weights).sum(), (a, b, h0))
+    assert want[0][0] == 0.8 * (weights[0] + 0.5 * weights[1])  # by hand: h0 · ∂(h[0] + 0.5 h[0])
+    for name, g, w in zip(("a", "b", "h0"), got, want):
+        torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12, msg=f"gradient in {name}")
+    assert torch.autograd.gradcheck(lambda a, b, h0: me.scan(a, b, method=method, h0=h0), (a, b, h0))
+
+
+@pytest.mark.parametrize("method", SCAN_METHODS)
 def test_scan_growing_float32_issue_case(method):
     """a = 1.1 over 2048 steps in float32: finite up to ~940 steps, equal there; a warning names the cause."""
     rng = np.random.default_rng(0)

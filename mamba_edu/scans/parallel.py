@@ -73,13 +73,18 @@ def _times(x, y):
     with a = 0 resets the state: the true product is 0, but inf·0 is NaN in floating point, and one
     NaN spreads through the whole tree. The inputs are finite, so an inf here always stands for a
     finite number too large to store, and 0 times it is 0.
+
+    Only those NaNs are replaced: elsewhere x·y is already 0 where a factor is 0, and it keeps its
+    gradient (∂(x·y)/∂x = y is not 0 where x = 0, which a mask on every zero factor would lose).
     """
     product = x * y
     if is_torch(product):
         torch = sys.modules["torch"]
-        return torch.where((x == 0) | (y == 0), torch.zeros_like(product), product)
+        zero_times_inf = product.isnan() & ((x == 0) | (y == 0))
+        return torch.where(zero_times_inf, torch.zeros_like(product), product)
     if isinstance(product, np.ndarray):
-        return np.where((np.asarray(x) == 0) | (np.asarray(y) == 0), 0, product).astype(product.dtype, copy=False)
+        zero_times_inf = np.isnan(product) & ((np.asarray(x) == 0) | (np.asarray(y) == 0))
+        return np.where(zero_times_inf, 0, product).astype(product.dtype, copy=False)
     return product * 0 if (x == 0 or y == 0) else product
 
 
