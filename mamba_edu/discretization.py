@@ -259,23 +259,26 @@ def _diag_rule(z, B, delta, method, xp):
 _EXPM_NORM_MAX = 2.0**64  # scipy's expm returns NaN from about ||M|| = 1e35 (its estimates of ||M^k|| overflow)
 
 
-def _expm(M, xp):
-    """exp(M). For numpy, scipy's expm on M / 2^s, then s squarings, where ||M||_1 > 2^64.
+def expm(M, xp=np):
+    """exp(M) of a matrix (n, n) or a stack of them (..., n, n). For numpy, scipy's expm on M / 2^s,
+    then s squarings, for each matrix with ||M||_1 > 2^64.
 
     A stable A times a huge Δ (say Δ = 1e100) has a tame exp(ΔA) — it tends to 0 — but scipy returns NaN
     there; scaling first and squaring here (what scipy does inside, without its overflowing estimates)
-    gives the limit. torch's matrix_exp needs no help.
+    gives the limit. torch's matrix_exp needs no help. Also used by :class:`mamba_edu.lti.ContinuousSSM`
+    for exp(At) at large t.
     """
     if xp is not np:
         return xp.linalg.matrix_exp(M)
     import scipy.linalg
 
-    norm = float(np.abs(M).sum(axis=0).max()) if M.size else 0.0
-    squarings = int(np.ceil(np.log2(norm / _EXPM_NORM_MAX))) if np.isfinite(norm) and norm > _EXPM_NORM_MAX else 0
-    E = scipy.linalg.expm(M / 2.0**squarings)
-    with np.errstate(over="ignore", invalid="ignore"):  # an unstable A overflows: discretize warns
-        for _ in range(squarings):
-            E = E @ E
+    norm = np.abs(M).sum(axis=-2).max(axis=-1, initial=0.0)  # ||M||_1 of each matrix: (...)
+    norm = np.where(np.isfinite(norm), np.maximum(norm, _EXPM_NORM_MAX), _EXPM_NORM_MAX)
+    squarings = np.ceil(np.log2(norm / _EXPM_NORM_MAX)).astype(int)  # 0 up to 2^64
+    E = scipy.linalg.expm(M / 2.0 ** squarings[..., None, None])
+    with np.errstate(over="ignore", invalid="ignore"):  # an unstable A overflows: the callers warn
+        for s in range(int(squarings.max(initial=0))):
+            E = np.where((s < squarings)[..., None, None], E @ E, E)
     return E
 
 
@@ -364,10 +367,10 @@ def discretize(A, B, delta, method="zoh"):
             zeros = _full(xp, (m, n + m), 0, like=A)
             top = xp.concatenate([A, B2], axis=1) if xp is np else xp.cat([A, B2], dim=1)
             M = xp.concatenate([top, zeros], axis=0) if xp is np else xp.cat([top, zeros], dim=0)
-            E = _expm(delta * M, xp)
+            E = expm(delta * M, xp)
             A_bar, B_bar = E[:n, :n], E[:n, n:]
         else:
-            A_bar, B_bar = _expm(delta * A, xp), delta * B2
+            A_bar, B_bar = expm(delta * A, xp), delta * B2
     elif method == "euler":
         A_bar, B_bar = eye + delta * A, delta * B2
     else:

@@ -9,14 +9,14 @@ The solution for h(0) = 0 is a convolution with the matrix exponential,
 
 so everything here is computed *exactly* from matrix exponentials (no ODE stepping):
 through the eigendecomposition A = V Λ V⁻¹ when it is well conditioned, and through
-``scipy.linalg.expm`` of an augmented matrix otherwise (e.g. a defective A such as a
-Jordan block).
+:func:`mamba_edu.discretization.expm` (scipy's ``expm``, kept finite for large t) of an
+augmented matrix otherwise (e.g. a defective A such as a Jordan block).
 """
 
 import numpy as np
-import scipy.linalg
 
 from mamba_edu._backend import float_array
+from mamba_edu.discretization import expm
 
 # eigenvector matrices worse conditioned than this are not trusted (defective or nearly so)
 _MAX_EIGVEC_COND = 1e8
@@ -121,7 +121,7 @@ class ContinuousSSM:
             lam, r = modes
             return self._real(np.exp(np.outer(t, lam)) @ r)
         # defective A: exact matrix exponential at every time
-        return self._real(scipy.linalg.expm(self.A[None] * t[:, None, None]) @ self.B @ self.C)
+        return self._real(expm(self.A[None] * t[:, None, None]) @ self.B @ self.C)
 
     def step_response(self, t) -> np.ndarray:
         """Response to a unit step u(t) = 1 for t ≥ 0: C A⁻¹(e^{At} − I) B + D, shape (len(t),).
@@ -141,7 +141,7 @@ class ContinuousSSM:
         n = self.n
         M = np.zeros((n + 1, n + 1), dtype=np.result_type(self.A, self.B))
         M[:n, :n], M[:n, n] = self.A, self.B
-        integral_B = scipy.linalg.expm(M[None] * t[:, None, None])[:, :n, n]  # (len(t), n)
+        integral_B = expm(M[None] * t[:, None, None])[:, :n, n]  # (len(t), n)
         return self._real(integral_B @ self.C) + self.D
 
     def frequency_response(self, omega) -> np.ndarray:
@@ -201,7 +201,7 @@ class ContinuousSSM:
                 )
             M = np.zeros((n + 2, n + 2), dtype=np.result_type(self.A, self.B))
             M[:n, :n], M[:n, n], M[n, n + 1] = self.A * delta, self.B * delta, 1.0
-            Phi = scipy.linalg.expm(M)
+            Phi = expm(M)
             A_bar, B_0, B_1 = Phi[:n, :n], Phi[:n, n], Phi[:n, n + 1]
             if interp == "zoh":
                 drive = np.outer(u[:-1], B_0)

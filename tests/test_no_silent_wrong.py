@@ -356,6 +356,22 @@ def test_discretize_zoh_scaled_expm_matches_scipy_where_scipy_works():
     np.testing.assert_allclose(me.discretize(A, B, 1e-3)[1], Bd, rtol=1e-12)
 
 
+def test_continuous_ssm_defective_A_at_large_t_is_the_limit():
+    """A Jordan block (no eigenbasis: the expm path) at t up to 1e300: K(t) = t·e^{−t} → 0 and the step
+    response 1 − (1 + t)e^{−t} → 1 (closed forms). scipy's expm alone gave NaN from t ≈ 1e35."""
+    ssm = me.ContinuousSSM([[-1.0, 1.0], [0.0, -1.0]], [0.0, 1.0], [1.0, 0.0])
+    t = np.array([0.5, 3.0, 40.0, 1e20, 1e40, 1e100, 1e300])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        K, step = ssm.impulse_response(t), ssm.step_response(t)
+        # one sample step of Δ = 1e100 with a constant input: the state has settled at −A⁻¹B = 1
+        y = me.ContinuousSSM([[-1.0]], [1.0], [1.0]).simulate([1.0, 1.0], [0.0, 1e100])
+    with np.errstate(under="ignore"):
+        np.testing.assert_allclose(K, t * np.exp(-np.minimum(t, 800)), rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(step, 1 - (1 + t) * np.exp(-np.minimum(t, 800)), rtol=1e-12)
+    np.testing.assert_allclose(y, [0.0, 1.0], rtol=1e-12)
+
+
 def test_discretize_overflow_with_stable_A_names_the_range():
     with pytest.warns(RuntimeWarning, match=r"no eigenvalue of A has Re > 0, but delta \* A or delta \* B exceeds"):
         A_bar, B_bar = me.discretize(np.array([[0.0]]), np.array([1e300]), 1e100)
