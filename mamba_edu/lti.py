@@ -145,11 +145,23 @@ class ContinuousSSM:
         return self._real(integral_B @ self.C) + self.D
 
     def frequency_response(self, omega) -> np.ndarray:
-        """H(iω) = C (iωI − A)⁻¹ B + D at the angular frequencies ω, shape (len(ω),) complex."""
+        """H(iω) = C (iωI − A)⁻¹ B + D at the angular frequencies ω, shape (len(ω),) complex.
+
+        An ω with iω an eigenvalue of A (a pole on the imaginary axis: an integrator at ω = 0, an
+        undamped oscillator at its frequency) raises a ValueError that names it.
+        """
         omega = _time_axis(omega, "omega")
         eye = np.eye(self.n)
         rhs = np.broadcast_to(self.B, (len(omega), self.n))[..., None]
-        resolvent_B = np.linalg.solve(1j * omega[:, None, None] * eye - self.A, rhs)[..., 0]  # (iωI − A)⁻¹ B
+        try:
+            resolvent_B = np.linalg.solve(1j * omega[:, None, None] * eye - self.A, rhs)[..., 0]  # (iωI − A)⁻¹ B
+        except np.linalg.LinAlgError:
+            at_poles = [float(w) for w in omega if np.linalg.matrix_rank(1j * w * eye - self.A) < self.n]
+            raise ValueError(
+                f"omega contains {at_poles}, where iω is an eigenvalue of A (eigenvalues "
+                f"{np.round(self.eigenvalues, 6).tolist()}): a pole on the imaginary axis, where |H(iω)| is "
+                "infinite. Leave those frequencies out of omega"
+            ) from None
         return resolvent_B @ self.C + self.D
 
     def simulate(self, u, t, h0=None, interp="linear", return_state=False):

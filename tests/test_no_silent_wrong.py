@@ -372,6 +372,18 @@ def test_continuous_ssm_defective_A_at_large_t_is_the_limit():
     np.testing.assert_allclose(y, [0.0, 1.0], rtol=1e-12)
 
 
+def test_frequency_response_at_a_pole_on_the_imaginary_axis_says_so():
+    """Lesson 1's marginal oscillator (eigenvalues ±3i) at ω = 3, an integrator at ω = 0: a bare LinAlgError before."""
+    from mamba_edu.lti import oscillator
+
+    with pytest.raises(ValueError, match=r"omega contains \[3\.0\], where iω is an eigenvalue of A .*3j"):
+        oscillator(0.0, 3.0).frequency_response(np.linspace(0.0, 6.0, 601))
+    with pytest.raises(ValueError, match=r"omega contains \[0\.0\], where iω is an eigenvalue"):
+        me.ContinuousSSM([[0.0]], [1.0], [1.0]).frequency_response([0.0, 1.0])
+    omega = np.array([0.5, 2.9, 3.1])  # beside the pole: the closed form of the oscillator, (iω)/((iω)² + 9)
+    np.testing.assert_allclose(oscillator(0.0, 3.0).frequency_response(omega), 1j * omega / (9 - omega**2), rtol=1e-12)
+
+
 def test_discretize_overflow_with_stable_A_names_the_range():
     with pytest.warns(RuntimeWarning, match=r"no eigenvalue of A has Re > 0, but delta \* A or delta \* B exceeds"):
         A_bar, B_bar = me.discretize(np.array([[0.0]]), np.array([1e300]), 1e100)
