@@ -163,3 +163,26 @@ def test_bad_inputs():
         MambaBlock(8, d_state=0)
     with pytest.raises(ValueError, match=r"dt_min"):
         MambaBlock(8, dt_min=0.5, dt_max=0.1)
+
+
+def test_block_names_hidden_states_for_a_wrong_kind_dtype_or_length():
+    """A float64 tensor (torch.tensor of a numpy array) met torch's "expected m1 and m2 to have the same dtype",
+    a numpy array a TypeError from linear(), an empty sequence an error from conv1d."""
+    torch.manual_seed(0)
+    block = MambaBlock(8, d_state=4)
+    x = torch.randn(2, 5, 8)
+    with pytest.raises(ValueError, match=r"hidden_states has dtype torch\.float64 but the block's weights are "
+                                         r"torch\.float32: pass hidden_states\.to\(torch\.float32\), or convert"):
+        block(x.double())
+    with pytest.raises(ValueError, match=r"hidden_states has dtype torch\.int64 .*to\(torch\.float32\)$"):
+        block(x.long())
+    with pytest.raises(ValueError, match=r"hidden_states must be a torch tensor, got ndarray"):
+        block(x.numpy())
+    with pytest.raises(ValueError, match=r"hidden_states has shape \(2, 0, 8\), expected \(b, l, 8\) with l ≥ 1"):
+        block(x[:, :0])
+    conv_state, ssm_state = block.allocate_inference_cache(2, 1)
+    with pytest.raises(ValueError, match=r"hidden_states has dtype torch\.float64"):
+        block.step(x[:, :1].double(), conv_state, ssm_state)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast converts the input itself: still accepted
+        assert block(x.bfloat16()).shape == (2, 5, 8)
+    torch.testing.assert_close(block.double()(x.double()), block.float()(x).double(), rtol=1e-4, atol=1e-5)

@@ -25,6 +25,18 @@ def _fp32_or_wider(t):
     return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
+def _check_tensor(hidden_states, weight):
+    """A ValueError naming ``hidden_states`` unless it is a tensor the weights can multiply (same dtype;
+    under autocast torch converts it itself) — instead of torch's "expected m1 and m2 to have the same dtype"."""
+    if not isinstance(hidden_states, torch.Tensor):
+        raise ValueError(f"hidden_states must be a torch tensor, got {type(hidden_states).__name__}")
+    if hidden_states.dtype != weight.dtype and not torch.is_autocast_enabled(hidden_states.device.type):
+        floating = hidden_states.is_floating_point()
+        convert_block = f", or convert the block with .to({hidden_states.dtype})" if floating else ""
+        raise ValueError(f"hidden_states has dtype {hidden_states.dtype} but the block's weights are {weight.dtype}: "
+                         f"pass hidden_states.to({weight.dtype}){convert_block}")
+
+
 class MambaBlock(nn.Module):
     """The Mamba mixer block (official ``mamba_ssm.modules.mamba_simple.Mamba``, pure PyTorch).
 
@@ -145,9 +157,10 @@ class MambaBlock(nn.Module):
         -------
         Tensor, shape (b, l, d_model)
         """
-        if hidden_states.ndim != 3 or hidden_states.shape[-1] != self.d_model:
+        _check_tensor(hidden_states, self.in_proj.weight)
+        if hidden_states.ndim != 3 or hidden_states.shape[-1] != self.d_model or hidden_states.shape[1] < 1:
             raise ValueError(
-                f"hidden_states has shape {tuple(hidden_states.shape)}, expected (b, l, {self.d_model})"
+                f"hidden_states has shape {tuple(hidden_states.shape)}, expected (b, l, {self.d_model}) with l ≥ 1"
             )
         l = hidden_states.shape[1]
         u, z = self.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)  # each (b, d_inner, l)
@@ -220,6 +233,7 @@ class MambaBlock(nn.Module):
         -------
         (out (b, 1, d_model), conv_state, ssm_state)
         """
+        _check_tensor(hidden_states, self.in_proj.weight)
         if hidden_states.ndim != 3 or hidden_states.shape[1:] != (1, self.d_model):
             raise ValueError(
                 f"hidden_states has shape {tuple(hidden_states.shape)}, expected (b, 1, {self.d_model})"
