@@ -138,6 +138,25 @@ def test_long_sequence_is_finite_and_exact():
     assert torch.isfinite(out).all() and rel(out, ref) < 1e-5
 
 
+@pytest.mark.parametrize("reset", [1e4, 1e6])
+def test_chunked_keeps_its_digits_after_a_large_step(reset):
+    """One large Δ·A inside a chunk (a reset) then small steps, l = 77 with chunks of 32 (not a multiple).
+
+    The chunked method took its segment sums as differences a_cum[t] − a_cum[s], which lose the small
+    sums after the reset: float32 relative errors 4e-4 (Δ·A = −1e4) and 2.5e-2 (−1e6), float64 1e-11 and
+    6e-10. Against the float64 loop it is now as close as the quadratic form.
+    """
+    args = make(b=1, l=77, h=2, p=2, g=1, n=3, extras=False)
+    args["dt"] = np.full((1, 77, 2), 0.05)
+    args["dt"][0, [3, 40], :] = reset / -args["A"]  # Δ·A = −reset at step 3 (chunk 0) and step 40 (chunk 1)
+    ref, _ = ref_of(args, softplus=False)
+    out = me.ssd_scan(**args, chunk_size=32)
+    assert rel(out, ref) < 1e-13
+    for method in METHODS:
+        out = me.ssd_scan(**to_torch(args, torch.float32), chunk_size=32, method=method)
+        assert rel(out, ref) < 2e-6, method
+
+
 def test_segsum():
     rng = np.random.default_rng(1)
     a = -rng.uniform(0, 1, (2, 7))

@@ -147,8 +147,7 @@ def segsum(a, ops=None):
     """
     ops = ops or _Ops(_kind(a))
     T = a.shape[-1]
-    rep = a[..., :, None] + ops.zeros((*a.shape[:-1], T, T), a)  # rep[..., t, s] = a[t]
-    rep = ops.where(ops.tril(T, a, -1), rep, 0.0)  # keep a[t] for s < t
+    rep = ops.where(ops.tril(T, a, -1), a[..., :, None], 0.0)  # rep[..., t, s] = a[t] for s < t, else 0
     S = ops.cumsum(rep, axis=-2)  # S[t, s] = a[s+1] + … + a[t]
     return ops.where(ops.tril(T, a, 0), S, -math.inf)
 
@@ -219,16 +218,17 @@ def _chunked(x, dt, A, B, C, h0, Q, ops):
     Bc = ops.moveaxis(B.reshape(b, c, Q, g, n), 2, 3)[:, :, :, None]  # (b, c, g, 1, Q, n)
     Cc = ops.moveaxis(C.reshape(b, c, Q, g, n), 2, 3)[:, :, :, None]  # (b, c, g, 1, Q, n)
 
-    # 1. intra-chunk "attention": the diagonal blocks of M, as matrix products
-    seg = a_cum[..., :, None] - a_cum[..., None, :]  # Σ_{s<k≤t} Δ_k A inside the chunk: (…, Q, Q)
-    mask = ops.tril(Q, a)
-    L = ops.exp(ops.where(mask, seg, -math.inf))  # 0 above the diagonal, never exp(+…)
+    # 1. intra-chunk "attention": the diagonal blocks of M, as matrix products. The segment sums are
+    #    plain sums (segsum), not differences a_cum[t] − a_cum[s]: after one large Δ·A (a reset, say
+    #    −1e4) those subtract two large numbers and keep few digits of the small sums after it
+    seg = segsum(a, ops)  # Σ_{s<k≤t} Δ_k A inside the chunk, −inf above the diagonal: (…, Q, Q)
+    L = ops.exp(seg)  # 0 above the diagonal, never exp(+…)
     CB = ops.matmul(Cc, ops.moveaxis(Bc, -1, -2))  # C_t · B_s: (b, c, g, 1, Q, Q)
     y_diag = ops.matmul(L * CB, xdt)  # (b, c, g, r, Q, p)
 
     # 2. chunk states: what each chunk alone leaves in the state at its end. The r heads of a group
     #    share B, so they stack into the rows of one matrix product per group: (r·p, Q) @ (Q, n)
-    decay_to_end = ops.exp(a_cum[..., -1:] - a_cum)  # exp(Σ_{t<k≤Q} Δ_k A): (b, c, g, r, Q)
+    decay_to_end = ops.exp(seg[..., -1, :])  # exp(Σ_{s<k≤Q} Δ_k A), the last row: (b, c, g, r, Q)
     xw = ops.moveaxis(xdt * decay_to_end[..., None], -1, -2).reshape(b, c, g, r * p, Q)
     states = ops.matmul(xw, Bc[:, :, :, 0]).reshape(b, c, g, r, p, n)
 
