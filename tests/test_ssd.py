@@ -7,6 +7,8 @@ paths 1e-5; transformers' pure-PyTorch ``mamba2_chunk_scan`` (it computes in flo
 
 import itertools
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -306,6 +308,21 @@ def test_matrix_errors():
         me.ssd_matrix(args["dt"], args["A"], torch.from_numpy(args["B"]), args["C"])
     with pytest.warns(RuntimeWarning, match="negative entries"):
         me.ssd_matrix(-np.abs(args["dt"]) - 0.1, args["A"], args["B"], args["C"])
+
+
+def test_no_warning_for_inputs_that_require_grad():
+    """The check of Δ took float() of a tensor that requires grad: torch warned "Converting a tensor with
+    requires_grad=True to a scalar may lead to unexpected behavior" (once per process: hence a fresh one)."""
+    code = (
+        "import warnings, torch, mamba_edu as me\n"
+        "warnings.simplefilter('error')\n"
+        "dt = torch.rand(1, 5, 2, requires_grad=True)\n"
+        "args = (torch.randn(1, 5, 2, 3), dt, -torch.rand(2), torch.randn(1, 5, 1, 4), torch.randn(1, 5, 1, 4))\n"
+        "me.ssd_scan(*args, 4).sum().backward()\n"
+        "me.ssd_matrix(*args[1:]).sum().backward()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_negative_delta_warns_with_its_cause():

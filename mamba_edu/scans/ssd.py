@@ -295,7 +295,7 @@ def _check_delta(delta, kind, like):
     the state can grow without bound. A warning, not an error, as in ``selective_scan`` (the official kernels
     accept any Δ). Checked on the CPU only (on a GPU it would force a synchronisation)."""
     if kind == "numpy" or (kind == "torch" and like.device.type == "cpu"):
-        low = float(delta.min())
+        low = float((delta.detach() if kind == "torch" else delta).min())  # no "tensor that requires grad" warning
         if low < 0:
             warnings.warn(f"dt (after dt_bias and the softplus) has negative entries (min {low:g}): the state "
                           "grows instead of decaying; pass dt_softplus=True or a non-negative dt",
