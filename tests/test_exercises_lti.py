@@ -32,3 +32,16 @@ def test_step_final_value():
     fb = check_step_final_value(ssm, truth + 0.1)
     assert not fb and "h' = 0" in fb.message
     assert not check_step_final_value(ContinuousSSM([[0.5]], [1.0], [1.0]), 1.0)
+
+
+def test_step_final_value_reads_one_number_like_every_checker():
+    """A right value in a one-element array (the late step response, or C A⁻¹ B with C as a 1×2 row) was
+    refused with "has shape (1,), expected ()"; every other checker reads one number this way."""
+    ssm = ContinuousSSM([[-2.0, 1.0], [0.0, -1.0]], [1.0, 1.0], [1.0, 0.5], D=0.25)
+    truth = -np.array([[1.0, 0.5]]) @ np.linalg.solve(ssm.A, np.array([[1.0], [1.0]])) + 0.25  # (1, 1)
+    assert np.isclose(truth.item(), 1.75)
+    for form in (truth, truth[0], ssm.step_response([60.0]), [1.75], 1.75 + 0j):
+        assert check_step_final_value(ssm, form), form
+    for garbage in ([1.75, 1.75], 1.75 + 1j, True, "1.75"):
+        result = check_step_final_value(ssm, garbage)
+        assert not result and "one real, finite number" in result.message, garbage
