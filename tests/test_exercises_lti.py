@@ -45,3 +45,12 @@ def test_step_final_value_reads_one_number_like_every_checker():
     for garbage in ([1.75, 1.75], 1.75 + 1j, True, "1.75"):
         result = check_step_final_value(ssm, garbage)
         assert not result and "one real, finite number" in result.message, garbage
+
+
+def test_stable_set_given_as_text_or_mixed_names():
+    """ "A1, A3, A5" was read as its characters: "[' ', ',', '1', '3', '5', 'A'] are not in STABILITY_QUIZ"."""
+    for text in ("A1, A3, A5", "A1"):
+        result = check_stable_set(text)
+        assert not result and "not the text" in result.message and "' '" not in result.message
+    result = check_stable_set({1, "A9"})  # sorting the unknown names used to fail on mixed types
+    assert not result and "[1, 'A9'] are not in STABILITY_QUIZ" in result.message

@@ -18,13 +18,15 @@ STABILITY_QUIZ = {
 @checker
 def check_stable_set(answer) -> Feedback:
     """Exercise 1: ``answer`` is the set of names in STABILITY_QUIZ whose systems are stable."""
+    if isinstance(answer, (str, bytes)):  # set("A1, A3") would be its characters
+        return Feedback.wrong(f'give a set of names such as {{"A1", "A3"}}, not the text {answer!r:.80}')
     try:
         chosen = set(answer)
     except TypeError:
-        return Feedback.wrong(f"give a set of names such as {{'A1', 'A3'}}, got {answer!r}")
+        return Feedback.wrong(f'give a set of names such as {{"A1", "A3"}}, got {answer!r:.80}')
     unknown = chosen - set(STABILITY_QUIZ)
     if unknown:
-        return Feedback.wrong(f"{sorted(unknown)} are not in STABILITY_QUIZ (names: {sorted(STABILITY_QUIZ)})")
+        return Feedback.wrong(f"{sorted(unknown, key=str)} are not in STABILITY_QUIZ (names: {sorted(STABILITY_QUIZ)})")
     truth = {name for name, A in STABILITY_QUIZ.items() if np.all(np.linalg.eigvals(A).real < 0)}
     if chosen == truth:
         return Feedback.right("stable ⇔ every eigenvalue has Re λ < 0; the off-diagonal size doesn't matter.")
