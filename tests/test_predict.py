@@ -87,6 +87,22 @@ def test_widget_commit_locks_the_controls_and_shows_the_verdict():
 def test_number_widget():
     p = predict("How large?", answer=0.5, explanation="half.")
     entry, button = p.widget.children[1].children
-    entry.value = 0.52
+    entry.value = "0.52"
     button.click()
     assert p.feedback.ok and entry.disabled
+    q = predict("How large?", answer=-0.3, explanation="negative.")
+    entry, button = q.widget.children[1].children
+    entry.value = " −0.31"  # the minus sign of the lesson text, pasted
+    button.click()
+    assert q.feedback.ok
+
+
+@pytest.mark.parametrize("typed", ["", "abc", "nan"])
+def test_number_widget_commits_nothing_until_a_number_is_typed(typed):
+    """The number box was a FloatText, whose "nothing typed" is 0.0: Commit locked in 0 and said "Not yet"."""
+    p = predict("How large?", answer=0.5, explanation="half.")
+    (question, row, verdict) = p.widget.children
+    entry, button = row.children
+    entry.value = typed
+    button.click()
+    assert p.committed is None and not button.disabled and "Pick an answer first" in verdict.value
