@@ -27,6 +27,14 @@ def test_a_commit_is_final():
     assert p.committed == "inside" and not p.feedback.ok
 
 
+def test_a_second_commit_repeats_a_right_verdict():
+    """Re-running p.commit("outside") said "❌ Not yet. Already committed: 'outside'" after a right answer."""
+    p = choice()
+    assert p.commit("outside")
+    again = p.commit("outside")
+    assert again.ok and "Already committed: 'outside'" in again.message
+
+
 def test_number_within_relative_tolerance():
     p = predict("How many steps?", answer=42.0, explanation="2π/(βΔ).", tolerance=0.05)
     assert p.is_right(43.9) and not p.is_right(44.2) and not p.is_right(-42)

@@ -65,10 +65,10 @@ class Prediction:
     def commit(self, value):
         """Lock in ``value`` (a choice, or a number) and return the verdict with the explanation.
 
-        A second commit is refused: the feedback says what was committed first.
+        A second commit is refused: the feedback repeats the first commit's verdict and says what was committed.
         """
-        if self.committed is not None:
-            return Feedback.wrong(f"Already committed: {self.committed!r}. {self.feedback.message}")
+        if self.committed is not None:  # e.g. the cell re-run: the first verdict stands, right or wrong
+            return Feedback(self.feedback.ok, f"Already committed: {self.committed!r}. {self.feedback.message}")
         if self.choices is not None and str(value) not in self.choices:
             raise ValueError(f"value must be one of {self.choices!r}, got {value!r}")
         if self.choices is None:
