@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mamba_edu import bench, course
+from mamba_edu import __version__, bench, course
 
 EXPERIMENTS = ("selective-copying", "induction-heads")
 
@@ -262,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mamba-edu", description=__doc__.splitlines()[0].replace("``", ""),
         epilog="Run `mamba-edu COMMAND --help` for a command's options.")
+    parser.add_argument("--version", action="version", version=f"mamba-edu {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     lab = sub.add_parser("lab", help="open the lessons in JupyterLab (127.0.0.1, token kept)")

@@ -385,3 +385,27 @@ def test_number_answers_follow_one_rule():
         for garbage in (True, str(value), [value, value], complex(value, 1.0), math.nan):
             result = check(garbage)
             assert not result and "one real, finite number" in result.message, (check.__name__, garbage, result)
+
+
+def test_a_function_that_returns_nothing_is_told_so():
+    """A forgotten ``return`` (or ``print`` instead of ``return``) used to be reported as an error the learner's
+    code never raised ("raised TypeError: cannot unpack non-iterable NoneType", "Could not infer dtype of
+    NoneType"); a list of row tensors was "your function raised TypeError" although the function ran fine."""
+    from mamba_edu.experiments.tasks import MARKER, NOISE
+
+    def prints(*args):
+        print("the answer")
+
+    for check in (ex2.check_stable_zoh, ex4.check_selective_step, ex5.check_copying_solver,
+                  ex5.check_induction_solver, ex6.check_combine):
+        result = check(prints)
+        assert not result and "returned None" in result.message and "raised" not in result.message, result
+
+    def rows(inputs):  # the right tokens, as a list of one tensor per sequence
+        n_data = int((inputs[0] == MARKER).sum())
+        return [row[row != NOISE] for row in inputs[:, :-n_data]]
+
+    result = ex5.check_copying_solver(rows)
+    assert not result and "raised" not in result.message and "torch.stack" in result.message
+    result = ex2.check_stable_zoh(lambda lam, delta: np.exp(delta * lam))  # one array, not a pair
+    assert not result and "raised" not in result.message and "pair" in result.message

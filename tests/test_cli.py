@@ -31,6 +31,15 @@ def test_console_script_help_runs():
     assert out.returncode == 0 and "experiment" in out.stdout
 
 
+def test_version_prints_the_package_version(capsys):
+    import mamba_edu
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"mamba-edu {mamba_edu.__version__}"
+
+
 def test_unknown_command_is_an_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["frobnicate"])

@@ -98,3 +98,17 @@ def test_selective_view():
         fb = check_selective_view(wrong)
         assert not fb and "off by" in fb.message
     assert not check_selective_view("rnn") and "answer one of" in check_selective_view("rnn").message
+
+
+def test_kernel_feedback_names_single_precision_and_keeps_the_solution_back():
+    """complex64 arithmetic got "K[0] = -0.0283804+0.0203796j but should be -0.0283804+0.0203796j" (the same
+    digits), and every wrong kernel was shown the solution as code, beyond the lesson's Vandermonde hint."""
+    def single(A_bar, B_bar, C, L):
+        V = A_bar.astype(np.complex64)[None, :] ** np.arange(L)[:, None]
+        return V @ (C * B_bar).astype(np.complex64)
+
+    result = check_diagonal_kernel(single)
+    assert not result and "single precision" in result.message and "complex128" in result.message
+    result = check_diagonal_kernel(lambda A_bar, B_bar, C, L: np.ones(L, complex))
+    assert not result and "Vandermonde" in result.message
+    assert "np.arange" not in result.message and "@" not in result.message

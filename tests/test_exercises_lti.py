@@ -32,3 +32,25 @@ def test_step_final_value():
     fb = check_step_final_value(ssm, truth + 0.1)
     assert not fb and "h' = 0" in fb.message
     assert not check_step_final_value(ContinuousSSM([[0.5]], [1.0], [1.0]), 1.0)
+
+
+def test_step_final_value_reads_one_number_like_every_checker():
+    """A right value in a one-element array (the late step response, or C A⁻¹ B with C as a 1×2 row) was
+    refused with "has shape (1,), expected ()"; every other checker reads one number this way."""
+    ssm = ContinuousSSM([[-2.0, 1.0], [0.0, -1.0]], [1.0, 1.0], [1.0, 0.5], D=0.25)
+    truth = -np.array([[1.0, 0.5]]) @ np.linalg.solve(ssm.A, np.array([[1.0], [1.0]])) + 0.25  # (1, 1)
+    assert np.isclose(truth.item(), 1.75)
+    for form in (truth, truth[0], ssm.step_response([60.0]), [1.75], 1.75 + 0j):
+        assert check_step_final_value(ssm, form), form
+    for garbage in ([1.75, 1.75], 1.75 + 1j, True, "1.75"):
+        result = check_step_final_value(ssm, garbage)
+        assert not result and "one real, finite number" in result.message, garbage
+
+
+def test_stable_set_given_as_text_or_mixed_names():
+    """ "A1, A3, A5" was read as its characters: "[' ', ',', '1', '3', '5', 'A'] are not in STABILITY_QUIZ"."""
+    for text in ("A1, A3, A5", "A1"):
+        result = check_stable_set(text)
+        assert not result and "not the text" in result.message and "' '" not in result.message
+    result = check_stable_set({1, "A9"})  # sorting the unknown names used to fail on mixed types
+    assert not result and "[1, 'A9'] are not in STABILITY_QUIZ" in result.message

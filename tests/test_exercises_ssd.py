@@ -81,3 +81,15 @@ def test_checkers_never_raise(bad):
                   check_chunk_state):
         fb = check(bad)
         assert not fb.ok and fb.message
+
+
+def test_complex_or_missing_answers_are_refused():
+    """A complex L or state used to pass: np.asarray(..., dtype=float) silently dropped the imaginary part.
+    A forgotten ``return`` used to be reported as "your L has shape ()"."""
+    complex_decay = check_decay_matrix(lambda a: good_decay(a) * (1 + 1j))
+    assert not complex_decay and "complex" in complex_decay.message
+    assert not check_chunk_state(lambda x, dt, A, B: good_state(x, dt, A, B) + 0.5j)
+    assert check_decay_matrix(lambda a: good_decay(a) + 0j)  # complex dtype, real values: still right
+    for check, fn in ((check_decay_matrix, lambda a: None), (check_chunk_state, lambda x, dt, A, B: None)):
+        fb = check(fn)
+        assert not fb and "returned None" in fb.message and "return" in fb.message

@@ -27,6 +27,14 @@ def test_a_commit_is_final():
     assert p.committed == "inside" and not p.feedback.ok
 
 
+def test_a_second_commit_repeats_a_right_verdict():
+    """Re-running p.commit("outside") said "❌ Not yet. Already committed: 'outside'" after a right answer."""
+    p = choice()
+    assert p.commit("outside")
+    again = p.commit("outside")
+    assert again.ok and "Already committed: 'outside'" in again.message
+
+
 def test_number_within_relative_tolerance():
     p = predict("How many steps?", answer=42.0, explanation="2π/(βΔ).", tolerance=0.05)
     assert p.is_right(43.9) and not p.is_right(44.2) and not p.is_right(-42)
@@ -87,6 +95,22 @@ def test_widget_commit_locks_the_controls_and_shows_the_verdict():
 def test_number_widget():
     p = predict("How large?", answer=0.5, explanation="half.")
     entry, button = p.widget.children[1].children
-    entry.value = 0.52
+    entry.value = "0.52"
     button.click()
     assert p.feedback.ok and entry.disabled
+    q = predict("How large?", answer=-0.3, explanation="negative.")
+    entry, button = q.widget.children[1].children
+    entry.value = " −0.31"  # the minus sign of the lesson text, pasted
+    button.click()
+    assert q.feedback.ok
+
+
+@pytest.mark.parametrize("typed", ["", "abc", "nan"])
+def test_number_widget_commits_nothing_until_a_number_is_typed(typed):
+    """The number box was a FloatText, whose "nothing typed" is 0.0: Commit locked in 0 and said "Not yet"."""
+    p = predict("How large?", answer=0.5, explanation="half.")
+    (question, row, verdict) = p.widget.children
+    entry, button = row.children
+    entry.value = typed
+    button.click()
+    assert p.committed is None and not button.disabled and "Pick an answer first" in verdict.value

@@ -93,9 +93,13 @@ def check_diagonal_kernel(fn) -> Feedback:
             return Feedback.wrong("that is 2·Re K, the real system's kernel; here return the complex K itself")
         if np.allclose(K, truth.real, rtol=1e-9, atol=1e-12):
             return Feedback.wrong("only the real part is right: keep K complex (don't cast to float)")
+        if np.allclose(K, truth, rtol=1e-5, atol=1e-8):
+            return Feedback.wrong(f"K is right to only about 7 digits {where}: that is single precision "
+                                  "(complex64 or float32 somewhere); compute in complex128")
         k = int(np.argmax(~np.isclose(K, truth, rtol=1e-9, atol=1e-12)))
         return Feedback.wrong(f"K[{k}] = {complex(K[k]):.6g} but should be {complex(truth[k]):.6g} {where}. "
-                              "Hint: (A_bar[None, :] ** k[:, None]) @ (C * B_bar) with k = np.arange(L).")
+                              "Hint: the Vandermonde matrix V[k, m] = Ā_m^k (k = 0..L−1) holds every power; "
+                              "weight mode m by C_m B̄_m and sum over m.")
     return Feedback.right("a Vandermonde matrix times C ⊙ B̄: no loop over k, and O(L·n) work.")
 
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from mamba_edu.discretization import discretize_diag
-from mamba_edu.exercises.feedback import Feedback, checker, number
+from mamba_edu.exercises.feedback import Feedback, call, checker, number
 
 
 def _close(a, b, rtol=1e-6):
@@ -81,14 +81,18 @@ def check_stable_zoh(func) -> Feedback:
     lam = np.array([-1.0, -1e-9, 0.0, -2.0 + 3.0j, 1e-12j])
     delta = 0.5
     want_A, want_B = discretize_diag(lam, 1.0, delta, "zoh")
+    expected = f"expected a pair (A_bar, B_bar) of arrays of shape {lam.shape}, one value per λ"
+    with np.errstate(all="ignore"):
+        result, bad = call(func, lam.copy(), delta, name="func(lam, delta)")
+    if bad is not None:
+        return Feedback.wrong(f"{bad.message} — {expected}")
     try:
-        with np.errstate(all="ignore"):
-            got_A, got_B = func(lam.copy(), delta)
+        got_A, got_B = result
         got_A, got_B = np.broadcast_to(np.asarray(got_A), lam.shape), np.broadcast_to(np.asarray(got_B), lam.shape)
         got_A, got_B = got_A.astype(np.complex128), got_B.astype(np.complex128)
-    except Exception as error:  # the learner's code failing is feedback, not a crash
-        return Feedback.wrong(f"calling func(lam, delta) raised {type(error).__name__}: {error}. Expected a pair "
-                              f"(A_bar, B_bar) of arrays of shape {lam.shape}, one value per λ")
+    except Exception as error:  # an answer of the wrong form is feedback, not a crash
+        return Feedback.wrong(f"func(lam, delta) returned a {type(result).__name__} that could not be read "
+                              f"({type(error).__name__}: {error}): {expected}")
     msgs = []
     if not np.allclose(got_A, want_A, rtol=1e-12, atol=0):
         msgs.append("A_bar should be np.exp(delta * lam)")

@@ -4,15 +4,19 @@ import math
 
 import torch
 
-from mamba_edu.exercises.feedback import Feedback, checker, number
+from mamba_edu.exercises.feedback import Feedback, call, checker, number
 from mamba_edu.experiments.tasks import induction_heads_batch, selective_copying_batch
 
 
 def _try_solver(solver, inputs):
+    result, bad = call(solver, inputs.clone())
+    if bad is not None:
+        return None, bad.message
     try:
-        got = torch.as_tensor(solver(inputs.clone()))
-    except Exception as exc:  # a learner's bug is feedback, not a crash
-        return None, f"your function raised {type(exc).__name__}: {exc}"
+        got = torch.as_tensor(result)
+    except Exception:  # noqa: BLE001 -- e.g. a list of tensors (one per row), or text
+        return None, (f"your function returned a {type(result).__name__} that is not one tensor of token ids "
+                      "(torch.stack joins a list of rows into one tensor)")
     if got.is_complex() or not (got.is_floating_point() or got.dtype in (torch.int64, torch.int32, torch.int16,
                                                                          torch.int8, torch.uint8)):
         return None, f"your function returned {got.dtype} values; expected token ids (whole numbers)"

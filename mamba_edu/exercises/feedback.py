@@ -61,11 +61,25 @@ def checker(func):
     return checked
 
 
-def numbers(value, what, shape=None):
-    """``value`` as a finite float64/complex128 array, or ``(None, Feedback.wrong(...))`` saying why not.
+def call(fn, *args, name="your function"):
+    """Run the learner's ``fn(*args)``: ``(result, None)``, or ``(None, Feedback.wrong(...))`` if it raised or
+    returned None (a forgotten ``return``, or ``print`` instead of ``return``)."""
+    if not callable(fn):
+        return None, Feedback.wrong(f"pass your function itself, got {type(fn).__name__} {fn!r:.80}")
+    try:
+        result = fn(*args)
+    except Exception as error:  # noqa: BLE001 -- the learner's code may fail in any way
+        return None, Feedback.wrong(f"{name} raised {type(error).__name__}: {error}")
+    if result is None:
+        return None, Feedback.wrong(f"{name} returned None: did it forget `return` (or print instead of return)?")
+    return result, None
 
-    Rejects None, strings, ragged lists, non-numeric objects and NaN/inf; with ``shape``, also a
-    different shape. Returns ``(array, None)`` when the value is usable.
+
+def numbers(value, what, shape=None, finite=True):
+    """``value`` as a float64/complex128 array, or ``(None, Feedback.wrong(...))`` saying why not.
+
+    Rejects None, strings, ragged lists, non-numeric objects and (unless ``finite=False``) NaN/inf;
+    with ``shape``, also a different shape. Returns ``(array, None)`` when the value is usable.
     """
     if value is None:
         return None, Feedback.wrong(f"{what} is None: expected numbers" + (f" of shape {shape}" if shape else ""))
@@ -81,7 +95,7 @@ def numbers(value, what, shape=None):
                                     f"got {type(value).__name__} {value!r:.80}")
     if shape is not None and array.shape != tuple(shape):
         return None, Feedback.wrong(f"{what} has shape {array.shape}, expected {tuple(shape)}")
-    if not np.all(np.isfinite(array)):
+    if finite and not np.all(np.isfinite(array)):
         return None, Feedback.wrong(f"{what} contains NaN or inf: expected finite numbers")
     return array, None
 

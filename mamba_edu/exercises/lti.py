@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from mamba_edu.exercises.feedback import Feedback, checker, numbers
+from mamba_edu.exercises.feedback import Feedback, checker, number, numbers
 from mamba_edu.lti import ContinuousSSM
 
 STABILITY_QUIZ = {
@@ -18,13 +18,15 @@ STABILITY_QUIZ = {
 @checker
 def check_stable_set(answer) -> Feedback:
     """Exercise 1: ``answer`` is the set of names in STABILITY_QUIZ whose systems are stable."""
+    if isinstance(answer, (str, bytes)):  # set("A1, A3") would be its characters
+        return Feedback.wrong(f'give a set of names such as {{"A1", "A3"}}, not the text {answer!r:.80}')
     try:
         chosen = set(answer)
     except TypeError:
-        return Feedback.wrong(f"give a set of names such as {{'A1', 'A3'}}, got {answer!r}")
+        return Feedback.wrong(f'give a set of names such as {{"A1", "A3"}}, got {answer!r:.80}')
     unknown = chosen - set(STABILITY_QUIZ)
     if unknown:
-        return Feedback.wrong(f"{sorted(unknown)} are not in STABILITY_QUIZ (names: {sorted(STABILITY_QUIZ)})")
+        return Feedback.wrong(f"{sorted(unknown, key=str)} are not in STABILITY_QUIZ (names: {sorted(STABILITY_QUIZ)})")
     truth = {name for name, A in STABILITY_QUIZ.items() if np.all(np.linalg.eigvals(A).real < 0)}
     if chosen == truth:
         return Feedback.right("stable ⇔ every eigenvalue has Re λ < 0; the off-diagonal size doesn't matter.")
@@ -71,12 +73,9 @@ def check_step_final_value(ssm: ContinuousSSM, answer) -> Feedback:
     if not ssm.is_stable:
         return Feedback.wrong("this system is not stable, so its step response never settles: choose a stable one")
     truth = float(np.real(-ssm.C @ np.linalg.solve(ssm.A, ssm.B) + ssm.D))
-    value, bad = numbers(answer, "the final value", shape=())
+    value, bad = number(answer, "the final value")  # also one-element arrays, e.g. a (1, 1) C @ A⁻¹ @ B
     if bad is not None:
         return bad
-    if np.iscomplexobj(value):
-        return Feedback.wrong(f"the step response of a real system is real, got {complex(value)}")
-    value = float(value)
     if np.isclose(value, truth, rtol=1e-6, atol=1e-9):
         return Feedback.right(f"the step response settles at H(0) = −CA⁻¹B + D = {truth:.6g}.")
     late = float(ssm.step_response([50.0 / max(1e-3, -ssm.eigenvalues.real.max())])[0])

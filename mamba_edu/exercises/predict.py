@@ -65,10 +65,10 @@ class Prediction:
     def commit(self, value):
         """Lock in ``value`` (a choice, or a number) and return the verdict with the explanation.
 
-        A second commit is refused: the feedback says what was committed first.
+        A second commit is refused: the feedback repeats the first commit's verdict and says what was committed.
         """
-        if self.committed is not None:
-            return Feedback.wrong(f"Already committed: {self.committed!r}. {self.feedback.message}")
+        if self.committed is not None:  # e.g. the cell re-run: the first verdict stands, right or wrong
+            return Feedback(self.feedback.ok, f"Already committed: {self.committed!r}. {self.feedback.message}")
         if self.choices is not None and str(value) not in self.choices:
             raise ValueError(f"value must be one of {self.choices!r}, got {value!r}")
         if self.choices is None:
@@ -117,8 +117,9 @@ class Prediction:
         question = W.HTML(f"<b>Predict first.</b> {html.escape(self.question)}")
         if self.choices is not None:
             entry = W.ToggleButtons(options=self.choices, value=None, style={"button_width": "auto"})
-        else:
-            entry = W.FloatText(value=None, description="your number", style={"description_width": "initial"})
+        else:  # a text box: a FloatText turns "nothing typed yet" into 0.0, which Commit would lock in
+            entry = W.Text(value="", placeholder="a number", description="your number",
+                           style={"description_width": "initial"})
         entry.add_class("mamba-predict-entry")
         button = W.Button(description="Commit", button_style="primary", icon="lock")
         button.add_class("mamba-predict-commit")
@@ -126,10 +127,12 @@ class Prediction:
         verdict.add_class("mamba-predict-verdict")
 
         def on_commit(_):
-            if entry.value is None:
-                verdict.value = "<i>Pick an answer first.</i>"
+            value = entry.value if self.choices is not None else _typed_number(entry.value)
+            if value is None:
+                verdict.value = "<i>Pick an answer first.</i>" if self.choices is not None else \
+                    f"<i>Pick an answer first: type a number (got {html.escape(repr(entry.value))}).</i>"
                 return
-            feedback = self.commit(entry.value)
+            feedback = self.commit(value)
             entry.disabled = button.disabled = True
             verdict.value = f"<p>{html.escape(str(feedback))}</p><p><i>The next cell shows it.</i></p>"
 
@@ -148,6 +151,15 @@ class Prediction:
         if view:  # a kernel with a widget front end: the widget, with the static view as fallback
             bundle.update({k: v for k, v in view.items() if k != "text/plain"})
         return bundle
+
+
+def _typed_number(text):
+    """The finite number typed in ``text`` (a Unicode minus − is read as -), or None."""
+    try:
+        value = float(text.strip().replace("−", "-"))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def predict(question, choices=None, *, answer, explanation, tolerance=0.1):

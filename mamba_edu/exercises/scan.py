@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from mamba_edu.exercises.feedback import Feedback, checker
+from mamba_edu.exercises.feedback import Feedback, call, checker
 from mamba_edu.scans.parallel import scan_trace
 
 
@@ -14,14 +14,17 @@ def check_combine(fn) -> Feedback:
     rng = np.random.default_rng(5)
     for _ in range(20):
         (a1, b1), (a2, b2) = rng.normal(size=2), rng.normal(size=2)
+        result, bad = call(fn, (a1, b1), (a2, b2), name="fn((a1, b1), (a2, b2))")
+        if bad is not None:
+            return Feedback.wrong(f"{bad.message} — it should return a pair (a, b) of numbers.")
         try:
-            a, b = fn((a1, b1), (a2, b2))
+            a, b = result
             a, b = complex(a), complex(b)
             if not (np.isfinite(a) and np.isfinite(b)):
                 raise ValueError(f"got ({a}, {b}), which is not finite")
         except Exception as exc:  # report, don't raise: the notebook must keep running
-            return Feedback.wrong(f"calling fn((a1, b1), (a2, b2)) failed with {type(exc).__name__}: {exc}. "
-                                  "It should return a pair (a, b) of numbers.")
+            return Feedback.wrong(f"fn((a1, b1), (a2, b2)) returned a {type(result).__name__} that is not a pair "
+                                  f"(a, b) of numbers ({type(exc).__name__}: {exc}).")
         h = rng.normal()
         want = a2 * (a1 * h + b1) + b2  # first step 1, then step 2
         if np.isclose(a * h + b, want, rtol=1e-9, atol=1e-12):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from mamba_edu.exercises.feedback import Feedback, checker, numbers
+from mamba_edu.exercises.feedback import Feedback, call, checker, numbers
 from mamba_edu.scans.selective import selective_scan
 
 TOKEN_DEPENDENT = {"delta", "B", "C"}
@@ -131,23 +131,27 @@ def check_selective_step(step, seed=0) -> Feedback:
     B, C = rng.normal(size=(n, l)), rng.normal(size=(n, l))
     y_ref, h_ref = selective_scan(u[None], delta[None], A, B[None], C[None], return_last_state=True)
     h, ys = np.zeros((d, n)), []
-    try:
-        for t in range(l):
-            h, y_t = step(h.copy(), u[:, t].copy(), delta[:, t].copy(), A.copy(), B[:, t].copy(), C[:, t].copy())
-            (h, bad_h), (y_t, bad_y) = numbers(h, "h_new"), numbers(y_t, "y_t")
-            if bad_h is not None or bad_y is not None:
-                return Feedback.wrong(f"{(bad_h or bad_y).message} at step t = {t}; expected real arrays h_new "
-                                      f"(d, n) = {(d, n)} and y_t (d,) = ({d},)")
-            if np.iscomplexobj(h) or np.iscomplexobj(y_t):
-                return Feedback.wrong(f"h_new and y_t must be real (A is real), got complex values at step t = {t}")
-            if h.shape != (d, n):
-                hint = " — the state was collapsed: keep one state per channel *and* per n" if h.shape == (d,) else ""
-                return Feedback.wrong(f"h_new has shape {h.shape}, expected (d, n) = {(d, n)}{hint}")
-            if y_t.shape != (d,):
-                return Feedback.wrong(f"y_t has shape {y_t.shape}, expected (d,) = ({d},)")
-            ys.append(y_t)
-    except Exception as exc:  # the learner's code may fail in any way
-        return Feedback.wrong(f"step raised {type(exc).__name__}: {exc}")
+    for t in range(l):
+        result, bad = call(step, h.copy(), u[:, t].copy(), delta[:, t].copy(), A.copy(), B[:, t].copy(),
+                           C[:, t].copy(), name=f"step(h, u_t, delta_t, A, B_t, C_t) at t = {t}")
+        if bad is not None:
+            return bad
+        try:
+            h, y_t = result
+        except Exception:  # noqa: BLE001 -- not a pair
+            return Feedback.wrong(f"step returned a {type(result).__name__}: expected a pair (h_new, y_t)")
+        (h, bad_h), (y_t, bad_y) = numbers(h, "h_new"), numbers(y_t, "y_t")
+        if bad_h is not None or bad_y is not None:
+            return Feedback.wrong(f"{(bad_h or bad_y).message} at step t = {t}; expected real arrays h_new "
+                                  f"(d, n) = {(d, n)} and y_t (d,) = ({d},)")
+        if np.iscomplexobj(h) or np.iscomplexobj(y_t):
+            return Feedback.wrong(f"h_new and y_t must be real (A is real), got complex values at step t = {t}")
+        if h.shape != (d, n):
+            hint = " — the state was collapsed: keep one state per channel *and* per n" if h.shape == (d,) else ""
+            return Feedback.wrong(f"h_new has shape {h.shape}, expected (d, n) = {(d, n)}{hint}")
+        if y_t.shape != (d,):
+            return Feedback.wrong(f"y_t has shape {y_t.shape}, expected (d,) = ({d},)")
+        ys.append(y_t)
     y = np.stack(ys, axis=-1)
     if np.allclose(y, y_ref[0], rtol=1e-8, atol=1e-10) and np.allclose(h, h_ref[0], rtol=1e-8, atol=1e-10):
         return Feedback.right("Ā_t = exp(Δ_t A), B̄_t = Δ_t B_t, h_t = Ā_t h + B̄_t u_t, y_t = C_t·h_t, "

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from mamba_edu._backend import positive_int
-from mamba_edu.exercises.feedback import Feedback, checker, number
+from mamba_edu.exercises.feedback import Feedback, call, checker, number, numbers
 from mamba_edu.scans.ssd import ssd_costs
 
 
@@ -76,6 +76,23 @@ def check_memory_chunk(answer, l=65536, p=64, n=128) -> Feedback:
                           "Balance l·Q against (l/Q)·p·n.")
 
 
+def _real_array(fn, args, name, finite=True):
+    """Run the learner's ``fn(*args)``: its answer as a real float64 array, or a Feedback saying why not.
+
+    A complex answer counts as real when its imaginary part is only rounding; otherwise it is refused
+    (casting it to float would silently drop the imaginary part).
+    """
+    result, bad = call(fn, *args, name=name)
+    got, bad = (None, bad) if bad is not None else numbers(result, f"the result of {name}", finite=finite)
+    if bad is not None:
+        return None, bad
+    if np.iscomplexobj(got):
+        if np.abs(got.imag).max(initial=0) > 1e-12 * np.abs(got.real).max(initial=0):
+            return None, Feedback.wrong(f"{name} returned complex values: the answer is real (every input is real)")
+        got = got.real
+    return got, None
+
+
 @checker
 def check_decay_matrix(fn) -> Feedback:
     """Exercise 1: ``fn(a)`` returns L (l, l) with L[t, s] = exp(a[s+1] + … + a[t]) for s ≤ t, 0 above."""
@@ -88,10 +105,9 @@ def check_decay_matrix(fn) -> Feedback:
         for t in range(l):
             for s in range(t + 1):
                 want[t, s] = math.exp(a[s + 1:t + 1].sum())
-        try:
-            got = np.asarray(fn(a), dtype=float)
-        except Exception as exc:  # report, don't raise
-            return Feedback.wrong(f"decay_matrix(a) with a of shape ({l},) failed: {type(exc).__name__}: {exc}")
+        got, bad = _real_array(fn, (a,), f"decay_matrix(a) with a of shape ({l},)")
+        if bad is not None:
+            return bad
         if got.shape != (l, l):
             return Feedback.wrong(f"for a of shape ({l},) your L has shape {got.shape}, expected ({l}, {l})")
         if np.allclose(got, want, rtol=1e-10, atol=1e-14):
@@ -112,11 +128,10 @@ def check_decay_matrix(fn) -> Feedback:
     steps = np.arange(l)
     lower = steps[:, None] >= steps[None, :]
     want = np.exp(np.where(lower, -(steps[:, None] - steps[None, :]).astype(float), -np.inf))
-    try:
-        with np.errstate(all="ignore"):
-            got = np.asarray(fn(np.full(l, -1.0)), dtype=float)
-    except Exception as exc:
-        return Feedback.wrong(f"decay_matrix(a) with a of shape ({l},) failed: {type(exc).__name__}: {exc}")
+    with np.errstate(all="ignore"):  # NaN/inf are diagnosed below
+        got, bad = _real_array(fn, (np.full(l, -1.0),), f"decay_matrix(a) with a of shape ({l},)", finite=False)
+    if bad is not None:
+        return bad
     if got.shape != (l, l) or not np.isfinite(got).all() or not np.allclose(got, want, rtol=1e-9, atol=1e-300):
         return Feedback.wrong(f"right for short a, but for l = {l} steps of a = −1 your L is not finite or not right: "
                               "exp of a running sum (or of differences above the diagonal) overflows. Take the "
@@ -138,10 +153,9 @@ def check_chunk_state(fn) -> Feedback:
     state = np.zeros((p, n))
     for s in range(Q):  # the recurrence itself
         state = math.exp(dt[s] * A) * state + dt[s] * np.outer(x[s], B[s])
-    try:
-        got = np.asarray(fn(x, dt, A, B), dtype=float)
-    except Exception as exc:
-        return Feedback.wrong(f"chunk_state(x, dt, A, B) failed: {type(exc).__name__}: {exc}")
+    got, bad = _real_array(fn, (x, dt, A, B), "chunk_state(x, dt, A, B)")
+    if bad is not None:
+        return bad
     if got.shape == (n, p) and np.allclose(got.T, state, rtol=1e-10, atol=1e-12):
         return Feedback.wrong("transposed: the state is (p, n) — x_s B_sᵀ, an outer product")
     if got.shape != (p, n):
