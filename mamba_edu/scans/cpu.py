@@ -83,8 +83,9 @@ def _forward(u, delta, A, B, C, D, z, bias, softplus, has_z, out, last_state):
             last_state[bi, di, j] = h[j]
 
 @_jit
-def _backward(u, delta, A, B, C, D, z, bias, softplus, has_z, gout,
+def _backward(u, delta, A, B, C, D, z, bias, softplus, has_z, gout, glast,
              gu, gdelta, gz, gA_b, gD_b, gbias_b, gB_part, gC_part):
+    # glast: ∂L/∂(last state) (b, d, n), where the reverse scan starts
     # gradients: gu, gdelta, gz (b, d, l); gA_b (b, d, n); gD_b, gbias_b (b, d) — summed over b later;
     # gB_part, gC_part (b, g, parts, l, n): one partial sum per worker, summed over parts later
     b, d, l = u.shape
@@ -117,8 +118,8 @@ def _backward(u, delta, A, B, C, D, z, bias, softplus, has_z, gout,
                     h[j] = a[j] * h_prev[j] + dtu * Bt[j]
                     y += h[j] * Ct[j]
                 ys[t] = y + D[di] * u[bi, di, t]
-            # 2) reverse scan: gh_t = Ā_{t+1} gh_{t+1} + C_t gy_t
-            gh[:] = 0.0
+            # 2) reverse scan: gh_t = Ā_{t+1} gh_{t+1} + C_t gy_t, from gh = ∂L/∂(last state) after the last step
+            gh[:] = glast[bi, di]
             gA[:] = 0.0
             gD = 0.0
             gbias = 0.0
@@ -218,11 +219,10 @@ def _make_function():
                            bool(delta_softplus), z is not None, out.numpy(), last_state.numpy())
             ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias)
             ctx.delta_softplus = bool(delta_softplus)
-            ctx.mark_non_differentiable(last_state)  # as in the official kernel
-            return out, last_state
+            return out, last_state  # differentiable (the official kernel drops its gradient)
 
         @staticmethod
-        def backward(ctx, gout, _glast):
+        def backward(ctx, gout, glast):
             u, delta, A, B, C, D, z, delta_bias = ctx.saved_tensors
             b, d, l = u.shape
             n = A.shape[1]
@@ -239,7 +239,7 @@ def _make_function():
             gB_part = torch.zeros(b, g, parts, l, n, dtype=u.dtype)
             gC_part = torch.zeros(b, g, parts, l, n, dtype=u.dtype)
             _backward(_np(u), _np(delta), _np(A), _np(Bg), _np(Cg), _np(Dv), _np(zz), _np(bias),
-                            ctx.delta_softplus, z is not None, _np(gout),
+                            ctx.delta_softplus, z is not None, _np(gout), _np(glast),
                             gu.numpy(), gdelta.numpy(), gz.numpy(), gA_b.numpy(), gD_b.numpy(),
                             gbias_b.numpy(), gB_part.numpy(), gC_part.numpy())
 
@@ -285,7 +285,8 @@ def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
         Gate.
     delta_softplus : bool
     return_last_state : bool
-        Also return h at the last step, shape (b, d, n) (not differentiable, as in the official kernel).
+        Also return h at the last step, shape (b, d, n). Gradients through it enter the reverse scan
+        exactly (the official CUDA kernel marks it non-differentiable and drops them).
 
     Returns
     -------
