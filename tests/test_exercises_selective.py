@@ -77,6 +77,12 @@ def test_selective_step_diagnoses_typical_mistakes():
     assert "Euler" in check_selective_step(euler).message
     assert "collapsed" in check_selective_step(collapsed).message
 
+    def swapped(h, u_t, delta_t, A, B_t, C_t):
+        h2, y = right_step(h, u_t, delta_t, A, B_t, C_t)
+        return y, h2
+
+    assert "the order (h_new, y_t)" in check_selective_step(swapped).message
+
     def off_by_D(h, u_t, delta_t, A, B_t, C_t):
         h, y = right_step(h, u_t, delta_t, A, B_t, C_t)
         return h, y + u_t  # a skip term the exercise did not ask for

@@ -146,6 +146,9 @@ def check_selective_step(step, seed=0) -> Feedback:
                                   f"(d, n) = {(d, n)} and y_t (d,) = ({d},)")
         if np.iscomplexobj(h) or np.iscomplexobj(y_t):
             return Feedback.wrong(f"h_new and y_t must be real (A is real), got complex values at step t = {t}")
+        if h.shape == (d,) and y_t.shape == (d, n):
+            return Feedback.wrong(f"step returned (y_t, h_new) (shapes {h.shape} and {y_t.shape}): return the pair in "
+                                  "the order (h_new, y_t)")
         if h.shape != (d, n):
             hint = " — the state was collapsed: keep one state per channel *and* per n" if h.shape == (d,) else ""
             return Feedback.wrong(f"h_new has shape {h.shape}, expected (d, n) = {(d, n)}{hint}")
