@@ -14,6 +14,8 @@ from mamba_edu import cli
 ROOT = Path(__file__).resolve().parent.parent
 # conda-forge spells some packages differently from PyPI (pytorch-cpu: the CPU build of torch)
 CONDA_NAME = {"torch": "pytorch-cpu"}
+# core dependencies that are not on conda-forge: environment.yml's `pip: -e .` installs them from PyPI
+PIP_ONLY = {"mambapy"}
 
 
 def _core_packages():
@@ -42,7 +44,7 @@ def _environment():
 def test_environment_yml_and_pyproject_name_the_same_packages():
     channels, conda, pip = _environment()
     assert channels == ["conda-forge"], f"conda-forge only, got {channels}"
-    expected = {CONDA_NAME.get(p, p) for p in _core_packages()}
+    expected = {CONDA_NAME.get(p, p) for p in _core_packages() - PIP_ONLY}
     assert conda - {"python", "pip"} == expected, (
         f"environment.yml lacks {sorted(expected - conda)}, has extra {sorted(conda - expected - {'python', 'pip'})}")
     assert not {"pytorch", "cpuonly"} & conda, "the CPU build on conda-forge is pytorch-cpu (no pytorch channel)"
@@ -112,3 +114,47 @@ def test_no_lesson_reads_outside_its_folder():
         for cell in nbformat.read(path, as_version=4).cells:
             if cell.cell_type == "code" and bad.search(cell.source):
                 raise AssertionError(f"{path.name} reads outside its folder:\n{cell.source}")
+
+
+# third-party modules a lesson may import without its package being a core dependency, and why
+OPTIONAL_LESSON_IMPORTS = {"cupy": "lesson 7 imports it only under `if cuda.gpu_available():` (the gpu extras)"}
+
+
+def _lesson_imports():
+    """{top-level module: [lesson names]} of the third-party imports in the lessons' code cells."""
+    import nbformat
+
+    found = {}
+    for path in sorted((ROOT / "lessons").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "code":
+                continue
+            python = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+            for node in ast.walk(ast.parse(python)):
+                if isinstance(node, ast.Import):
+                    modules = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    modules = [node.module]
+                else:
+                    continue
+                for module in modules:
+                    top = module.split(".")[0]
+                    if top not in sys.stdlib_module_names and top != "mamba_edu":
+                        found.setdefault(top, []).append(path.name)
+    return found
+
+
+def test_every_lesson_import_is_a_core_dependency():
+    """A wheel installed with its default dependencies runs every lesson (the test extra is not the course's)."""
+    from importlib import metadata
+
+    core = {name.replace("_", "-") for name in _core_packages()}
+    distributions = metadata.packages_distributions()
+    imports = _lesson_imports()
+    assert {"numpy", "torch"} <= set(imports), "the import scan found nothing"
+    for module, lessons in sorted(imports.items()):
+        if module in OPTIONAL_LESSON_IMPORTS:
+            continue
+        provided_by = {d.lower().replace("_", "-") for d in distributions.get(module, [module])}
+        assert provided_by & core, (f"{sorted(set(lessons))} import {module!r} (from {sorted(provided_by)}), which "
+                                    f"is not in pyproject's dependencies: a wheel install cannot run that lesson")
