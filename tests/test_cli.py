@@ -349,3 +349,14 @@ def test_install_hints_match_how_the_package_was_installed(monkeypatch):
     monkeypatch.setattr(course, "clone_root", lambda: None)
     hint = course.install_hint("app")
     assert "-e" not in hint and "voila" in hint, hint
+
+
+def test_troubleshooting_quotes_the_check_gpu_line_as_printed(monkeypatch):
+    """docs/troubleshooting.md quotes what `mamba-edu check` prints without CuPy: the quote must be current."""
+    from pathlib import Path
+
+    monkeypatch.setitem(sys.modules, "cupy", None)  # `import cupy` raises ModuleNotFoundError
+    line = bench.gpu_status()
+    assert line.startswith("CuPy not usable (ModuleNotFoundError)")
+    page = (Path(__file__).resolve().parent.parent / "docs" / "troubleshooting.md").read_text()
+    assert f"`{line}`" in " ".join(page.split()), f"docs/troubleshooting.md should quote {line!r}"
