@@ -1,6 +1,7 @@
 """The ``mamba-edu`` command: --help everywhere, bench, experiment, app (lab and check: test_packaging)."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -360,3 +361,32 @@ def test_troubleshooting_quotes_the_check_gpu_line_as_printed(monkeypatch):
     assert line.startswith("CuPy not usable (ModuleNotFoundError)")
     page = (Path(__file__).resolve().parent.parent / "docs" / "troubleshooting.md").read_text()
     assert f"`{line}`" in " ".join(page.split()), f"docs/troubleshooting.md should quote {line!r}"
+
+
+def test_readme_names_the_lessons_with_an_explorer_and_checkers():
+    """README's sentence "Lessons … have an explorer … and exercises with checkers" matches the notebooks."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    explorer, checkers = set(), set()
+    for path in sorted((root / "lessons").glob("*.ipynb")):
+        number = int(path.name.split("_")[0])
+        try:
+            cli.app_notebook(path)  # raises ValueError for a lesson that creates no explorer
+            explorer.add(number)
+        except ValueError:
+            pass
+        if re.search(r"from mamba_edu\.exercises\.\w+ import", path.read_text()):  # a lesson's checkers module
+            checkers.add(number)
+    assert explorer == checkers, f"explorers in lessons {sorted(explorer)}, checkers in lessons {sorted(checkers)}"
+    numbers = sorted(explorer)
+    runs = []  # consecutive lesson numbers as "a–b"
+    for n in numbers:
+        if runs and runs[-1][1] == n - 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    parts = [f"{a}–{b}" if b > a else f"{a}" for a, b in runs]
+    phrase = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+    readme = " ".join((root / "README.md").read_text().split())
+    assert f"Lessons {phrase} have an explorer" in readme, f"README should say 'Lessons {phrase} have an explorer'"
