@@ -14,6 +14,7 @@ Bad values are answered with ``error: …`` and exit code 2.
 
 import argparse
 import importlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -27,6 +28,8 @@ from pathlib import Path
 from mamba_edu import __version__, bench, course
 
 EXPERIMENTS = ("selective-copying", "induction-heads")
+# optional packages `mamba-edu check` reports: module -> (extra that installs it, what needs it)
+OPTIONAL = {"voila": ("app", "mamba-edu app"), "huggingface_hub": ("hub", "MambaLM.from_pretrained(hub name)")}
 
 
 def _error(message) -> int:
@@ -59,24 +62,34 @@ def lessons_dir() -> Path:
 
 def _version(module: str) -> str:
     try:
-        return getattr(importlib.import_module(module), "__version__", "installed")
+        imported = importlib.import_module(module)
     except Exception as exc:  # report, don't crash: this is a diagnostic
         return f"not available ({type(exc).__name__}: {exc})".splitlines()[0]
+    try:
+        return getattr(imported, "__version__", None) or importlib.metadata.version(module)
+    except importlib.metadata.PackageNotFoundError:
+        return "installed"
 
 
 def cmd_check(args) -> int:
     import mamba_edu
 
-    print(f"mamba_edu   {mamba_edu.__version__} ({Path(mamba_edu.__file__).parent})")
-    print(f"python      {platform.python_version()} ({sys.executable})")
-    for module in ["numpy", "scipy", "matplotlib", "torch", "numba", "ipywidgets", "ipympl", "jupyterlab"]:
-        print(f"{module:<11} {_version(module)}")
-    print(f"gpu         {bench.gpu_status()}")
+    def row(label, text):
+        print(f"{label:<15} {text}")
+
+    row("mamba_edu", f"{mamba_edu.__version__} ({Path(mamba_edu.__file__).parent})")
+    row("python", f"{platform.python_version()} ({sys.executable})")
+    for module in ["numpy", "scipy", "matplotlib", "torch", "numba", "ipywidgets", "ipympl", "jupyterlab", "mambapy"]:
+        row(module, _version(module))
+    for module, (extra, use) in OPTIONAL.items():
+        found = importlib.util.find_spec(module) is not None
+        row(module, _version(module) if found else f"not installed: {use} needs it ({course.install_hint(extra)})")
+    row("gpu", bench.gpu_status())
     folder, kind = course.source_lessons()
     found = course.notebooks(folder)
-    print(f"lessons     {folder} ({kind}, {len(found)} notebooks)")
+    row("lessons", f"{folder} ({kind}, {len(found)} notebooks)")
     for notebook in found:
-        print(f"            {notebook.name}")
+        row("", notebook.name)
     if not found:
         return _error(f"no lesson notebooks found; {course.install_hint()}")
     return 0

@@ -390,3 +390,16 @@ def test_readme_names_the_lessons_with_an_explorer_and_checkers():
     phrase = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
     readme = " ".join((root / "README.md").read_text().split())
     assert f"Lessons {phrase} have an explorer" in readme, f"README should say 'Lessons {phrase} have an explorer'"
+
+
+def test_check_reports_lesson_4s_mambapy_and_the_optional_packages(monkeypatch, capsys):
+    """An instructor learns before class what `mamba-edu app` and hub checkpoints would lack, and how to add it."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "voila" else real(name, *a))
+    assert cli.main(["check"]) == 0
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in capsys.readouterr().out.splitlines() if line[:1] != " "}
+    assert rows["mambapy"][0].isdigit(), rows["mambapy"]  # a version number, not "installed" or "not available"
+    assert rows["voila"] == f"not installed: mamba-edu app needs it ({course.install_hint('app')})"
+    assert rows["huggingface_hub"][0].isdigit(), rows["huggingface_hub"]  # the test extra installs it
