@@ -1,6 +1,6 @@
 """The ``mamba-edu`` command: open the course, report the environment, benchmark, experiment, present.
 
-    mamba-edu lab              open the lessons in JupyterLab (127.0.0.1, with Jupyter's token)
+    mamba-edu lab [DIR]        open the lessons (or those in DIR) in JupyterLab (127.0.0.1, with Jupyter's token)
     mamba-edu lessons DIR      copy the lesson notebooks into DIR (to work on them anywhere)
     mamba-edu check            versions, whether CuPy and a CUDA GPU are usable, where the lessons are
     mamba-edu bench            CPU (and, where present, GPU) selective-scan timings as a table
@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -110,7 +111,7 @@ def lab_command(port: int | None = None, no_browser: bool = False, folder=None) 
 
 def cmd_lab(args) -> int:
     try:
-        folder = lessons_dir()
+        folder = Path(args.dir).resolve() if args.dir else lessons_dir()
     except OSError as exc:  # no lessons found, or a per-user copy that cannot be written
         return _error(exc)
     if not course.notebooks(folder):
@@ -128,7 +129,7 @@ def cmd_lessons(args) -> int:
     print(f"copied {len(copied)} lesson(s) into {Path(args.dir).resolve()}: {', '.join(copied) or '-'}")
     if kept:
         print(f"kept {len(kept)} already there (--force overwrites): {', '.join(kept)}")
-    print(f"open them with: jupyter lab {args.dir}")
+    print(f"open them with: mamba-edu lab {shlex.quote(args.dir)}")  # the course's Python; as root too
     return 0
 
 
@@ -279,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     lab = sub.add_parser("lab", help="open the lessons in JupyterLab (127.0.0.1, token kept)")
+    lab.add_argument("dir", metavar="DIR", nargs="?", default=None,
+                     help="a folder of lessons, e.g. one made by `mamba-edu lessons DIR` (default: "
+                          "$MAMBA_EDU_LESSONS, the clone's lessons/ or the per-user copy)")
     lab.add_argument("--port", type=_port, default=None, help="port for JupyterLab (default: Jupyter's)")
     lab.add_argument("--no-browser", action="store_true", help="don't open a web browser")
     lab.set_defaults(func=cmd_lab)

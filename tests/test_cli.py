@@ -2,6 +2,7 @@
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 
@@ -403,3 +404,18 @@ def test_check_reports_lesson_4s_mambapy_and_the_optional_packages(monkeypatch, 
     assert rows["mambapy"][0].isdigit(), rows["mambapy"]  # a version number, not "installed" or "not available"
     assert rows["voila"] == f"not installed: mamba-edu app needs it ({course.install_hint('app')})"
     assert rows["huggingface_hub"][0].isdigit(), rows["huggingface_hub"]  # the test extra installs it
+
+
+def test_lessons_then_lab_on_that_folder(tmp_path, monkeypatch, capsys):
+    """`mamba-edu lessons DIR` says how to open DIR, and that command starts JupyterLab there (a plain
+    `jupyter lab DIR` may be another environment's, and refuses to run as root)."""
+    dest = tmp_path / "my course"
+    assert cli.main(["lessons", str(dest)]) == 0
+    hint = capsys.readouterr().out.splitlines()[-1]
+    assert hint == f"open them with: mamba-edu lab '{dest}'"  # quoted: the folder's name has a space
+    started = []
+    monkeypatch.setattr(cli.subprocess, "call", lambda cmd: started.append(cmd) or 0)
+    assert cli.main(shlex.split(hint.removeprefix("open them with: mamba-edu ")) + ["--no-browser"]) == 0
+    (cmd,) = started
+    assert f"--notebook-dir={dest}" in cmd and cmd[:3] == [sys.executable, "-m", "jupyterlab"]
+    assert cli.main(["lab", str(tmp_path / "empty")]) == 2 and "no lesson notebooks" in capsys.readouterr().err
