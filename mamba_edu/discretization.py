@@ -358,7 +358,7 @@ def discretize(A, B, delta, method="zoh"):
     _check_finite("A", A, xp)
     _check_finite("B", B, xp)
 
-    B2 = B.reshape(n, -1)  # (n, m)
+    B2 = B.reshape(n, 1) if B.ndim == 1 else B  # (n, m) (reshape(n, -1) fails for n = 0)
     m = B2.shape[1]
     eye = _eye(xp, n, like=A)
     if method in ("zoh", "mamba"):

@@ -384,6 +384,15 @@ def test_frequency_response_at_a_pole_on_the_imaginary_axis_says_so():
     np.testing.assert_allclose(oscillator(0.0, 3.0).frequency_response(omega), 1j * omega / (9 - omega**2), rtol=1e-12)
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_discretize_of_an_empty_state_is_empty(method):
+    """n = 0 (no state) gives empty A_bar, B_bar, as discretize_diag does, not numpy's reshape error."""
+    A_bar, B_bar = me.discretize(np.zeros((0, 0)), np.zeros(0), 0.1, method=method)
+    assert A_bar.shape == (0, 0) and B_bar.shape == (0,)
+    A_bar, B_bar = me.discretize(torch.zeros(0, 0), torch.zeros(0, 2), 0.1, method=method)
+    assert A_bar.shape == (0, 0) and B_bar.shape == (0, 2)
+
+
 def test_discretize_overflow_with_stable_A_names_the_range():
     with pytest.warns(RuntimeWarning, match=r"no eigenvalue of A has Re > 0, but delta \* A or delta \* B exceeds"):
         A_bar, B_bar = me.discretize(np.array([[0.0]]), np.array([1e300]), 1e100)
