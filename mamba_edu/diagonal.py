@@ -225,9 +225,17 @@ def mode_response(alpha, beta, delta, L):
 
 
 def mode_frequency_response(alpha, beta, delta, omega):
-    """|H(e^{iω})| of the real system with the pair λ, λ̄ (B = C = 1, ZOH), normalised to max 1."""
+    """|H(e^{iω})| of the real system with the pair λ, λ̄ (B = C = 1, ZOH), normalised to max 1.
+
+    With Re λ = 0 the pole Ā = e^{iβΔ} lies on the unit circle: where some ω hits it (β = 0 at ω = 0)
+    |H| is infinite, and the normalised response is its limit as Re λ → 0⁻: 1 at that ω, 0 elsewhere.
+    """
     A_bar, B_bar = discretize_diag(np.array([complex(alpha, beta)]), np.ones(1), delta)
-    H = np.abs(transfer_function(*conjugate_pairs(A_bar, B_bar, np.ones(1)), omega))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        H = np.abs(transfer_function(*conjugate_pairs(A_bar, B_bar, np.ones(1)), omega))
+    at_pole = ~np.isfinite(H)
+    if at_pole.any():
+        return at_pole.astype(float)
     return H / H.max()
 
 

@@ -151,3 +151,24 @@ def test_static_figure_has_six_panels_and_rejects_unknown_init():
     assert sorted(titles) == ["(a)", "(b)", "(c)", "(c)", "(c)", "(d)"]
     with pytest.raises(ValueError, match="init must be one of"):
         diagonal_figure(init="S4D-Foo")
+
+
+def test_frequency_response_of_a_pole_on_the_unit_circle(explorer):
+    """Re λ = 0, Im λ = 0 (both sliders at their ends): Ā = 1 sits on the unit circle at ω = 0, |H(1)| = ∞.
+
+    The panel shows the limit Re λ → 0⁻ (reference: the closed form at Re λ = −1e−12): 1 at ω = 0, 0 elsewhere;
+    it showed NaN at ω = 0 and 0 everywhere else, with divide-by-zero warnings.
+    """
+    import warnings
+
+    explorer.controls["delta"].value = 0.01
+    explorer.controls["beta"].value = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        explorer.controls["alpha"].value = 0.0
+    omega, H = explorer.fig.mamba_artists["freq"].get_data()
+    z_inv = np.exp(-1j * omega)
+    A_bar, B_bar = _zoh(-1e-12, 0.01)
+    H_ref = np.abs(2 * B_bar / (1 - A_bar * z_inv))  # the pair λ = λ̄ = −1e−12, each B̄/(1 − Ā z⁻¹)
+    np.testing.assert_allclose(H, H_ref / H_ref.max(), rtol=0, atol=1e-9)
+    assert H[0] == 1.0

@@ -93,3 +93,17 @@ def test_static_figure_and_bad_parameters():
 
 def test_last_signal():
     np.testing.assert_array_equal(last_signal([5, 1, 2, 3], [False, True, False, True]), [0, 1, 1, 3])
+
+
+@pytest.mark.parametrize("delta_bias, selectivity", [(-6.0, 8.0), (-2.0, 8.0), (-6.0, 4.0), (-1.0, 4.0), (2.0, 8.0)])
+def test_every_step_size_is_inside_the_delta_panel(delta_bias, selectivity):
+    """Δ_t on noise tokens is softplus(bias − selectivity), down to ≈ 8e-7 at the sliders' ends: still drawn."""
+    explorer = selective_explorer()
+    explorer.controls["delta_bias"].value = delta_bias
+    explorer.controls["selectivity"].value = selectivity
+    line = explorer.fig.mamba_artists["delta_sel"]
+    bottom, top = line.axes.get_ylim()
+    noise = np.log1p(np.exp(delta_bias - selectivity))  # softplus, the smallest Δ_t
+    assert line.get_ydata().min() == pytest.approx(noise, rel=1e-12)
+    assert bottom <= noise and line.get_ydata().max() <= top
+    assert bottom >= noise / 10 or bottom == 1e-4  # not zoomed out further than a decade below the data

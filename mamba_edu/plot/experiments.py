@@ -68,6 +68,14 @@ def tasks_figure(copying, induction, fig=None):
     return fig
 
 
+def _fit_tokens(ax, n_tokens):
+    """x-limits for a strip of ``n_tokens`` tokens: moved in steps only when needed (see ``sticky_limit``), but
+    never so wide that a token is narrower than a pixel: drawn "nearest", such a token could be skipped."""
+    set_sticky_xmax(ax, n_tokens - 0.5, xmin=-0.5)
+    if ax.get_xlim()[1] + 0.5 > ax.get_window_extent().width:
+        ax.set_xlim(-0.5, n_tokens - 0.5)
+
+
 def update_tasks_figure(fig, copying, induction):
     """Show new example batches in a :func:`tasks_figure` (same artists, new data)."""
     art = fig.mamba_artists
@@ -75,7 +83,7 @@ def update_tasks_figure(fig, copying, induction):
         image = art[key]
         image.set_data(codes)
         image.set_extent((-0.5, codes.shape[1] - 0.5, codes.shape[0] - 0.5, -0.5))
-        set_sticky_xmax(image.axes, codes.shape[1] - 0.5, xmin=-0.5)  # moved in steps only when needed
+        _fit_tokens(image.axes, codes.shape[1])
     answers = [row[row != IGNORE].tolist() for row in np.asarray(copying[1])]
     art["copying_answers"].set_text(f"answers, row 1: {answers[0]}")
     art["induction_answers"].set_text(f"answer, row 1: {int(np.asarray(induction[1])[0, -1])}")

@@ -79,6 +79,10 @@ def update_selective_figure(fig, selectivity, A, delta_bias=-1.0, method="zoh"):
     r = selective_toy(u, is_signal, selectivity, A, delta_bias, method)
     art["delta_sel"].set_ydata(r["delta_sel"])
     art["delta_lti"].set_ydata(r["delta_lti"])
+    # the log axis reaches down to the smallest Δ (a decade at a time): at the sliders' ends
+    # Δ = softplus(−6 − 8) ≈ 8e-7 on noise, far below the usual bottom 1e-4
+    smallest = max(float(r["delta_sel"].min()), 1e-300)
+    art["delta_sel"].axes.set_ylim(min(1e-4, 10.0 ** np.floor(np.log10(smallest))), 30)
     sig, noise = r["delta_sel"][is_signal], r["delta_sel"][~is_signal]
     art["delta_text"].set_text(
         f"selective: Δ ≈ {sig.mean():.3g} on signal, {noise.mean():.3g} on noise;  LTI: Δ = {r['delta_lti'][0]:.3g}"
