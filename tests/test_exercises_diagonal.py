@@ -98,6 +98,7 @@ def test_selective_view():
         fb = check_selective_view(wrong)
         assert not fb and "off by" in fb.message
     assert not check_selective_view("rnn") and "answer one of" in check_selective_view("rnn").message
+    assert check_selective_view(" Scan ") and not check_selective_view("Both")  # case and spaces do not matter
 
 
 def test_kernel_feedback_names_single_precision_and_keeps_the_solution_back():

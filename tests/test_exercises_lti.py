@@ -54,3 +54,14 @@ def test_stable_set_given_as_text_or_mixed_names():
         assert not result and "not the text" in result.message and "' '" not in result.message
     result = check_stable_set({1, "A9"})  # sorting the unknown names used to fail on mixed types
     assert not result and "[1, 'A9'] are not in STABILITY_QUIZ" in result.message
+
+
+def test_stable_set_given_as_a_dict_of_verdicts():
+    """{name: True/False} means the names marked True (its keys alone would count the ones marked False)."""
+    import numpy as np
+
+    from mamba_edu.exercises.lti import STABILITY_QUIZ
+
+    verdicts = {name: bool(np.all(np.linalg.eigvals(A).real < 0)) for name, A in STABILITY_QUIZ.items()}
+    assert check_stable_set(verdicts)
+    assert not check_stable_set({name: True for name in STABILITY_QUIZ})

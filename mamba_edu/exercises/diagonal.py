@@ -146,6 +146,8 @@ VIEWS = ("scan", "convolution", "both")
 @checker
 def check_selective_view(answer) -> Feedback:
     """Exercise 5: once Δ depends on the input at every step, which view still computes y: scan, convolution, both?"""
+    if isinstance(answer, str):
+        answer = answer.strip().lower()  # "Scan" and " scan " mean scan
     if not isinstance(answer, str) or answer not in VIEWS:
         return Feedback.wrong(f"answer one of {VIEWS}, got {answer!r:.80}")
     # a demonstration: Δ_k varies with the input, so Ā_k, B̄_k change from step to step

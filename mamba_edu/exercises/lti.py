@@ -20,6 +20,8 @@ def check_stable_set(answer) -> Feedback:
     """Exercise 1: ``answer`` is the set of names in STABILITY_QUIZ whose systems are stable."""
     if isinstance(answer, (str, bytes)):  # set("A1, A3") would be its characters
         return Feedback.wrong(f'give a set of names such as {{"A1", "A3"}}, not the text {answer!r:.80}')
+    if isinstance(answer, dict):  # {name: True/False}: the names marked stable
+        answer = [name for name, stable in answer.items() if stable]
     try:
         chosen = set(answer)
     except TypeError:
