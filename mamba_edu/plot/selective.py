@@ -10,6 +10,8 @@ from matplotlib.patches import Patch
 from mamba_edu.plot.base import new_figure, set_sticky_symmetric_ylim
 from mamba_edu.selective_toy import A_SCALES, demo_tokens, last_signal, selective_toy
 
+DELTA_YLIM = (1e-4, 30.0)  # panel (b)'s log axis; its bottom moves down when some Δ is smaller
+
 
 def selective_figure(u=None, is_signal=None, selectivity=4.0, A=-1.0, delta_bias=-1.0, method="zoh", fig=None):
     """Tokens, Δ_t, the states (selective vs LTI) and the output, for :func:`~mamba_edu.selective_toy.selective_toy`.
@@ -38,7 +40,7 @@ def selective_figure(u=None, is_signal=None, selectivity=4.0, A=-1.0, delta_bias
     ax = axes["delta"]
     (art["delta_sel"],) = ax.plot(t, t * 0.0 + 1, "o-", ms=3, color="C0", label="selective $\\Delta_t$")
     (art["delta_lti"],) = ax.plot(t, t * 0.0 + 1, "--", color="C3", label="LTI $\\Delta$ (constant)")
-    ax.set(title="(b) step size $\\Delta_t$ = softplus(bias + selectivity·$s_t$)", yscale="log", ylim=(1e-4, 30))
+    ax.set(title="(b) step size $\\Delta_t$ = softplus(bias + selectivity·$s_t$)", yscale="log", ylim=DELTA_YLIM)
     ax.legend(loc="lower left", fontsize=8, ncol=2)
     art["delta_text"] = ax.text(0.99, 0.95, "", transform=ax.transAxes, ha="right", va="top", fontsize=8)
 
@@ -82,7 +84,8 @@ def update_selective_figure(fig, selectivity, A, delta_bias=-1.0, method="zoh"):
     # the log axis reaches down to the smallest Δ (a decade at a time): at the sliders' ends
     # Δ = softplus(−6 − 8) ≈ 8e-7 on noise, far below the usual bottom 1e-4
     smallest = max(float(r["delta_sel"].min()), 1e-300)
-    art["delta_sel"].axes.set_ylim(min(1e-4, 10.0 ** np.floor(np.log10(smallest))), 30)
+    bottom, top = DELTA_YLIM
+    art["delta_sel"].axes.set_ylim(min(bottom, 10.0 ** np.floor(np.log10(smallest))), top)
     sig, noise = r["delta_sel"][is_signal], r["delta_sel"][~is_signal]
     art["delta_text"].set_text(
         f"selective: Δ ≈ {sig.mean():.3g} on signal, {noise.mean():.3g} on noise;  LTI: Δ = {r['delta_lti'][0]:.3g}"
